@@ -1,0 +1,713 @@
+"""Every metric rooftop exports, as one declarative table.
+
+The collector renders these rows from the latest :class:`~exporter.snapshot.Snapshot`; the
+README's metric reference is generated from the same rows (``python -m exporter.metrics``).
+A row's ``samples`` reads the snapshot and yields ``(label values, value)``; a ``None`` value
+is skipped, so what is unknown is absent rather than zero.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from exporter.snapshot import EngineView, GpuView, Snapshot, TargetView
+
+MetricType = Literal["gauge", "counter", "info"]
+Sample = tuple[tuple[str, ...], float | None]
+
+GPU_LABELS = ("gpu", "uuid")
+ENGINE_LABELS = ("engine", "model")
+TARGET_LABELS = ("gpu", "uuid", "engine", "model")
+VERDICT_STATES = ("idle", "memory", "compute", "latency")
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    name: str
+    type: MetricType
+    help: str
+    unit: str
+    labels: tuple[str, ...]
+    samples: Callable[[Snapshot], Iterable[Sample]]
+
+
+def _gpu_key(view: GpuView) -> tuple[str, str]:
+    return (str(view.identity.index), view.identity.uuid)
+
+
+def _per_gpu(value: Callable[[GpuView], float | None]) -> Callable[[Snapshot], Iterator[Sample]]:
+    def samples(snapshot: Snapshot) -> Iterator[Sample]:
+        for view in snapshot.gpus:
+            yield _gpu_key(view), value(view)
+
+    return samples
+
+
+def _per_gpu_reading(field_name: str) -> Callable[[Snapshot], Iterator[Sample]]:
+    """A GPU reading field, labelled with the telemetry tier it came from."""
+
+    def samples(snapshot: Snapshot) -> Iterator[Sample]:
+        for view in snapshot.gpus:
+            if view.reading is None or not view.up:
+                continue
+            value = getattr(view.reading, field_name)
+            yield (*_gpu_key(view), view.reading.tier), value
+
+    return samples
+
+
+def _per_engine(
+    value: Callable[[EngineView], float | None],
+) -> Callable[[Snapshot], Iterator[Sample]]:
+    def samples(snapshot: Snapshot) -> Iterator[Sample]:
+        for engine in snapshot.engines:
+            if not engine.up:
+                continue
+            yield (engine.name, engine.model or ""), value(engine)
+
+    return samples
+
+
+def _per_target(
+    value: Callable[[TargetView], float | None],
+) -> Callable[[Snapshot], Iterator[Sample]]:
+    def samples(snapshot: Snapshot) -> Iterator[Sample]:
+        for target in snapshot.targets:
+            yield (target.gpu, target.uuid, target.engine, target.model), value(target)
+
+    return samples
+
+
+def _gpu_info(snapshot: Snapshot) -> Iterator[Sample]:
+    for view in snapshot.gpus:
+        identity = view.identity
+        pci = f"0x{identity.pci_device_id:04x}" if identity.pci_device_id is not None else ""
+        yield (
+            (
+                *_gpu_key(view),
+                identity.name,
+                view.catalog_id or "unknown",
+                pci,
+                view.tier,
+                view.compute_dtype,
+            ),
+            1.0,
+        )
+
+
+def _gpu_peak_flops(snapshot: Snapshot) -> Iterator[Sample]:
+    for view in snapshot.gpus:
+        for dtype, peak in sorted(view.peak_flops_per_second.items()):
+            yield (*_gpu_key(view), dtype), peak
+
+
+def _gpu_clock_events(snapshot: Snapshot) -> Iterator[Sample]:
+    for view in snapshot.gpus:
+        if view.reading is None or not view.up:
+            continue
+        for reason in view.reading.clock_event_reasons:
+            yield (*_gpu_key(view), reason), 1.0
+
+
+def _engine_info(snapshot: Snapshot) -> Iterator[Sample]:
+    for engine in snapshot.engines:
+        yield (
+            (
+                engine.name,
+                engine.model or "",
+                engine.family or "unknown",
+                engine.version_family or "",
+                engine.model_resolved or "",
+                engine.weights or "",
+                engine.kv_dtype or "",
+                str(engine.tensor_parallel),
+                engine.mapping,
+            ),
+            1.0,
+        )
+
+
+def _bound_states(snapshot: Snapshot) -> Iterator[Sample]:
+    for target in snapshot.targets:
+        if target.verdict is None:
+            continue
+        for state in VERDICT_STATES:
+            value = 1.0 if target.verdict.state == state else 0.0
+            yield (target.gpu, target.uuid, target.engine, target.model, state), value
+
+
+def _bound_info(snapshot: Snapshot) -> Iterator[Sample]:
+    for target in snapshot.targets:
+        if target.verdict is None:
+            continue
+        verdict = target.verdict
+        yield (
+            (
+                target.gpu,
+                target.uuid,
+                target.engine,
+                target.model,
+                verdict.state,
+                verdict.evidence,
+                verdict.reason,
+            ),
+            1.0,
+        )
+
+
+def _arithmetic_intensity(snapshot: Snapshot) -> Iterator[Sample]:
+    for target in snapshot.targets:
+        key = (target.gpu, target.uuid, target.engine, target.model)
+        yield (*key, "decode", "model"), target.decode_arithmetic_intensity
+        yield (*key, "decode", "observed"), target.decode_observed_arithmetic_intensity
+        yield (*key, "prefill", "model"), target.prefill_arithmetic_intensity
+
+
+def _achieved_flops(snapshot: Snapshot) -> Iterator[Sample]:
+    for target in snapshot.targets:
+        key = (target.gpu, target.uuid, target.engine, target.model)
+        yield (*key, "decode"), target.decode_achieved_flops_per_second
+        yield (*key, "prefill"), target.prefill_achieved_flops_per_second
+
+
+def _source_field(
+    value: Callable[[Snapshot, int], float | None],
+) -> Callable[[Snapshot], Iterator[Sample]]:
+    def samples(snapshot: Snapshot) -> Iterator[Sample]:
+        for position, status in enumerate(snapshot.sources):
+            yield (status.source, status.kind), value(snapshot, position)
+
+    return samples
+
+
+def _build_info(snapshot: Snapshot) -> Iterator[Sample]:
+    yield (snapshot.version, "true" if snapshot.demo else "false"), 1.0
+
+
+def _bool(value: bool | None) -> float | None:
+    return None if value is None else float(value)
+
+
+METRICS: tuple[MetricDef, ...] = (
+    # --- rooftop itself ---------------------------------------------------------------
+    MetricDef(
+        "rooftop_build_info",
+        "info",
+        'rooftop version; demo="true" when every series comes from the simulated demo node.',
+        "",
+        ("version", "demo"),
+        _build_info,
+    ),
+    MetricDef(
+        "rooftop_snapshot_timestamp_seconds",
+        "gauge",
+        "Unix time at which the sampler published the snapshot being served.",
+        "seconds",
+        (),
+        lambda s: [((), s.unix_seconds)],
+    ),
+    MetricDef(
+        "rooftop_snapshot_age_seconds",
+        "gauge",
+        "Seconds since the snapshot being served was published (grows when the sampler stalls).",
+        "seconds",
+        (),
+        lambda s: [],  # filled in by the collector at scrape time, from its own clock
+    ),
+    MetricDef(
+        "rooftop_sampler_cycle_seconds",
+        "gauge",
+        "Wall time the last sampler cycle took, all sources included.",
+        "seconds",
+        (),
+        lambda s: [((), s.cycle_seconds)],
+    ),
+    MetricDef(
+        "rooftop_source_up",
+        "gauge",
+        "1 when the source's last poll succeeded; engine sources are named by their address.",
+        "",
+        ("source", "kind"),
+        _source_field(lambda s, i: _bool(s.sources[i].up)),
+    ),
+    MetricDef(
+        "rooftop_source_duration_seconds",
+        "gauge",
+        "How long the source's last poll took.",
+        "seconds",
+        ("source", "kind"),
+        _source_field(lambda s, i: s.sources[i].duration_seconds),
+    ),
+    MetricDef(
+        "rooftop_source_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the source's last successful poll.",
+        "seconds",
+        ("source", "kind"),
+        _source_field(lambda s, i: s.sources[i].last_success_unix_seconds),
+    ),
+    # --- GPU identity and roof --------------------------------------------------------
+    MetricDef(
+        "rooftop_gpu_info",
+        "info",
+        "GPU identity, its catalog match and the telemetry tier its activity figures come from.",
+        "",
+        (*GPU_LABELS, "name", "catalog_id", "pci_device_id", "tier", "compute_dtype"),
+        _gpu_info,
+    ),
+    MetricDef(
+        "rooftop_gpu_up",
+        "gauge",
+        "1 when the GPU answered this cycle; 0 when it is lost, hung or unreadable.",
+        "",
+        GPU_LABELS,
+        _per_gpu(lambda v: float(v.up)),
+    ),
+    MetricDef(
+        "rooftop_gpu_peak_flops_per_second",
+        "gauge",
+        "Dense peak FLOP/s for each dtype (catalog or override; sparse figures never used).",
+        "flops_per_second",
+        (*GPU_LABELS, "dtype"),
+        _gpu_peak_flops,
+    ),
+    MetricDef(
+        "rooftop_gpu_peak_memory_bandwidth_bytes_per_second",
+        "gauge",
+        "Peak DRAM bandwidth (catalog or override).",
+        "bytes_per_second",
+        GPU_LABELS,
+        _per_gpu(lambda v: v.peak_bandwidth_bytes_per_second),
+    ),
+    MetricDef(
+        "rooftop_gpu_nvml_memory_bandwidth_bytes_per_second",
+        "gauge",
+        "Theoretical bandwidth from NVML's max memory clock and bus width (cross-check).",
+        "bytes_per_second",
+        GPU_LABELS,
+        _per_gpu(lambda v: v.nvml_bandwidth_bytes_per_second),
+    ),
+    MetricDef(
+        "rooftop_gpu_ridge_point_flops_per_byte",
+        "gauge",
+        "Ridge point: peak FLOP/s of the compute dtype over peak bandwidth.",
+        "flops_per_byte",
+        GPU_LABELS,
+        _per_gpu(lambda v: v.ridge_point_flops_per_byte),
+    ),
+    MetricDef(
+        "rooftop_gpu_memory_total_bytes",
+        "gauge",
+        "Device memory size.",
+        "bytes",
+        GPU_LABELS,
+        _per_gpu(
+            lambda v: (
+                None
+                if v.identity.memory_total_bytes is None
+                else float(v.identity.memory_total_bytes)
+            )
+        ),
+    ),
+    # --- GPU activity, by tier --------------------------------------------------------
+    MetricDef(
+        "rooftop_gpu_sm_active_ratio",
+        "gauge",
+        "Share of SMs busy over the window (GPM SM_UTIL or DCGM SM_ACTIVE).",
+        "ratio",
+        (*GPU_LABELS, "tier"),
+        _per_gpu_reading("sm_active_ratio"),
+    ),
+    MetricDef(
+        "rooftop_gpu_sm_occupancy_ratio",
+        "gauge",
+        "Resident warps over the maximum (GPM SM_OCCUPANCY or DCGM SM_OCCUPANCY).",
+        "ratio",
+        (*GPU_LABELS, "tier"),
+        _per_gpu_reading("sm_occupancy_ratio"),
+    ),
+    MetricDef(
+        "rooftop_gpu_tensor_active_ratio",
+        "gauge",
+        "Tensor pipes busy, any precision (GPM ANY_TENSOR_UTIL or DCGM PIPE_TENSOR_ACTIVE).",
+        "ratio",
+        (*GPU_LABELS, "tier"),
+        _per_gpu_reading("tensor_active_ratio"),
+    ),
+    MetricDef(
+        "rooftop_gpu_tensor_hmma_active_ratio",
+        "gauge",
+        "Half-precision tensor (HMMA) pipes busy (GPM HMMA_TENSOR_UTIL).",
+        "ratio",
+        (*GPU_LABELS, "tier"),
+        _per_gpu_reading("tensor_hmma_active_ratio"),
+    ),
+    MetricDef(
+        "rooftop_gpu_dram_active_ratio",
+        "gauge",
+        "Share of peak DRAM bandwidth in use (GPM DRAM_BW_UTIL or DCGM DRAM_ACTIVE).",
+        "ratio",
+        (*GPU_LABELS, "tier"),
+        _per_gpu_reading("dram_active_ratio"),
+    ),
+    MetricDef(
+        "rooftop_gpu_fp16_active_ratio",
+        "gauge",
+        "FP16 pipe utilization (GPM FP16_UTIL or DCGM PIPE_FP16_ACTIVE).",
+        "ratio",
+        (*GPU_LABELS, "tier"),
+        _per_gpu_reading("fp16_active_ratio"),
+    ),
+    MetricDef(
+        "rooftop_gpu_fp32_active_ratio",
+        "gauge",
+        "FP32 pipe utilization (GPM FP32_UTIL or DCGM PIPE_FP32_ACTIVE).",
+        "ratio",
+        (*GPU_LABELS, "tier"),
+        _per_gpu_reading("fp32_active_ratio"),
+    ),
+    MetricDef(
+        "rooftop_gpu_kernel_busy_ratio",
+        "gauge",
+        "Classic NVML utilization.gpu: share of time any kernel ran. Not SM utilization.",
+        "ratio",
+        (*GPU_LABELS, "tier"),
+        _per_gpu_reading("kernel_busy_ratio"),
+    ),
+    MetricDef(
+        "rooftop_gpu_memory_controller_busy_ratio",
+        "gauge",
+        "Classic NVML utilization.memory: share of time memory was read or written. "
+        "Not bandwidth utilization.",
+        "ratio",
+        (*GPU_LABELS, "tier"),
+        _per_gpu_reading("memory_controller_busy_ratio"),
+    ),
+    MetricDef(
+        "rooftop_gpu_dram_bandwidth_bytes_per_second",
+        "gauge",
+        "Observed DRAM bandwidth: DRAM activity ratio times peak bandwidth.",
+        "bytes_per_second",
+        GPU_LABELS,
+        _per_gpu(lambda v: v.dram_bandwidth_bytes_per_second if v.up else None),
+    ),
+    MetricDef(
+        "rooftop_gpu_pcie_transmit_bytes_per_second",
+        "gauge",
+        "PCIe transmit rate (GPM).",
+        "bytes_per_second",
+        (*GPU_LABELS, "tier"),
+        _per_gpu_reading("pcie_tx_bytes_per_second"),
+    ),
+    MetricDef(
+        "rooftop_gpu_pcie_receive_bytes_per_second",
+        "gauge",
+        "PCIe receive rate (GPM).",
+        "bytes_per_second",
+        (*GPU_LABELS, "tier"),
+        _per_gpu_reading("pcie_rx_bytes_per_second"),
+    ),
+    MetricDef(
+        "rooftop_gpu_nvlink_transmit_bytes_per_second",
+        "gauge",
+        "NVLink transmit rate, all links (GPM).",
+        "bytes_per_second",
+        (*GPU_LABELS, "tier"),
+        _per_gpu_reading("nvlink_tx_bytes_per_second"),
+    ),
+    MetricDef(
+        "rooftop_gpu_nvlink_receive_bytes_per_second",
+        "gauge",
+        "NVLink receive rate, all links (GPM).",
+        "bytes_per_second",
+        (*GPU_LABELS, "tier"),
+        _per_gpu_reading("nvlink_rx_bytes_per_second"),
+    ),
+    MetricDef(
+        "rooftop_gpu_sm_clock_hertz",
+        "gauge",
+        "Current SM clock.",
+        "hertz",
+        GPU_LABELS,
+        _per_gpu(lambda v: v.reading.sm_clock_hz if v.reading and v.up else None),
+    ),
+    MetricDef(
+        "rooftop_gpu_sm_clock_max_hertz",
+        "gauge",
+        "Maximum SM clock.",
+        "hertz",
+        GPU_LABELS,
+        _per_gpu(lambda v: v.identity.max_sm_clock_hz),
+    ),
+    MetricDef(
+        "rooftop_gpu_power_watts",
+        "gauge",
+        "Power draw.",
+        "watts",
+        GPU_LABELS,
+        _per_gpu(lambda v: v.reading.power_watts if v.reading and v.up else None),
+    ),
+    MetricDef(
+        "rooftop_gpu_power_limit_watts",
+        "gauge",
+        "Enforced power limit.",
+        "watts",
+        GPU_LABELS,
+        _per_gpu(lambda v: v.reading.power_limit_watts if v.reading and v.up else None),
+    ),
+    MetricDef(
+        "rooftop_gpu_clock_event_active",
+        "gauge",
+        "1 for each clock-event (throttle) reason active now (power cap, thermal, ...).",
+        "",
+        (*GPU_LABELS, "reason"),
+        _gpu_clock_events,
+    ),
+    MetricDef(
+        "rooftop_gpu_mig_instances",
+        "gauge",
+        "MIG GPU instances on this device (absent when the device does not support MIG).",
+        "",
+        GPU_LABELS,
+        _per_gpu(lambda v: float(v.mig_instances) if v.mig_supported else None),
+    ),
+    # --- engines ----------------------------------------------------------------------
+    MetricDef(
+        "rooftop_engine_info",
+        "info",
+        "An engine endpoint: family, the model it serves and how rooftop resolved it, and how "
+        "its GPUs were found.",
+        "",
+        (
+            *ENGINE_LABELS,
+            "family",
+            "version_family",
+            "model_resolved",
+            "weights",
+            "kv_dtype",
+            "tensor_parallel",
+            "gpu_mapping",
+        ),
+        _engine_info,
+    ),
+    MetricDef(
+        "rooftop_engine_prefill_tokens_per_second",
+        "gauge",
+        "Prompt tokens computed per second (prefix-cache hits excluded where the engine says).",
+        "tokens_per_second",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.prefill_tokens_per_second),
+    ),
+    MetricDef(
+        "rooftop_engine_decode_tokens_per_second",
+        "gauge",
+        "Generated tokens per second.",
+        "tokens_per_second",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.decode_tokens_per_second),
+    ),
+    MetricDef(
+        "rooftop_engine_requests_running",
+        "gauge",
+        "Requests in the running batch.",
+        "",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.requests_running),
+    ),
+    MetricDef(
+        "rooftop_engine_requests_waiting",
+        "gauge",
+        "Requests queued.",
+        "",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.requests_waiting),
+    ),
+    MetricDef(
+        "rooftop_engine_kv_cache_usage_ratio",
+        "gauge",
+        "Share of the KV cache in use.",
+        "ratio",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.kv_usage_ratio),
+    ),
+    MetricDef(
+        "rooftop_engine_kv_cache_capacity_tokens",
+        "gauge",
+        "KV cache capacity in tokens.",
+        "tokens",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.kv_capacity_tokens),
+    ),
+    MetricDef(
+        "rooftop_engine_kv_cache_resident_bytes",
+        "gauge",
+        "KV cache bytes resident (usage x capacity x model KV bytes per token), all GPUs.",
+        "bytes",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.kv_resident_bytes),
+    ),
+    MetricDef(
+        "rooftop_engine_inter_token_latency_seconds",
+        "gauge",
+        "Mean time between generated tokens over the window.",
+        "seconds",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.inter_token_latency_seconds),
+    ),
+    MetricDef(
+        "rooftop_engine_estimated_flops_per_second",
+        "gauge",
+        "The engine's own FLOP estimate rate (vLLM/SGLang --enable-mfu-metrics).",
+        "flops_per_second",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.engine_flops_per_second),
+    ),
+    MetricDef(
+        "rooftop_engine_estimated_read_bytes_per_second",
+        "gauge",
+        "The engine's own read-bytes estimate rate (vLLM/SGLang --enable-mfu-metrics).",
+        "bytes_per_second",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.engine_read_bytes_per_second),
+    ),
+    MetricDef(
+        "rooftop_engine_process_cpu_cores",
+        "gauge",
+        "CPU cores used by the engine's process tree.",
+        "cores",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.process_cpu_cores),
+    ),
+    MetricDef(
+        "rooftop_engine_busiest_thread_cpu_ratio",
+        "gauge",
+        "CPU share of one core used by the engine's busiest thread (1 = saturated scheduler).",
+        "ratio",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.process_busiest_thread_ratio),
+    ),
+    # --- roofline and verdict, per GPU (and engine) ----------------------------------
+    MetricDef(
+        "rooftop_gpu_bound",
+        "gauge",
+        "Bottleneck verdict as a one-hot state set: idle, memory, compute or latency.",
+        "",
+        (*TARGET_LABELS, "state"),
+        _bound_states,
+    ),
+    MetricDef(
+        "rooftop_gpu_bound_info",
+        "info",
+        "The verdict with the evidence tier it rests on and a one-line reason.",
+        "",
+        (*TARGET_LABELS, "state", "evidence", "reason"),
+        _bound_info,
+    ),
+    MetricDef(
+        "rooftop_decode_bytes_per_token",
+        "gauge",
+        "Bytes one decode token must move on this GPU, from the model at the live batch and KV.",
+        "bytes",
+        TARGET_LABELS,
+        _per_target(lambda t: t.decode_bytes_per_token),
+    ),
+    MetricDef(
+        "rooftop_decode_observed_bytes_per_token",
+        "gauge",
+        "Bytes this GPU actually moved per decode token: DRAM bandwidth used / decode tokens/s.",
+        "bytes",
+        TARGET_LABELS,
+        _per_target(lambda t: t.decode_observed_bytes_per_token),
+    ),
+    MetricDef(
+        "rooftop_decode_flops_per_token",
+        "gauge",
+        "FLOPs one decode token costs on this GPU at the live context.",
+        "flops",
+        TARGET_LABELS,
+        _per_target(lambda t: t.decode_flops_per_token),
+    ),
+    MetricDef(
+        "rooftop_arithmetic_intensity_flops_per_byte",
+        "gauge",
+        "Arithmetic intensity by phase; basis=model from the architecture, basis=observed from "
+        "model FLOPs over DRAM bytes the counters saw.",
+        "flops_per_byte",
+        (*TARGET_LABELS, "phase", "basis"),
+        _arithmetic_intensity,
+    ),
+    MetricDef(
+        "rooftop_achieved_flops_per_second",
+        "gauge",
+        "Model FLOP/s achieved by phase: the operating point's height on the roofline.",
+        "flops_per_second",
+        (*TARGET_LABELS, "phase"),
+        _achieved_flops,
+    ),
+    MetricDef(
+        "rooftop_decode_speed_of_light_tokens_per_second",
+        "gauge",
+        "Decode tokens/s at speed of light for the live batch and context.",
+        "tokens_per_second",
+        TARGET_LABELS,
+        _per_target(lambda t: t.decode_speed_of_light_tokens_per_second),
+    ),
+    MetricDef(
+        "rooftop_decode_speed_of_light_ratio",
+        "gauge",
+        "Decode tokens/s achieved over speed of light (MBU while decode is memory-bound).",
+        "ratio",
+        TARGET_LABELS,
+        _per_target(lambda t: t.decode_speed_of_light_ratio),
+    ),
+    MetricDef(
+        "rooftop_prefill_speed_of_light_ratio",
+        "gauge",
+        "Prefill FLOP/s achieved over the compute roof (prefill MFU).",
+        "ratio",
+        TARGET_LABELS,
+        _per_target(lambda t: t.prefill_speed_of_light_ratio),
+    ),
+    MetricDef(
+        "rooftop_model_bandwidth_utilization_ratio",
+        "gauge",
+        "MBU (Databricks): model bytes moved per second over peak bandwidth, all phases.",
+        "ratio",
+        TARGET_LABELS,
+        _per_target(lambda t: t.model_bandwidth_utilization_ratio),
+    ),
+    MetricDef(
+        "rooftop_model_flops_utilization_ratio",
+        "gauge",
+        "MFU: model FLOP/s over peak FLOP/s of the compute dtype, all phases.",
+        "ratio",
+        TARGET_LABELS,
+        _per_target(lambda t: t.model_flops_utilization_ratio),
+    ),
+    MetricDef(
+        "rooftop_decode_crossover_batch",
+        "gauge",
+        "Smallest decode batch that turns compute-bound at the live context (absent if none).",
+        "",
+        TARGET_LABELS,
+        _per_target(lambda t: None if t.crossover_batch is None else float(t.crossover_batch)),
+    ),
+)
+
+
+def metric_reference_markdown() -> str:
+    """The README's metric table, generated from :data:`METRICS`."""
+    lines = ["| metric | type | labels | meaning |", "| --- | --- | --- | --- |"]
+    for metric in METRICS:
+        name = f"{metric.name}" if metric.type != "info" else metric.name
+        labels = ", ".join(f"`{label}`" for label in metric.labels) or "—"
+        kind = "gauge (info)" if metric.type == "info" else metric.type
+        lines.append(f"| `{name}` | {kind} | {labels} | {metric.help} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(metric_reference_markdown())

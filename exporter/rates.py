@@ -1,0 +1,71 @@
+"""Windowed, reset-aware rates from cumulative counters.
+
+A counter that goes down is a reset (the engine restarted): the increase across the reset is the
+new value, as Prometheus' ``rate()`` counts it, never a negative rate. A rate needs at least two
+samples in the window; until then it is ``None``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass
+class WindowedCounter:
+    """Samples ``(monotonic seconds, cumulative value)`` over the last ``window_seconds``."""
+
+    window_seconds: float
+    _samples: deque[tuple[float, float]] = field(default_factory=deque)
+
+    def observe(self, at_seconds: float, value: float | None) -> float | None:
+        """Record a sample and return the rate per second over the window.
+
+        ``value`` None (the engine stopped exporting it) clears the history, so a later rate
+        never spans a gap in which the counter's meaning may have changed.
+        """
+        if value is None:
+            self._samples.clear()
+            return None
+        if self._samples and at_seconds <= self._samples[-1][0]:
+            # A clock that did not advance (or went back) gives no new information.
+            return self.rate()
+        self._samples.append((at_seconds, value))
+        horizon = at_seconds - self.window_seconds
+        while len(self._samples) > 2 and self._samples[1][0] <= horizon:
+            self._samples.popleft()
+        return self.rate()
+
+    def rate(self) -> float | None:
+        if len(self._samples) < 2:
+            return None
+        increase = 0.0
+        previous = self._samples[0][1]
+        for _, value in list(self._samples)[1:]:
+            increase += value - previous if value >= previous else value
+            previous = value
+        elapsed = self._samples[-1][0] - self._samples[0][0]
+        return increase / elapsed if elapsed > 0 else None
+
+    def reset(self) -> None:
+        self._samples.clear()
+
+
+@dataclass
+class RatioOfCounters:
+    """Windowed ratio of two counters' increases, e.g. a histogram's sum over its count."""
+
+    window_seconds: float
+    _numerator: WindowedCounter = field(init=False)
+    _denominator: WindowedCounter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._numerator = WindowedCounter(self.window_seconds)
+        self._denominator = WindowedCounter(self.window_seconds)
+
+    def observe(self, at_seconds: float, pair: tuple[float, float] | None) -> float | None:
+        numerator = self._numerator.observe(at_seconds, None if pair is None else pair[0])
+        denominator = self._denominator.observe(at_seconds, None if pair is None else pair[1])
+        if numerator is None or denominator is None or denominator <= 0:
+            return None
+        return numerator / denominator

@@ -1,0 +1,174 @@
+"""The HTTP face: ``/metrics``, ``/healthz`` and a small landing page.
+
+Handlers only read the latest snapshot (through the exposition cache); nothing here calls a
+device or an engine, so a hung GPU or engine can never hang a scrape. Requests are served by a
+fixed pool of worker threads with a per-connection timeout, so slow or numerous clients cannot
+exhaust threads; connections beyond the pool wait in the listen backlog.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+from exporter.collector import ExpositionCache
+from exporter.snapshot import Snapshot
+from exporter.webconfig import WebConfig
+
+CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
+REQUEST_TIMEOUT_SECONDS = 10.0
+
+
+class ExporterHTTPServer(HTTPServer):
+    """An HTTPServer whose requests run on a bounded worker pool."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        max_workers: int,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.address_family = family
+        if family == socket.AF_INET6 and address[0] == "::":
+            self._dual_stack = True
+        super().__init__(address, handler)
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="scrape")
+        self._ssl_context = ssl_context
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._pool.submit(self._process, request, client_address)
+
+    def _process(self, request: socket.socket, client_address: Any) -> None:
+        try:
+            request.settimeout(REQUEST_TIMEOUT_SECONDS)
+            if self._ssl_context is not None:
+                request = self._ssl_context.wrap_socket(request, server_side=True)
+            self.finish_request(request, client_address)
+        except Exception:
+            pass
+        finally:
+            self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def make_handler(
+    cache: ExpositionCache,
+    latest: Callable[[], Snapshot | None],
+    web_config: WebConfig | None,
+) -> type[BaseHTTPRequestHandler]:
+    auth = web_config.basic_auth if web_config is not None else None
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "rooftop"
+        sys_version = ""
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            if auth is not None and not auth.check(self.headers.get("Authorization")):
+                self._send(
+                    401,
+                    b"Unauthorized\n",
+                    "text/plain; charset=utf-8",
+                    {"WWW-Authenticate": 'Basic realm="rooftop"'},
+                )
+                return
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                body = cache.body()
+                headers: dict[str, str] = {}
+                if "gzip" in self.headers.get("Accept-Encoding", ""):
+                    body = gzip.compress(body, compresslevel=1)
+                    headers["Content-Encoding"] = "gzip"
+                self._send(200, body, CONTENT_TYPE_LATEST, headers)
+            elif path == "/healthz":
+                self._send(200, b"ok\n", "text/plain; charset=utf-8")
+            elif path == "/":
+                page = landing_page(latest()).encode()
+                self._send(200, page, "text/html; charset=utf-8")
+            else:
+                self._send(404, b"Not found. Try /metrics\n", "text/plain; charset=utf-8")
+
+        def do_HEAD(self) -> None:
+            self.do_GET()
+
+        def _send(
+            self,
+            status: int,
+            body: bytes,
+            content_type: str,
+            extra: dict[str, str] | None = None,
+        ) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (extra or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return  # access logs would be one line per scrape; the exporter stays quiet
+
+    return Handler
+
+
+def landing_page(snapshot: Snapshot | None) -> str:
+    rows = []
+    if snapshot is not None:
+        for target in snapshot.targets:
+            verdict = target.verdict
+            sol = target.decode_speed_of_light_ratio
+            rows.append(
+                "<tr>"
+                + "".join(
+                    f"<td>{html.escape(cell)}</td>"
+                    for cell in (
+                        target.gpu or "–",
+                        target.engine or "–",
+                        target.model or "–",
+                        verdict.state if verdict else "unknown",
+                        "–" if sol is None else f"{sol:.0%}",
+                        verdict.reason if verdict else "",
+                    )
+                )
+                + "</tr>"
+            )
+    demo = " (demo node: simulated data)" if snapshot is not None and snapshot.demo else ""
+    table = "".join(rows) or '<tr><td colspan="6">waiting for the first sample…</td></tr>'
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>rooftop</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;"
+        "text-align:left;border-bottom:1px solid #ddd}</style></head><body>"
+        f"<h1>rooftop{html.escape(demo)}</h1>"
+        "<p>Live roofline bottleneck monitor for LLM inference. "
+        "<a href='/metrics'>/metrics</a> · <a href='/healthz'>/healthz</a></p>"
+        "<table><tr><th>GPU</th><th>engine</th><th>model</th><th>verdict</th>"
+        f"<th>decode SOL</th><th>reason</th></tr>{table}</table></body></html>"
+    )
+
+
+def serve_in_thread(server: ExporterHTTPServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    thread.start()
+    return thread

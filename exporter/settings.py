@@ -1,0 +1,271 @@
+"""One typed, frozen settings object, validated once at start and passed down explicitly.
+
+Precedence, highest first: command-line flags, ``ROOFTOP_*`` environment variables, the YAML
+file named by ``--config``, defaults. Unknown keys are rejected; a bad value names its field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_PORT = 9753
+DEFAULT_ENGINE_PORTS: tuple[int, ...] = (8000, 30000, 8080, 3000, 23333)
+"""Ports probed on localhost when no engine is configured: vLLM and trtllm-serve (8000),
+SGLang (30000), llama.cpp and TGI containers (8080), TGI launcher (3000), LMDeploy (23333)."""
+
+WeightFormatName = Literal["bf16", "fp16", "fp8", "int8", "int4-awq", "int4-gptq", "mxfp4", "nvfp4"]
+KvDtypeName = Literal["bf16", "fp16", "fp8"]
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the field and what to fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL such as http://127.0.0.1:8000/metrics")
+    return value
+
+
+class GenericEngineConfig(_Strict):
+    """For in-house servers: which of their metrics mean what."""
+
+    generation_tokens_counter: str
+    prompt_tokens_counter: str | None = None
+    running_requests_gauge: str | None = None
+    waiting_requests_gauge: str | None = None
+    kv_usage_gauge: str | None = None
+    model_label: str | None = None
+    label_filters: dict[str, str] = Field(default_factory=dict)
+
+
+class EngineConfig(_Strict):
+    """One engine endpoint."""
+
+    url: str
+    name: str | None = None
+    """Label value for this engine; defaults to the URL's host:port."""
+    family: str | None = None
+    """Force an adapter (``vllm``, ``sglang``, ...); auto-detected when unset."""
+    model: str | None = None
+    """Catalog id, HF id or path to a ``config.json``; else the engine's model name."""
+    weights: WeightFormatName | None = None
+    kv_dtype: KvDtypeName | None = None
+    gpus: tuple[str, ...] | None = None
+    """GPU UUIDs or indexes this engine runs on; discovered when unset."""
+    tensor_parallel: int | None = Field(default=None, ge=1, le=1024)
+    pid: int | None = Field(default=None, ge=1)
+    """The engine's main process, when discovery by port cannot see it."""
+    generic: GenericEngineConfig | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_http_url(value)
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _gpus(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return tuple(str(item) for item in value)
+        if isinstance(value, (str, int)):
+            return tuple(part.strip() for part in str(value).split(",") if part.strip())
+        return value
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        parts = urlsplit(self.url)
+        return parts.netloc
+
+
+class GpuOverride(_Strict):
+    """Replace catalog peaks (datasheet or measured attainable ceilings) for a GPU."""
+
+    peak_flops_per_second: dict[str, float] | None = None
+    memory_bandwidth_bytes_per_second: float | None = Field(default=None, gt=0)
+    note: str = "configured override"
+
+
+class Settings(BaseSettings):
+    """Everything ``rooftop serve`` needs. Field names carry their units."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ROOFTOP_", frozen=True, extra="forbid", populate_by_name=True
+    )
+
+    listen_address: str = Field(default=f":{DEFAULT_PORT}")
+    """``host:port`` or ``:port`` (all interfaces)."""
+    interval_seconds: float = Field(default=1.0, ge=0.05, le=300)
+    rate_window_seconds: float = Field(default=5.0, gt=0, le=3600)
+    """Token rates are computed over this much history (at least two samples)."""
+    engines: tuple[EngineConfig, ...] = ()
+    discover_engines: bool = True
+    """With no engine configured, probe ``discover_ports`` on localhost."""
+    discover_ports: tuple[int, ...] = DEFAULT_ENGINE_PORTS
+    engine_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    engine_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    engine_max_series: int = Field(default=50_000, ge=100)
+    nvml: bool = True
+    """Read local GPUs through NVML."""
+    gpu_call_deadline_seconds: float = Field(default=2.0, gt=0, le=60)
+    dcgm_url: str | None = None
+    """A dcgm-exporter ``/metrics`` URL: the profiling tier for GPUs without GPM."""
+    gpu_model: str | None = None
+    """Catalog id of the GPU type, for engines whose GPUs cannot be seen (engine-only)."""
+    gpu_overrides: dict[str, GpuOverride] = Field(default_factory=dict)
+    """Keyed by catalog id (``h100-sxm``) or GPU UUID."""
+    default_context_tokens: int = Field(default=1024, ge=1)
+    """Context assumed per sequence when the engine does not say how much KV is resident."""
+    verdict_hold_samples: int = Field(default=3, ge=1, le=1000)
+    verdict_thresholds: dict[str, float] = Field(default_factory=dict)
+    """Overrides of ``classifiers.verdict.VerdictThresholds`` fields by name."""
+    web_config_file: Path | None = None
+    """Prometheus exporter web-config file (TLS, basic auth)."""
+    max_concurrent_scrapes: int = Field(default=16, ge=1, le=1024)
+    demo: bool = False
+    demo_gpus: int = Field(default=1, ge=1, le=64)
+    demo_engines: int = Field(default=1, ge=1, le=64)
+    demo_cycle_seconds: float = Field(default=120.0, ge=10, le=3600)
+    demo_seed: int = 1
+
+    @field_validator("listen_address")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        listen_host_port(value)
+        return value
+
+    @field_validator("dcgm_url")
+    @classmethod
+    def _dcgm(cls, value: str | None) -> str | None:
+        return None if value is None else _check_http_url(value)
+
+    @field_validator("engines", mode="before")
+    @classmethod
+    def _engines(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, (list, tuple)):
+            return tuple({"url": item} if isinstance(item, str) else item for item in value)
+        return value
+
+    @field_validator("verdict_thresholds")
+    @classmethod
+    def _thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        from classifiers.verdict import VerdictThresholds
+
+        known = set(VerdictThresholds.__dataclass_fields__)
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown threshold(s) {unknown}; known: {sorted(known)}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+
+def listen_host_port(address: str) -> tuple[str, int]:
+    """Split ``host:port``, ``:port`` or ``[v6]:port``; raise ValueError naming the problem."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{address!r} is not host:port, e.g. :{DEFAULT_PORT} or 127.0.0.1:9753")
+    host = host.strip("[]")
+    if host:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not all(part.isalnum() or "-" in part for part in host.split(".")):
+                raise ValueError(f"{host!r} is not an address or host name") from None
+    return host, int(port_text)
+
+
+class _MappingSource(PydanticBaseSettingsSource):
+    """Settings read from an already-parsed YAML document."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: Mapping[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = dict(data)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a YAML config file; raise ConfigError saying what is wrong with it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"config file {path}: cannot read it ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path}: not valid YAML ({error})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of settings at the top level")
+    return {str(key).replace("-", "_"): value for key, value in data.items()}
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None, config_file: Path | None = None
+) -> Settings:
+    """Build the settings from flags, environment and an optional YAML file.
+
+    Raises ConfigError with one line per bad field (``engines.0.url: ...``).
+    """
+    file_data = read_config_file(config_file) if config_file is not None else {}
+
+    class _LoadedSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, _MappingSource(settings_cls, file_data))
+
+    try:
+        return _LoadedSettings(**{k: v for k, v in (flags or {}).items() if v is not None})
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "settings"
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = "unknown setting (check the spelling; see `rooftop serve --help`)"
+        lines.append(f"{where}: {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

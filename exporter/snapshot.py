@@ -1,0 +1,132 @@
+"""The immutable snapshot the sampler publishes and every scrape renders.
+
+Nothing here calls a device or an engine: these are plain frozen values. ``None`` means
+"not known this cycle" and is rendered as an absent series, never as zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from classifiers.verdict import Verdict
+from exporter.telemetry import GpuIdentity, GpuReading, TelemetryTier
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """Health of one source (``nvml``, ``dcgm``, ``host``, or an engine by its address)."""
+
+    source: str
+    kind: str
+    """``gpu``, ``engine`` or ``host``."""
+    up: bool
+    duration_seconds: float
+    last_success_unix_seconds: float | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class GpuView:
+    """One GPU: identity, catalog match and peaks, this cycle's reading."""
+
+    identity: GpuIdentity
+    catalog_id: str | None
+    """Our catalog id (``h100-sxm``); ``None`` when the GPU is not in the catalog."""
+    up: bool
+    tier: TelemetryTier
+    reading: GpuReading | None
+    peak_flops_per_second: dict[str, float] = field(default_factory=dict)
+    """Dense peak per dtype, after overrides."""
+    peak_bandwidth_bytes_per_second: float | None = None
+    nvml_bandwidth_bytes_per_second: float | None = None
+    """Theoretical bandwidth from NVML's max memory clock x bus width, as a cross-check."""
+    compute_dtype: str = "bf16"
+    """The dtype whose peak is the compute roof for the model on this GPU."""
+    ridge_point_flops_per_byte: float | None = None
+    dram_bandwidth_bytes_per_second: float | None = None
+    """Observed: DRAM activity ratio x peak bandwidth (GPM or DCGM tier only)."""
+    mig_supported: bool | None = None
+    mig_instances: int = 0
+
+
+@dataclass(frozen=True)
+class EngineView:
+    """One engine endpoint: what it said and the rates the sampler derived."""
+
+    name: str
+    url: str
+    up: bool
+    family: str | None
+    version_family: str | None
+    model: str | None
+    model_resolved: str | None
+    """The catalog/config model the roofline uses; ``None`` when the model is unknown."""
+    weights: str | None
+    kv_dtype: str | None
+    tensor_parallel: int
+    gpus: tuple[str, ...]
+    """UUIDs of the GPUs this engine runs on."""
+    mapping: str
+    """How the GPUs were found: ``config``, ``discovered`` or the reason none were."""
+    prefill_tokens_per_second: float | None = None
+    decode_tokens_per_second: float | None = None
+    requests_running: float | None = None
+    requests_waiting: float | None = None
+    kv_usage_ratio: float | None = None
+    kv_capacity_tokens: float | None = None
+    kv_resident_tokens: float | None = None
+    kv_resident_bytes: float | None = None
+    mean_context_tokens: float | None = None
+    engine_flops_per_second: float | None = None
+    """From the engine's own estimate counters (vLLM/SGLang --enable-mfu-metrics)."""
+    engine_read_bytes_per_second: float | None = None
+    inter_token_latency_seconds: float | None = None
+    process_cpu_cores: float | None = None
+    process_busiest_thread_ratio: float | None = None
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TargetView:
+    """The roofline and verdict of one GPU (with the engine on it), or of an engine whose
+    GPUs cannot be seen (``uuid`` empty). Per-GPU figures: tensor parallelism divides bytes
+    and FLOPs, while every GPU of the engine takes part in every token."""
+
+    gpu: str
+    uuid: str
+    engine: str
+    model: str
+    peak_flops_per_second: float | None = None
+    peak_bandwidth_bytes_per_second: float | None = None
+    ridge_point_flops_per_byte: float | None = None
+    decode_bytes_per_token: float | None = None
+    decode_observed_bytes_per_token: float | None = None
+    decode_flops_per_token: float | None = None
+    decode_arithmetic_intensity: float | None = None
+    decode_observed_arithmetic_intensity: float | None = None
+    prefill_arithmetic_intensity: float | None = None
+    decode_speed_of_light_tokens_per_second: float | None = None
+    decode_speed_of_light_ratio: float | None = None
+    prefill_speed_of_light_ratio: float | None = None
+    model_bandwidth_utilization_ratio: float | None = None
+    model_flops_utilization_ratio: float | None = None
+    decode_achieved_flops_per_second: float | None = None
+    prefill_achieved_flops_per_second: float | None = None
+    crossover_batch: int | None = None
+    verdict: Verdict | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one sampler cycle knew. Published whole; scrapes only read it."""
+
+    sequence: int
+    unix_seconds: float
+    monotonic_seconds: float
+    cycle_seconds: float
+    demo: bool
+    gpus: tuple[GpuView, ...] = ()
+    engines: tuple[EngineView, ...] = ()
+    targets: tuple[TargetView, ...] = ()
+    sources: tuple[SourceStatus, ...] = ()
+    version: str = "0.1.0"
