@@ -65,9 +65,12 @@ class ExpositionCache:
         latest: SnapshotGetter,
         wall_clock: Callable[[], float],
         include_process_metrics: bool = True,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self._latest = latest
         self._wall_clock = wall_clock
+        # The sampler's monotonic clock, when given: the age then survives host clock jumps.
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._rendered_sequence: int | None = None
         self._rendered: bytes = b""
@@ -85,7 +88,10 @@ class ExpositionCache:
                     self._rendered = render_snapshot(snapshot)
                     self._rendered_sequence = snapshot.sequence
                 parts.append(self._rendered)
-            age = max(0.0, self._wall_clock() - snapshot.unix_seconds)
+            if self._monotonic is not None:
+                age = max(0.0, self._monotonic() - snapshot.monotonic_seconds)
+            else:
+                age = max(0.0, self._wall_clock() - snapshot.unix_seconds)
             parts.append(_age_lines(age))
         if self._process_registry is not None:
             parts.append(generate_latest(self._process_registry))

@@ -13,6 +13,7 @@ import html
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -24,6 +25,7 @@ from exporter.webconfig import WebConfig
 
 CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_TIMEOUT_SECONDS = 10.0
+"""Total time a connection may take from accept to close (TLS handshake, request, response)."""
 
 
 class ExporterHTTPServer(HTTPServer):
@@ -38,6 +40,7 @@ class ExporterHTTPServer(HTTPServer):
         handler: type[BaseHTTPRequestHandler],
         max_workers: int,
         ssl_context: ssl.SSLContext | None = None,
+        request_timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.address_family = family
@@ -46,6 +49,14 @@ class ExporterHTTPServer(HTTPServer):
         super().__init__(address, handler)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="scrape")
         self._ssl_context = ssl_context
+        self._request_timeout = request_timeout_seconds
+        # A socket timeout bounds each recv, not a request: a client that trickles a byte at a
+        # time (slowloris) would hold a worker forever. One reaper thread shuts down every
+        # connection, queued or in progress, once its total deadline from accept has passed.
+        self._deadlines: dict[int, tuple[float, socket.socket]] = {}
+        self._deadlines_lock = threading.Lock()
+        self._closed = threading.Event()
+        threading.Thread(target=self._reap, name="scrape-deadline", daemon=True).start()
 
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6:
@@ -53,21 +64,48 @@ class ExporterHTTPServer(HTTPServer):
         super().server_bind()
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        with self._deadlines_lock:
+            self._deadlines[id(request)] = (time.monotonic() + self._request_timeout, request)
         self._pool.submit(self._process, request, client_address)
 
     def _process(self, request: socket.socket, client_address: Any) -> None:
+        key = id(request)
         try:
-            request.settimeout(REQUEST_TIMEOUT_SECONDS)
+            request.settimeout(self._request_timeout)
+            # Headers and body leave in two writes; with Nagle on, a keep-alive client's delayed
+            # ACK holds a small (gzipped) body back ~40 ms. Measured: benchmarks/overhead.py.
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._ssl_context is not None:
                 request = self._ssl_context.wrap_socket(request, server_side=True)
+                with self._deadlines_lock:
+                    if key in self._deadlines:
+                        self._deadlines[key] = (self._deadlines[key][0], request)
             self.finish_request(request, client_address)
         except Exception:
             pass
         finally:
+            with self._deadlines_lock:
+                self._deadlines.pop(key, None)
             self.shutdown_request(request)
+
+    def _reap(self) -> None:
+        tick = min(0.5, self._request_timeout / 4)
+        while not self._closed.wait(tick):
+            now = time.monotonic()
+            with self._deadlines_lock:
+                expired = [k for k, (deadline, _) in self._deadlines.items() if deadline <= now]
+                sockets = [self._deadlines.pop(k)[1] for k in expired]
+            for sock in sockets:
+                try:
+                    # socket.socket's own shutdown: on an SSLSocket this cuts the fd under a
+                    # blocked read without tearing down the SSL object another thread uses.
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def server_close(self) -> None:
         super().server_close()
+        self._closed.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

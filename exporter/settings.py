@@ -7,15 +7,22 @@ file named by ``--config``, defaults. Unknown keys are rejected; a bad value nam
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 DEFAULT_PORT = 9753
 DEFAULT_ENGINE_PORTS: tuple[int, ...] = (8000, 30000, 8080, 3000, 23333)
@@ -44,13 +51,18 @@ def _check_http_url(value: str) -> str:
 class GenericEngineConfig(_Strict):
     """For in-house servers: which of their metrics mean what."""
 
-    generation_tokens_counter: str
-    prompt_tokens_counter: str | None = None
-    running_requests_gauge: str | None = None
-    waiting_requests_gauge: str | None = None
-    kv_usage_gauge: str | None = None
-    model_label: str | None = None
+    generation_tokens: str
+    """Counter of generated tokens (required)."""
+    prompt_tokens: str | None = None
+    requests_running: str | None = None
+    requests_waiting: str | None = None
+    kv_usage_ratio: str | None = None
+    kv_capacity_tokens: str | None = None
+    model: str | None = None
+    """The model's name when the exposition has no label for it."""
+    model_label: str = "model_name"
     label_filters: dict[str, str] = Field(default_factory=dict)
+    """Only series carrying these label values are summed."""
 
 
 class EngineConfig(_Strict):
@@ -114,10 +126,11 @@ class Settings(BaseSettings):
     interval_seconds: float = Field(default=1.0, ge=0.05, le=300)
     rate_window_seconds: float = Field(default=5.0, gt=0, le=3600)
     """Token rates are computed over this much history (at least two samples)."""
-    engines: tuple[EngineConfig, ...] = ()
+    # NoDecode: ROOFTOP_ENGINES / ROOFTOP_DISCOVER_PORTS take comma lists (or JSON, see below).
+    engines: Annotated[tuple[EngineConfig, ...], NoDecode] = ()
     discover_engines: bool = True
     """With no engine configured, probe ``discover_ports`` on localhost."""
-    discover_ports: tuple[int, ...] = DEFAULT_ENGINE_PORTS
+    discover_ports: Annotated[tuple[int, ...], NoDecode] = DEFAULT_ENGINE_PORTS
     engine_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     engine_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     engine_max_series: int = Field(default=50_000, ge=100)
@@ -135,6 +148,19 @@ class Settings(BaseSettings):
     verdict_hold_samples: int = Field(default=3, ge=1, le=1000)
     verdict_thresholds: dict[str, float] = Field(default_factory=dict)
     """Overrides of ``classifiers.verdict.VerdictThresholds`` fields by name."""
+    kubernetes_node_name: str | None = None
+    """DaemonSet mode: find engines in the pods of this node (set from the downward API)."""
+    kubelet_pod_resources_socket: Path = Path("/var/lib/kubelet/pod-resources/kubelet.sock")
+    """The kubelet pod-resources gRPC socket: which pod holds which GPU (DaemonSet mode)."""
+    engine_port_annotation: str = "rooftop.dev/engine-port"
+    """Pod annotation naming the engine's metrics port (DaemonSet mode)."""
+    engine_path_annotation: str = "rooftop.dev/engine-path"
+    """Optional pod annotation naming the metrics path (default ``/metrics``)."""
+    kubernetes_pod_name: str | None = None
+    """Sidecar mode: this pod's name, to keep only its own GPUs' series from dcgm-exporter."""
+    kubernetes_pod_namespace: str | None = None
+    discovery_interval_seconds: float = Field(default=30.0, ge=1, le=3600)
+    """How often engine discovery (Kubernetes pods) runs."""
     web_config_file: Path | None = None
     """Prometheus exporter web-config file (TLS, basic auth)."""
     max_concurrent_scrapes: int = Field(default=16, ge=1, le=1024)
@@ -155,11 +181,30 @@ class Settings(BaseSettings):
     def _dcgm(cls, value: str | None) -> str | None:
         return None if value is None else _check_http_url(value)
 
+    @field_validator("gpu_model")
+    @classmethod
+    def _gpu_model(cls, value: str | None) -> str | None:
+        if value is not None:
+            from classifiers.hardware import UnknownGpuError, lookup_gpu
+
+            try:
+                lookup_gpu(value)
+            except UnknownGpuError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("discover_ports", mode="before")
+    @classmethod
+    def _ports(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return _json_or_comma_list(value)
+        return value
+
     @field_validator("engines", mode="before")
     @classmethod
     def _engines(cls, value: Any) -> Any:
         if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
+            value = _json_or_comma_list(value)
         if isinstance(value, (list, tuple)):
             return tuple({"url": item} if isinstance(item, str) else item for item in value)
         return value
@@ -185,6 +230,16 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings)
+
+
+def _json_or_comma_list(text: str) -> Any:
+    """An environment value: JSON when it looks like JSON, else a comma-separated list."""
+    if text.lstrip().startswith(("[", "{")):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not valid JSON ({error})") from None
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def listen_host_port(address: str) -> tuple[str, int]:
@@ -258,6 +313,8 @@ def load_settings(
         return _LoadedSettings(**{k: v for k, v in (flags or {}).items() if v is not None})
     except ValidationError as error:
         raise ConfigError(describe_validation_error(error)) from None
+    except SettingsError as error:  # an environment value that is not valid JSON
+        raise ConfigError(f"invalid configuration:\n  {error} (expected JSON)") from None
 
 
 def describe_validation_error(error: ValidationError) -> str:

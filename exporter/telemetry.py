@@ -91,6 +91,16 @@ class GpuReading:
 
 
 @dataclass(frozen=True)
+class ProcessCpu:
+    """An engine process tree's CPU use over the last window."""
+
+    cpu_cores: float | None
+    """Cores used by the whole tree (1.0 = one core busy)."""
+    busiest_thread_ratio: float | None
+    """The busiest thread's share of one core: 1.0 is a saturated scheduler loop."""
+
+
+@dataclass(frozen=True)
 class GpuSourceResult:
     """Everything one GPU source read in one cycle."""
 

@@ -1,0 +1,410 @@
+"""``rooftop plan``: the roofline speed of light of a model on a GPU, before serving it.
+
+Joins the GPU catalog (:mod:`classifiers.hardware`) with the model maths
+(:mod:`classifiers.models`, :mod:`classifiers.roofline`). The peak FLOP/s follows the weight
+format (``classifiers.roofline.COMPUTE_DTYPE``): BF16/FP16 weights use the BF16/FP16 peak, FP8 and
+INT8 (W8A8) the 8-bit peak, weight-only INT4 and MXFP4 the BF16 peak, NVFP4 the FP4 peak. Where
+the GPU has no peak for that dtype (FP8 on an A100, FP4 on a Hopper), the weights are
+dequantized to BF16 by the kernel (W8A16 / W4A16), so the BF16 peak is used and a note says so.
+
+``--json`` prints one object, a stable contract::
+
+    {"gpu": {"name", "peak_flops", "peak_bandwidth_bytes_per_second",
+             "ridge_point_flops_per_byte"},
+     "model": {"name", "parameters", "active_parameters", "weight_bytes",
+               "kv_bytes_per_token"},
+     "points": [{"batch", "context_tokens", "bytes_per_step", "flops_per_step",
+                 "arithmetic_intensity_flops_per_byte", "step_seconds",
+                 "speed_of_light_tokens_per_second", "bound"}],
+     "crossover_batch"}
+
+All byte and FLOP figures are per GPU (``--tp`` divides them). ``weight_bytes`` is every stored
+weight in the chosen format; ``kv_bytes_per_token`` is null with ``--params`` (no KV modelled);
+``crossover_batch`` is null when decode stays memory-bound up to
+``classifiers.roofline.CROSSOVER_SEARCH_LIMIT`` sequences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from classifiers.hardware import (
+    MissingPeakError,
+    UnknownGpuError,
+    lookup_gpu,
+    peak_flops,
+)
+from classifiers.model_catalog import UnknownModelError, lookup_model
+from classifiers.models import (
+    KV_DTYPES,
+    WEIGHT_FORMATS,
+    KvDtype,
+    ModelArchitecture,
+    ModelConfigError,
+    WeightFormat,
+    active_parameter_count,
+    architecture_from_hf_config,
+    kv_bytes_per_token,
+    parameter_count,
+    stored_weight_bytes,
+)
+from classifiers.roofline import (
+    COMPUTE_DTYPE,
+    CROSSOVER_SEARCH_LIMIT,
+    DenseModel,
+    Model,
+    Roof,
+    RooflineInputError,
+    StepCost,
+    crossover_batch,
+    decode_step,
+    dense_model,
+)
+
+DEFAULT_BATCHES = "1,8,32,64,128,256"
+DEFAULT_CONTEXT = 4096
+
+
+class PlanInputError(ValueError):
+    """Bad command-line input; the message names what to fix."""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "plan",
+        help="speed-of-light decode for a model on a GPU (roofline, no GPU needed)",
+        description=(
+            "Roofline speed of light of LLM decode: bytes and FLOPs per step, arithmetic "
+            "intensity, step time, tokens/s and the bound for each batch size, plus the ridge "
+            "point and the batch at which decode turns compute-bound. Per GPU."
+        ),
+    )
+    parser.add_argument("--gpu", help="GPU id or NVML name (see `rooftop gpus`)")
+    parser.add_argument(
+        "--model", help="model id or HF name (see `rooftop models`), or a config.json path"
+    )
+    parser.add_argument(
+        "--params",
+        help="stand-in for --model: a dense parameter count (8e9 or 8B); no KV cache modelled",
+    )
+    parser.add_argument(
+        "--batch",
+        default=DEFAULT_BATCHES,
+        help=f"comma-separated decode batch sizes (default {DEFAULT_BATCHES})",
+    )
+    parser.add_argument(
+        "--context",
+        default=str(DEFAULT_CONTEXT),
+        help=f"tokens of context each sequence attends to (default {DEFAULT_CONTEXT})",
+    )
+    parser.add_argument(
+        "--weights",
+        help=f"weight format: {', '.join(WEIGHT_FORMATS)} (default: the format the model's "
+        "config declares, else bf16)",
+    )
+    parser.add_argument(
+        "--kv-dtype", default="bf16", help=f"KV-cache dtype: {', '.join(KV_DTYPES)}"
+    )
+    parser.add_argument("--tp", default="1", help="tensor-parallel GPUs (default 1)")
+    parser.add_argument(
+        "--peak-flops", help="dense peak FLOP/s (stands in for, or overrides, --gpu's peak)"
+    )
+    parser.add_argument(
+        "--peak-bandwidth", help="peak memory bytes/s (stands in for, or overrides, --gpu's)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the stable JSON object")
+    parser.set_defaults(func=run)
+
+
+@dataclass(frozen=True)
+class Plan:
+    gpu_name: str
+    compute_dtype: str
+    roof: Roof
+    model: Model
+    weights: WeightFormat
+    kv_dtype: KvDtype
+    tp: int
+    context_tokens: int
+    points: tuple[StepCost, ...]
+    crossover: int | None
+    notes: tuple[str, ...]
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        plan = build_plan(args)
+    except (PlanInputError, ModelConfigError, RooflineInputError) as exc:
+        print(f"rooftop plan: {exc}", file=err)
+        return 2
+    except (UnknownGpuError, UnknownModelError) as exc:
+        print(f"rooftop plan: {exc.args[0] if exc.args else exc}", file=err)
+        return 2
+    if args.json:
+        json.dump(plan_json(plan), out, indent=2)
+        out.write("\n")
+    else:
+        out.write(render_plan(plan))
+    return 0
+
+
+def build_plan(args: argparse.Namespace) -> Plan:
+    """Validate the arguments and compute every point. Raises on bad input."""
+    batches = parse_batches(args.batch)
+    context = _parse_count("--context", args.context, minimum=0)
+    tp = _parse_count("--tp", args.tp, minimum=1)
+    kv_dtype = _choice("--kv-dtype", args.kv_dtype, KV_DTYPES)
+    weights_arg = (
+        None if args.weights is None else _choice("--weights", args.weights, WEIGHT_FORMATS)
+    )
+
+    model = _model(args, weights_arg)
+    if isinstance(model, DenseModel):
+        weights: WeightFormat = model.weights
+    else:
+        weights = weights_arg or model.default_weight_format
+    gpu_name, compute_dtype, roof, notes = _roof(args, weights)
+
+    points = tuple(decode_step(model, roof, b, context, weights, kv_dtype, tp) for b in batches)
+    crossover = crossover_batch(model, roof, context, weights, kv_dtype, tp)
+    return Plan(
+        gpu_name,
+        compute_dtype,
+        roof,
+        model,
+        weights,
+        kv_dtype,
+        tp,
+        context,
+        points,
+        crossover,
+        notes,
+    )
+
+
+def _model(args: argparse.Namespace, weights: WeightFormat | None) -> Model:
+    if args.params is not None and args.model is not None:
+        raise PlanInputError("give --model or --params, not both")
+    if args.params is not None:
+        return dense_model(parse_quantity("--params", args.params), weights or "bf16")
+    if args.model is None:
+        raise PlanInputError(
+            "give --model ID|config.json (see `rooftop models`) or --params P (e.g. 8e9)"
+        )
+    return load_model(args.model)
+
+
+def load_model(key: str) -> ModelArchitecture:
+    """A catalog model, or the HF ``config.json`` at ``key`` (a file, or a folder holding one)."""
+    path = Path(key)
+    if path.is_dir() and (path / "config.json").is_file():
+        path = path / "config.json"
+    if path.is_file():
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PlanInputError(f"cannot read {path} as JSON: {exc}") from None
+        if not isinstance(config, dict):
+            raise PlanInputError(f"{path}: expected a JSON object (an HF config.json)")
+        name = path.parent.name if path.name == "config.json" and path.parent.name else path.stem
+        return architecture_from_hf_config(config, name, source=str(path))
+    if key.lower().endswith(".json"):
+        raise PlanInputError(f"config file {key!r} does not exist")
+    return lookup_model(key)
+
+
+def _roof(
+    args: argparse.Namespace, weights: WeightFormat
+) -> tuple[str, str, Roof, tuple[str, ...]]:
+    """GPU name, compute dtype, roof and notes, from --gpu and/or the peak flags."""
+    wanted = COMPUTE_DTYPE[weights]
+    flops_arg = None if args.peak_flops is None else parse_quantity("--peak-flops", args.peak_flops)
+    bw_arg = (
+        None
+        if args.peak_bandwidth is None
+        else parse_quantity("--peak-bandwidth", args.peak_bandwidth)
+    )
+    notes: list[str] = []
+    if args.gpu is None:
+        if flops_arg is None or bw_arg is None:
+            raise PlanInputError(
+                "give --gpu ID (see `rooftop gpus`), or both --peak-flops F and --peak-bandwidth B"
+            )
+        return "custom (--peak-flops, --peak-bandwidth)", wanted, Roof(flops_arg, bw_arg), ()
+    spec = lookup_gpu(args.gpu)
+    dtype = wanted
+    if flops_arg is not None:
+        flops = flops_arg
+        notes.append(f"peak FLOP/s {flops:.4g} from --peak-flops")
+    else:
+        try:
+            flops = peak_flops(spec, wanted)
+        except MissingPeakError:
+            dtype = "bf16"
+            try:
+                flops = peak_flops(spec, dtype)
+            except MissingPeakError as exc:
+                raise PlanInputError(f"{exc}") from None
+            notes.append(
+                f"{spec.id} has no {wanted} peak: {weights} weights run dequantized to bf16 "
+                "there, so the bf16 peak is used"
+            )
+    bandwidth = spec.memory_bandwidth_bytes_per_second if bw_arg is None else bw_arg
+    if bw_arg is not None:
+        notes.append(f"bandwidth {bandwidth:.4g} B/s from --peak-bandwidth")
+    return spec.name, dtype, Roof(flops, bandwidth), tuple(notes)
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+_SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12, "p": 1e15}
+_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgbtp]?)\s*$", re.IGNORECASE)
+
+
+def parse_quantity(flag: str, text: str) -> float:
+    """A positive number such as ``8e9``, ``989.4e12``, ``8B`` or ``3.35T``."""
+    match = _QUANTITY.match(text)
+    if match is None:
+        raise PlanInputError(f"{flag} must be a positive number such as 8e9 or 8B, got {text!r}")
+    value = float(match.group(1)) * _SUFFIXES.get(match.group(2).lower(), 1.0)
+    if not math.isfinite(value) or value <= 0:
+        raise PlanInputError(f"{flag} must be positive, got {text!r}")
+    return value
+
+
+def parse_batches(text: str) -> tuple[int, ...]:
+    """``"1,8,64"`` -> ``(1, 8, 64)``; every batch a whole number >= 1."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise PlanInputError("--batch needs at least one batch size, e.g. --batch 1,8,64")
+    return tuple(_parse_count("--batch", item, minimum=1) for item in items)
+
+
+def _parse_count(flag: str, text: str, *, minimum: int) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise PlanInputError(f"{flag} must be a whole number >= {minimum}, got {text!r}") from None
+    if value < minimum:
+        raise PlanInputError(f"{flag} must be a whole number >= {minimum}, got {value}")
+    return value
+
+
+def _choice(flag: str, text: str, choices: tuple[Any, ...]) -> Any:
+    key = text.strip().lower()
+    if key not in choices:
+        raise PlanInputError(f"{flag} must be one of {', '.join(choices)}, got {text!r}")
+    return key
+
+
+# --- output ----------------------------------------------------------------------------------
+
+
+def _model_facts(plan: Plan) -> dict[str, Any]:
+    model = plan.model
+    if isinstance(model, DenseModel):
+        return {
+            "name": model.name,
+            "parameters": model.parameters,
+            "active_parameters": model.parameters,
+            "weight_bytes": model.weight_bytes / plan.tp,
+            "kv_bytes_per_token": None,
+        }
+    return {
+        "name": model.name,
+        "parameters": parameter_count(model),
+        "active_parameters": active_parameter_count(model),
+        "weight_bytes": stored_weight_bytes(model, plan.weights, plan.tp),
+        "kv_bytes_per_token": kv_bytes_per_token(model, plan.kv_dtype, plan.tp),
+    }
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The ``--json`` contract (see module docstring)."""
+    return {
+        "gpu": {
+            "name": plan.gpu_name,
+            "peak_flops": plan.roof.peak_flops_per_second,
+            "peak_bandwidth_bytes_per_second": plan.roof.peak_bandwidth_bytes_per_second,
+            "ridge_point_flops_per_byte": plan.roof.ridge_point_flops_per_byte,
+        },
+        "model": _model_facts(plan),
+        "points": [
+            {
+                "batch": p.batch,
+                "context_tokens": p.context_tokens,
+                "bytes_per_step": p.bytes,
+                "flops_per_step": p.flops,
+                "arithmetic_intensity_flops_per_byte": p.arithmetic_intensity_flops_per_byte,
+                "step_seconds": p.step_seconds,
+                "speed_of_light_tokens_per_second": p.speed_of_light_tokens_per_second,
+                "bound": p.bound,
+            }
+            for p in plan.points
+        ],
+        "crossover_batch": plan.crossover,
+    }
+
+
+def _si(value: float, unit: str) -> str:
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def render_plan(plan: Plan) -> str:
+    """The human-readable table."""
+    facts = _model_facts(plan)
+    roof = plan.roof
+    kv = facts["kv_bytes_per_token"]
+    kv_text = "no KV cache modelled" if kv is None else f"KV {plan.kv_dtype} {kv:,.0f} B/token"
+    tp_text = f", per GPU at TP {plan.tp}" if plan.tp > 1 else ""
+    lines = [
+        f"GPU    {plan.gpu_name}: {_si(roof.peak_flops_per_second, 'FLOP/s')} {plan.compute_dtype}"
+        f" dense, {_si(roof.peak_bandwidth_bytes_per_second, 'B/s')}, ridge point "
+        f"{roof.ridge_point_flops_per_byte:.0f} FLOP/byte",
+        f"Model  {facts['name']}: {facts['parameters'] / 1e9:.2f} B parameters "
+        f"({facts['active_parameters'] / 1e9:.2f} B active), {plan.weights} weights "
+        f"{_si(facts['weight_bytes'], 'B')}, {kv_text}{tp_text}",
+        *(f"Note   {note}" for note in plan.notes),
+        f"Decode, {plan.context_tokens:,} tokens of context per sequence:",
+        "",
+    ]
+    header = ("batch", "bytes/step", "FLOPs/step", "FLOP/byte", "step ms", "SOL tok/s", "bound")
+    rows = [
+        (
+            f"{p.batch:,}",
+            _si(p.bytes, "B"),
+            _si(p.flops, "FLOP"),
+            f"{p.arithmetic_intensity_flops_per_byte:,.1f}",
+            f"{p.step_seconds * 1e3:,.3f}",
+            f"{p.speed_of_light_tokens_per_second:,.1f}",
+            p.bound,
+        )
+        for p in plan.points
+    ]
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        lines.append("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
+    lines.append("")
+    if plan.crossover is None:
+        lines.append(
+            f"Crossover: none; decode stays memory-bound up to batch {CROSSOVER_SEARCH_LIMIT:,} "
+            "at this context (per-sequence KV reads keep intensity below the ridge)."
+        )
+    else:
+        lines.append(
+            f"Crossover: decode turns compute-bound at batch {plan.crossover:,} "
+            f"(ridge point {roof.ridge_point_flops_per_byte:.0f} FLOP/byte)."
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,333 @@
+"""``rooftop probe URL|FILE``: read one engine exposition and say what rooftop makes of it.
+
+Prints which engine and version line it recognised and why, what it extracted, and what it could
+not find with how to enable it. ``--watch S`` reads twice, S seconds apart, and prints rates
+(a counter that went down was reset: its increase is its new value, never negative).
+``--json`` prints one JSON object instead (keys listed in :data:`JSON_KEYS`, then extras).
+
+Exit codes: 0 read and recognised; 1 the URL could not be read; 2 bad input (no such file,
+not an exposition, no engine recognised: the metric-name prefixes seen are listed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from exporter.sources.engine import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_TIMEOUT_SECONDS,
+    EngineFetchError,
+    EngineSource,
+    EngineSourceError,
+    EngineUnrecognisedError,
+)
+from exporter.sources.engines import detect_engine
+from exporter.sources.engines.base import (
+    EngineReading,
+    UnrecognisedExpositionError,
+    missing_names,
+)
+from exporter.sources.exposition import ExpositionError, parse_exposition
+
+JSON_KEYS: Final[tuple[str, ...]] = (
+    "engine",
+    "model",
+    "prompt_tokens_total",
+    "generation_tokens_total",
+    "requests_running",
+    "requests_waiting",
+    "kv_usage_ratio",
+    "kv_capacity_tokens",
+    "missing",
+)
+"""The fixed leading keys of ``--json`` output (null where unknown)."""
+
+COUNTERS: Final[tuple[str, ...]] = (
+    "prompt_tokens_total",
+    "prefill_computed_tokens_total",
+    "generation_tokens_total",
+    "estimated_flops_total",
+    "estimated_read_bytes_total",
+    "estimated_write_bytes_total",
+)
+HISTOGRAMS: Final[tuple[str, ...]] = (
+    "inter_token_latency_sum_count",
+    "time_to_first_token_sum_count",
+    "iteration_tokens_sum_count",
+)
+
+
+class ProbeInputError(Exception):
+    """The argument names no readable file or URL."""
+
+
+def counter_increase(before: float, after: float) -> float:
+    """Increase of a cumulative counter between two reads; a decrease means it was reset, and
+    then the increase is ``after`` (counted from zero). Never negative."""
+    if after < before:
+        return max(after, 0.0)
+    return after - before
+
+
+@dataclass(frozen=True)
+class WindowRates:
+    """Rates over one ``--watch`` window."""
+
+    seconds: float
+    per_second: dict[str, float | None]
+    """``<counter>`` -> increase per second (``None`` where either read lacked it)."""
+    window_means: dict[str, float | None]
+    """``<histogram>`` -> Δsum/Δcount over the window (``None`` with no new observations)."""
+    resets: tuple[str, ...]
+    """Counters that went down between the reads."""
+
+
+def window_rates(before: EngineReading, after: EngineReading, seconds: float) -> WindowRates:
+    """Reset-aware rates between two readings ``seconds`` apart."""
+    if not seconds > 0:
+        raise ValueError(f"window must be > 0 s, got {seconds}")
+    per_second: dict[str, float | None] = {}
+    resets: list[str] = []
+    for name in COUNTERS:
+        old, new = getattr(before, name), getattr(after, name)
+        if old is None or new is None:
+            per_second[name] = None
+            continue
+        if new < old:
+            resets.append(name)
+        per_second[name] = counter_increase(old, new) / seconds
+    means: dict[str, float | None] = {}
+    for name in HISTOGRAMS:
+        old_pair, new_pair = getattr(before, name), getattr(after, name)
+        if old_pair is None or new_pair is None:
+            means[name] = None
+            continue
+        if new_pair[1] < old_pair[1] or new_pair[0] < old_pair[0]:
+            resets.append(name)
+        d_sum = counter_increase(old_pair[0], new_pair[0])
+        d_count = counter_increase(old_pair[1], new_pair[1])
+        means[name] = d_sum / d_count if d_count > 0 else None
+    return WindowRates(seconds, per_second, means, tuple(resets))
+
+
+def reading_json(reading: EngineReading, rates: WindowRates | None = None) -> dict[str, Any]:
+    """The ``--json`` object: :data:`JSON_KEYS` first, then every other field and the rates."""
+    out: dict[str, Any] = {
+        "engine": reading.family,
+        "model": reading.model,
+        "prompt_tokens_total": reading.prompt_tokens_total,
+        "generation_tokens_total": reading.generation_tokens_total,
+        "requests_running": reading.requests_running,
+        "requests_waiting": reading.requests_waiting,
+        "kv_usage_ratio": reading.kv_usage_ratio,
+        "kv_capacity_tokens": reading.kv_capacity_tokens,
+        "missing": list(missing_names(reading)),
+        "version_family": reading.version_family,
+        "recognised_because": reading.recognised_because,
+        "prefill_computed_tokens_total": reading.prefill_computed_tokens_total,
+        "kv_block_size_tokens": reading.kv_block_size_tokens,
+        "kv_cache_dtype": reading.kv_cache_dtype,
+        "weights_dtype": reading.weights_dtype,
+        "estimated_flops_total": reading.estimated_flops_total,
+        "estimated_read_bytes_total": reading.estimated_read_bytes_total,
+        "estimated_write_bytes_total": reading.estimated_write_bytes_total,
+        "inter_token_latency_sum_count": _pair(reading.inter_token_latency_sum_count),
+        "time_to_first_token_sum_count": _pair(reading.time_to_first_token_sum_count),
+        "iteration_tokens_sum_count": _pair(reading.iteration_tokens_sum_count),
+        "missing_hints": {
+            entry.split(":", 1)[0]: entry.split(":", 1)[1].strip()
+            for entry in reading.missing
+            if ":" in entry
+        },
+    }
+    if rates is not None:
+        out["window_seconds"] = rates.seconds
+        out["rates_per_second"] = dict(rates.per_second)
+        out["window_means"] = dict(rates.window_means)
+        out["counter_resets"] = list(rates.resets)
+    return out
+
+
+def _pair(value: tuple[float, float] | None) -> list[float] | None:
+    return list(value) if value is not None else None
+
+
+def _number(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if value == int(value) and abs(value) < 1e15:
+        text = f"{int(value):,}"
+    elif abs(value) >= 1e6 or abs(value) < 1e-3:
+        text = f"{value:.4g}"
+    else:
+        text = f"{value:,.3f}"
+    return f"{text} {unit}".rstrip()
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.2f} %"
+
+
+def _mean(pair: tuple[float, float] | None, scale: float, unit: str) -> str:
+    if pair is None:
+        return "-"
+    total, count = pair
+    if count <= 0:
+        return f"no observations yet (sum {total:g}, count 0)"
+    return f"{total / count * scale:.3f} {unit} mean over {_number(count)}"
+
+
+def render_text(reading: EngineReading, rates: WindowRates | None = None) -> str:
+    """The human-readable report."""
+    rows: list[tuple[str, str]] = [
+        ("engine", f"{reading.family} ({reading.version_family})"),
+        ("recognised", reading.recognised_because),
+        ("model", reading.model or "-"),
+        ("prompt tokens", _number(reading.prompt_tokens_total)),
+        ("prefill computed", _number(reading.prefill_computed_tokens_total)),
+        ("generated tokens", _number(reading.generation_tokens_total)),
+        ("running requests", _number(reading.requests_running)),
+        ("waiting requests", _number(reading.requests_waiting)),
+        ("KV use", _ratio(reading.kv_usage_ratio)),
+        ("KV capacity", _number(reading.kv_capacity_tokens, "tokens")),
+        ("KV block size", _number(_as_float(reading.kv_block_size_tokens), "tokens")),
+        ("KV cache dtype", reading.kv_cache_dtype or "-"),
+        ("weights dtype", reading.weights_dtype or "-"),
+        ("engine FLOPs", _number(reading.estimated_flops_total)),
+        ("engine bytes read", _number(reading.estimated_read_bytes_total)),
+        ("engine bytes written", _number(reading.estimated_write_bytes_total)),
+        ("inter-token latency", _mean(reading.inter_token_latency_sum_count, 1e3, "ms")),
+        ("time to first token", _mean(reading.time_to_first_token_sum_count, 1e3, "ms")),
+        ("tokens per step", _mean(reading.iteration_tokens_sum_count, 1.0, "tokens")),
+    ]
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{label:<{width}}  {value}" for label, value in rows]
+    if rates is not None:
+        lines.append("")
+        lines.append(f"over {rates.seconds:g} s:")
+        for name, rate in rates.per_second.items():
+            label = name.removesuffix("_total").replace("_", " ")
+            lines.append(f"  {label:<{width}}  {_number(rate, '/s')}")
+        for name, mean in rates.window_means.items():
+            label = name.removesuffix("_sum_count").replace("_", " ")
+            lines.append(f"  {label:<{width}}  {_number(mean)} (window mean)")
+        if rates.resets:
+            lines.append("  counter reset seen (engine restarted?): " + ", ".join(rates.resets))
+    if reading.missing:
+        lines.append("")
+        lines.append("not found:")
+        lines.extend(f"  {entry}" for entry in reading.missing)
+    return "\n".join(lines) + "\n"
+
+
+def _as_float(value: int | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _is_url(target: str) -> bool:
+    return target.startswith(("http://", "https://"))
+
+
+def reader_for(target: str, timeout_seconds: float) -> Callable[[], EngineReading]:
+    """A function reading ``target`` (URL or file) once into an :class:`EngineReading`."""
+    if _is_url(target):
+        source = EngineSource("probe", target, timeout_seconds=timeout_seconds)
+        return source.poll
+    path = Path(target)
+
+    def read_file() -> EngineReading:
+        try:
+            with path.open("rb") as handle:
+                body = handle.read(DEFAULT_MAX_BODY_BYTES + 1)
+        except OSError as err:
+            raise ProbeInputError(
+                f"cannot read {target}: {err.strerror or err} "
+                "(give an http:// URL or an exposition file)"
+            ) from None
+        if len(body) > DEFAULT_MAX_BODY_BYTES:
+            raise ExpositionError(f"{target} is over {DEFAULT_MAX_BODY_BYTES} bytes")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ExpositionError(f"{target} is not UTF-8 text (binary data?)") from None
+        families = parse_exposition(text)
+        adapter, _reason = detect_engine(families)
+        return adapter.extract(families)
+
+    return read_file
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    stdout = out if out is not None else sys.stdout
+    stderr = err if err is not None else sys.stderr
+    watch: float | None = args.watch
+    if watch is not None and not (math.isfinite(watch) and watch > 0):
+        stderr.write(f"rooftop probe: --watch must be a number of seconds > 0, got {watch}\n")
+        return 2
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        stderr.write(f"rooftop probe: --timeout must be seconds > 0, got {args.timeout}\n")
+        return 2
+    read = reader_for(args.target, args.timeout)
+    try:
+        reading = read()
+        rates = None
+        if watch is not None:
+            started = time.monotonic()
+            time.sleep(watch)
+            second = read()
+            rates = window_rates(reading, second, time.monotonic() - started)
+            reading = second
+    except (ProbeInputError, ExpositionError, UnrecognisedExpositionError) as error:
+        stderr.write(f"rooftop probe: {error}\n")
+        return 2
+    except EngineUnrecognisedError as error:
+        stderr.write(f"rooftop probe: {error}\n")
+        return 2
+    except EngineFetchError as error:
+        stderr.write(f"rooftop probe: {error}\n")
+        return 1
+    except EngineSourceError as error:  # parse errors of a fetched body: bad input
+        stderr.write(f"rooftop probe: {error}\n")
+        return 2
+    if args.json:
+        stdout.write(json.dumps(reading_json(reading, rates), indent=2) + "\n")
+    else:
+        stdout.write(render_text(reading, rates))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "probe",
+        help="read one engine /metrics (URL or file) and show what rooftop extracts",
+        description=(
+            "Fetch one inference engine's Prometheus exposition (or read it from a file), "
+            "say which engine it is, what rooftop extracts, and what is missing and how to "
+            "enable it."
+        ),
+    )
+    parser.add_argument("target", metavar="URL|FILE", help="e.g. http://127.0.0.1:8000/metrics")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--watch",
+        type=float,
+        metavar="SECONDS",
+        default=None,
+        help="read twice SECONDS apart and print rates",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help=f"HTTP timeout per read (default {DEFAULT_TIMEOUT_SECONDS:g})",
+    )
+    parser.set_defaults(func=run)

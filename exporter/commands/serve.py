@@ -1,0 +1,308 @@
+"""``rooftop serve``: the exporter daemon (``--demo`` for the simulated node)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from exporter.collector import ExpositionCache
+from exporter.sampler import GpuLocator, GpuSource, ProcessStatsProvider, Sampler
+from exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
+from exporter.settings import (
+    DEFAULT_PORT,
+    ConfigError,
+    EngineConfig,
+    Settings,
+    listen_host_port,
+    load_settings,
+)
+from exporter.sources.dcgm import DcgmSource
+from exporter.sources.engine import EngineSource, EngineSourceError
+from exporter.sources.engines import GenericAdapter, GenericConfig, adapter_for_family
+from exporter.sources.engines.base import EngineAdapter
+from exporter.sources.gpu_mapping import PortGpuLocator
+from exporter.sources.host import EngineCpuStats
+from exporter.sources.nvml import NvmlSource, NvmlUnavailableError
+from exporter.webconfig import WebConfig, load_web_config
+
+log = logging.getLogger("rooftop")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the exporter: poll GPUs and engines, serve /metrics",
+        description="Poll local GPUs (NVML, or a dcgm-exporter) and LLM engines' /metrics, "
+        "classify each GPU's bottleneck live and serve it to Prometheus. Every flag can also "
+        "be set as ROOFTOP_<FIELD> in the environment or in the --config YAML file.",
+    )
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        metavar="ADDR",
+        help=f"address to listen on (default :{DEFAULT_PORT})",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="YAML settings file")
+    parser.add_argument(
+        "--engine",
+        dest="engines",
+        action="append",
+        metavar="URL",
+        help="an engine's metrics URL, e.g. http://127.0.0.1:8000/metrics (repeatable)",
+    )
+    parser.add_argument(
+        "--interval",
+        dest="interval_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="sampling interval (default 1)",
+    )
+    parser.add_argument(
+        "--dcgm-url",
+        dest="dcgm_url",
+        metavar="URL",
+        help="a dcgm-exporter /metrics URL (profiling tier for GPUs without GPM)",
+    )
+    parser.add_argument(
+        "--gpu-model",
+        dest="gpu_model",
+        metavar="ID",
+        help="catalog id of the GPU, for engines whose GPUs cannot be seen",
+    )
+    parser.add_argument(
+        "--no-nvml",
+        dest="nvml",
+        action="store_const",
+        const=False,
+        help="do not read local GPUs through NVML",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        metavar="FILE",
+        help="exporter-toolkit web config: TLS and basic auth",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_const",
+        const=True,
+        help="run against the built-in simulated node (no GPU needed)",
+    )
+    parser.add_argument("--demo-gpus", dest="demo_gpus", type=int, metavar="N")
+    parser.add_argument("--demo-engines", dest="demo_engines", type=int, metavar="N")
+    parser.add_argument(
+        "--demo-cycle-seconds",
+        dest="demo_cycle_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="length of the demo's load cycle (default 120)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+    )
+    parser.set_defaults(func=run)
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    names = (
+        "listen_address",
+        "engines",
+        "interval_seconds",
+        "dcgm_url",
+        "gpu_model",
+        "nvml",
+        "web_config_file",
+        "demo",
+        "demo_gpus",
+        "demo_engines",
+        "demo_cycle_seconds",
+    )
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings(_flags(args), args.config)
+        web_config = load_web_config(settings.web_config_file) if settings.web_config_file else None
+        if web_config is not None:
+            web_config.ssl_context()  # fail at start, not at the first scrape
+    except ConfigError as error:
+        print(f"rooftop: {error}", file=sys.stderr)
+        return 2
+    try:
+        return serve(settings, web_config)
+    except ConfigError as error:
+        print(f"rooftop: {error}", file=sys.stderr)
+        return 2
+
+
+def _adapter(config: EngineConfig) -> EngineAdapter | None:
+    if config.generic is not None:
+        generic = config.generic.model_dump()
+        generic["label_filters"] = tuple(sorted(config.generic.label_filters.items()))
+        return GenericAdapter(GenericConfig(**generic))
+    if config.family:
+        try:
+            return adapter_for_family(config.family)
+        except LookupError as error:
+            raise ConfigError(f"engines: {error}") from None
+    return None
+
+
+def engine_sources(settings: Settings) -> list[EngineSource]:
+    sources = []
+    for config in settings.engines:
+        sources.append(
+            EngineSource(
+                config.label,
+                config.url,
+                timeout_seconds=settings.engine_timeout_seconds,
+                max_body_bytes=settings.engine_max_body_bytes,
+                adapter=_adapter(config),
+            )
+        )
+    return sources
+
+
+def discover_local_engines(settings: Settings) -> list[EngineSource]:
+    """Probe the usual engine ports on localhost; keep those that answer as a known engine."""
+    found = []
+    for port in settings.discover_ports:
+        url = f"http://127.0.0.1:{port}/metrics"
+        source = EngineSource(
+            f"127.0.0.1:{port}",
+            url,
+            timeout_seconds=0.5,
+            max_body_bytes=settings.engine_max_body_bytes,
+        )
+        try:
+            reading = source.poll()
+        except EngineSourceError:
+            continue
+        log.info("found %s engine at %s (%s)", reading.family, url, reading.recognised_because)
+        found.append(
+            EngineSource(
+                source.name,
+                url,
+                timeout_seconds=settings.engine_timeout_seconds,
+                max_body_bytes=settings.engine_max_body_bytes,
+                adapter=source.adapter,
+            )
+        )
+    return found
+
+
+def serve(settings: Settings, web_config: WebConfig | None) -> int:
+    gpu_source: GpuSource | None = None
+    process_stats: ProcessStatsProvider | None = None
+    locator: GpuLocator | None = None
+    before_cycle = None
+    demo = None
+    if settings.demo:
+        from exporter.demo.node import DemoNode
+
+        demo = DemoNode(
+            gpus=settings.demo_gpus,
+            engines=settings.demo_engines,
+            cycle_seconds=settings.demo_cycle_seconds,
+            seed=settings.demo_seed,
+        )
+        demo.start()
+        demo_engines = [
+            EngineConfig(url=url, name=demo.engine_name(i), gpus=(demo.engine_gpu(i),))
+            for i, url in enumerate(demo.engine_urls())
+        ]
+        settings = settings.model_copy(update={"engines": tuple(demo_engines)})
+        nvml = NvmlSource(demo.backend, settings.gpu_call_deadline_seconds)
+        nvml.start()
+        gpu_source = nvml
+        process_stats = demo
+        before_cycle = demo.advance
+        log.info(
+            "demo node: %d simulated H100 SXM, %d simulated vLLM engine(s) at %s",
+            settings.demo_gpus,
+            settings.demo_engines,
+            ", ".join(demo.engine_urls()),
+        )
+    else:
+        if settings.nvml:
+            nvml = NvmlSource(call_deadline_seconds=settings.gpu_call_deadline_seconds)
+            try:
+                identities = nvml.start()
+                gpu_source = nvml
+                log.info(
+                    "NVML: %d GPU(s): %s", len(identities), ", ".join(i.name for i in identities)
+                )
+            except NvmlUnavailableError as error:
+                log.warning("NVML unavailable, continuing without local GPUs: %s", error)
+        process_stats = EngineCpuStats()
+        locator = PortGpuLocator()
+    sources = engine_sources(settings)
+    if not sources and not settings.demo and settings.discover_engines:
+        sources = discover_local_engines(settings)
+        if not sources:
+            log.warning(
+                "no engine configured and none answered on localhost ports %s; pass --engine URL",
+                ", ".join(map(str, settings.discover_ports)),
+            )
+    dcgm = DcgmSource(settings.dcgm_url) if settings.dcgm_url else None
+    sampler = Sampler(
+        settings,
+        gpu_source,
+        sources,
+        dcgm_source=dcgm,
+        process_stats=process_stats,
+        gpu_locator=locator,
+        before_cycle=before_cycle,
+    )
+    cache = ExpositionCache(lambda: sampler.latest, time.time, monotonic=time.monotonic)
+    host, port = listen_host_port(settings.listen_address)
+    handler = make_handler(cache, lambda: sampler.latest, web_config)
+    ssl_context = web_config.ssl_context() if web_config is not None else None
+    try:
+        server = ExporterHTTPServer(
+            (host or "0.0.0.0", port), handler, settings.max_concurrent_scrapes, ssl_context
+        )
+    except OSError as error:
+        print(
+            f"rooftop: cannot listen on {settings.listen_address}: {error.strerror}",
+            file=sys.stderr,
+        )
+        return 1
+    sampler.start()
+    serve_in_thread(server)
+    scheme = "https" if ssl_context else "http"
+    shown = host or "localhost"
+    log.info(
+        "listening on %s://%s:%d/metrics%s",
+        scheme,
+        shown,
+        server.server_address[1],
+        " (demo node: simulated data)" if settings.demo else "",
+    )
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    stop.wait()
+    log.info("shutting down")
+    server.shutdown()
+    server.server_close()
+    sampler.stop()
+    if demo is not None:
+        demo.stop()
+    return 0

@@ -1,0 +1,329 @@
+"""Parse a Prometheus text exposition into families, and read values out of them safely.
+
+Parsing uses ``prometheus_client.parser.text_string_to_metric_families`` (text format 0.0.4),
+with the OpenMetrics parser tried first when the body ends in ``# EOF``. On top of it:
+
+* ``*_created`` families and samples are dropped (prometheus_client emits them as separate
+  gauge families in single-process mode; they carry start timestamps, not quantities);
+* families that appear twice under one name (untyped excerpts, ``# TYPE x counter`` followed by
+  ``x_total`` samples) are merged into one;
+* the number of series is capped before and during parsing (label explosion is bounded);
+* any malformed input raises :class:`ExpositionError` with a short message, never another type.
+
+The read helpers never raise on odd content: a missing family, a family of another type, or no
+finite matching sample gives ``None``. Sums run over data-parallel series (``engine``,
+``dp_rank``, ``model_name`` ...); series that differ only in a *replica* label (``tp_rank``,
+``pp_rank``, ``moe_ep_rank``, ``pid``: the same batch reported by every rank) count once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
+from prometheus_client.parser import text_string_to_metric_families as text_families
+from prometheus_client.samples import Sample
+
+DEFAULT_MAX_SERIES: Final = 50_000
+"""Series cap: a full vLLM exposition with 8 data-parallel engines is about 10 000 series."""
+DEFAULT_MAX_CHARS: Final = 32 * 1024 * 1024
+
+REPLICA_LABELS: Final[tuple[str, ...]] = ("tp_rank", "pp_rank", "moe_ep_rank", "pid")
+"""Labels whose values repeat one quantity per rank (counted once, lowest rank wins)."""
+
+
+class ExpositionError(ValueError):
+    """The text is not a usable Prometheus exposition; the message says why in a few words."""
+
+
+def parse_exposition(
+    text: str, max_series: int = DEFAULT_MAX_SERIES, *, max_chars: int = DEFAULT_MAX_CHARS
+) -> dict[str, Metric]:
+    """Parse ``text`` to ``{family name: Metric}``.
+
+    Family names are as prometheus_client parses them: counters lose ``_total``
+    (``vllm:prompt_tokens``), histograms keep their full name (``vllm:iteration_tokens_total``).
+    Raises :class:`ExpositionError` on binary or malformed text, more than ``max_chars``
+    characters, or more than ``max_series`` samples.
+    """
+    if len(text) > max_chars:
+        raise ExpositionError(f"exposition is {len(text)} characters, over the {max_chars} cap")
+    if "\x00" in text:
+        raise ExpositionError("binary data (NUL bytes), not a text exposition")
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
+        raise ExpositionError(
+            "JSON, not a Prometheus exposition (trtllm-serve serves Prometheus text at "
+            "/prometheus/metrics, its /metrics is JSON)"
+        )
+    if stripped[:1] == "<":
+        raise ExpositionError("HTML/XML, not a Prometheus exposition (wrong URL or path?)")
+    sample_lines = _count_sample_lines(text)
+    if sample_lines > max_series:
+        raise ExpositionError(
+            f"{sample_lines} series, over the cap of {max_series} (label explosion?)"
+        )
+    parsed: list[Metric] | None = None
+    if stripped.rstrip().endswith("# EOF"):
+        try:
+            parsed = _collect(openmetrics_families(text), max_series)  # type: ignore[no-untyped-call]
+        except ExpositionError:
+            raise
+        except Exception:
+            parsed = None  # not strict OpenMetrics after all: the 0.0.4 parser ignores "# EOF"
+    if parsed is None:
+        try:
+            parsed = _collect(text_families(text), max_series)
+        except ExpositionError:
+            raise
+        except Exception as err:
+            raise ExpositionError(f"not a Prometheus text exposition: {_short(err)}") from None
+    return _normalise(parsed)
+
+
+def _count_sample_lines(text: str) -> int:
+    count = 0
+    for line in text.splitlines():
+        first = line.lstrip()[:1]
+        if first and first != "#":
+            count += 1
+    return count
+
+
+def _collect(families: Iterable[Metric], max_series: int) -> list[Metric]:
+    out: list[Metric] = []
+    seen = 0
+    for family in families:
+        seen += len(family.samples)
+        if seen > max_series:
+            raise ExpositionError(f"more than {max_series} series (label explosion?)")
+        out.append(family)
+    return out
+
+
+def _short(err: Exception) -> str:
+    message = str(err).replace("\n", " ")
+    return message if len(message) <= 120 else message[:117] + "..."
+
+
+def _normalise(parsed: list[Metric]) -> dict[str, Metric]:
+    by_name: dict[str, Metric] = {}
+    for family in parsed:
+        if family.name.endswith("_created"):
+            continue
+        samples = [s for s in family.samples if not s.name.endswith("_created")]
+        known = by_name.get(family.name)
+        if known is None:
+            merged = Metric(family.name, family.documentation, family.type, family.unit)
+            merged.samples = samples
+            by_name[family.name] = merged
+            continue
+        known.samples.extend(samples)
+        if known.type == "unknown" and family.type != "unknown":
+            known.type = family.type
+            known.documentation = family.documentation or known.documentation
+    # "# TYPE x counter" followed by "x_total ..." parses as an empty counter plus an untyped
+    # family "x_total": give the samples back to the counter.
+    for name, family in list(by_name.items()):
+        if family.type != "counter" or family.samples:
+            continue
+        stray = by_name.get(name + "_total")
+        if stray is not None and stray.type == "unknown":
+            family.samples = list(stray.samples)
+            del by_name[name + "_total"]
+    return by_name
+
+
+# --------------------------------------------------------------------------- reading helpers
+
+Families = Mapping[str, Metric]
+
+
+def name_variants(name: str) -> tuple[str, ...]:
+    """Spellings under which ``name`` may appear: ``_total`` on or off, ``prefix:``/``prefix_``."""
+    bases = [name]
+    if ":" in name:
+        bases.append(name.replace(":", "_", 1))
+    out: list[str] = []
+    for base in bases:
+        for candidate in (base, base.removesuffix("_total"), base + "_total"):
+            if candidate not in out:
+                out.append(candidate)
+    return tuple(out)
+
+
+def get_family(families: Families, *names: str) -> Metric | None:
+    """The first family present under any of ``names`` (each tried in all its spellings),
+    preferring one with samples over an empty declaration of the same quantity."""
+    empty: Metric | None = None
+    for name in names:
+        for candidate in name_variants(name):
+            family = families.get(candidate)
+            if family is None:
+                continue
+            if family.samples:
+                return family
+            empty = empty or family
+    return empty
+
+
+def has_family(families: Families, *names: str) -> bool:
+    return get_family(families, *names) is not None
+
+
+def _matches(sample: Sample, where: Mapping[str, str] | None) -> bool:
+    if not where:
+        return True
+    return all(sample.labels.get(key) == value for key, value in where.items())
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _value_samples(family: Metric, suffix: str) -> list[Sample]:
+    """Samples holding the family's value: ``name`` (gauge/untyped), ``name_total`` (counter),
+    or ``name`` + ``suffix`` (``_sum``/``_count`` of a histogram or summary)."""
+    if suffix:
+        wanted: tuple[str, ...] = (family.name + suffix,)
+    else:
+        wanted = (family.name, family.name + "_total")
+    return [s for s in family.samples if s.name in wanted]
+
+
+def _collapse(
+    samples: list[Sample], replica_labels: tuple[str, ...]
+) -> list[tuple[dict[str, str], float]]:
+    """One value per series after dropping replica labels (lowest replica label values win)."""
+    chosen: dict[tuple[tuple[str, str], ...], tuple[tuple[str, ...], dict[str, str], float]] = {}
+    for sample in samples:
+        value = _finite(sample.value)
+        if value is None:
+            continue
+        labels = dict(sample.labels)
+        key = tuple(sorted((k, v) for k, v in labels.items() if k not in replica_labels))
+        rank = tuple(labels.get(k, "") for k in replica_labels)
+        known = chosen.get(key)
+        if known is None or _rank_key(rank) < _rank_key(known[0]):
+            chosen[key] = (rank, labels, value)
+    return [(labels, value) for _, labels, value in chosen.values()]
+
+
+def _rank_key(rank: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
+    return tuple((int(v), "") if v.isdigit() else (1 << 62, v) for v in rank)
+
+
+def series_values(
+    family: Metric | None,
+    suffix: str = "",
+    where: Mapping[str, str] | None = None,
+    replica_labels: tuple[str, ...] = REPLICA_LABELS,
+) -> list[tuple[dict[str, str], float]]:
+    """``(labels, value)`` of each matching finite series, replicas collapsed."""
+    if family is None:
+        return []
+    samples = [s for s in _value_samples(family, suffix) if _matches(s, where)]
+    return _collapse(samples, replica_labels)
+
+
+def sum_values(
+    family: Metric | None,
+    suffix: str = "",
+    where: Mapping[str, str] | None = None,
+    replica_labels: tuple[str, ...] = REPLICA_LABELS,
+) -> float | None:
+    """Sum of a family's value over its series (data-parallel engines, finished reasons ...).
+
+    ``suffix`` picks ``_sum``/``_count`` of histograms and summaries. ``None`` when nothing
+    matches (absent stays absent, never 0).
+    """
+    values = series_values(family, suffix, where, replica_labels)
+    if not values:
+        return None
+    return math.fsum(value for _, value in values)
+
+
+def mean_values(
+    family: Metric | None,
+    where: Mapping[str, str] | None = None,
+    replica_labels: tuple[str, ...] = REPLICA_LABELS,
+) -> float | None:
+    """Mean of a gauge over its series (a usage ratio over data-parallel engines)."""
+    values = series_values(family, "", where, replica_labels)
+    if not values:
+        return None
+    return math.fsum(value for _, value in values) / len(values)
+
+
+def first_value(family: Metric | None, where: Mapping[str, str] | None = None) -> float | None:
+    """The first finite value of a family: for constants repeated on every series (page size)."""
+    values = series_values(family, "", where, ())
+    return values[0][1] if values else None
+
+
+def sum_count(
+    family: Metric | None,
+    where: Mapping[str, str] | None = None,
+    replica_labels: tuple[str, ...] = REPLICA_LABELS,
+) -> tuple[float, float] | None:
+    """``(sum, count)`` of a histogram or summary over its series; ``None`` unless both exist."""
+    if family is None or family.type not in ("histogram", "summary", "gaugehistogram", "unknown"):
+        return None
+    total = sum_values(family, "_sum", where, replica_labels)
+    count = sum_values(family, "_count", where, replica_labels)
+    if total is None or count is None:
+        return None
+    return (total, count)
+
+
+def label_values(family: Metric | None, label: str) -> list[str]:
+    """Distinct non-empty values of ``label`` in a family, in order of first appearance."""
+    if family is None:
+        return []
+    seen: list[str] = []
+    for sample in family.samples:
+        value = sample.labels.get(label)
+        if value and value not in seen:
+            seen.append(value)
+    return seen
+
+
+def first_label(families: Families, names: Iterable[str], labels: Iterable[str]) -> str | None:
+    """The first non-empty value of any of ``labels`` on the first of ``names`` that has one."""
+    label_list = tuple(labels)
+    for name in names:
+        family = get_family(families, name)
+        for label in label_list:
+            values = label_values(family, label)
+            if values:
+                return values[0]
+    return None
+
+
+def names_with_prefix(families: Families, prefix: str) -> list[str]:
+    """Family names starting with ``prefix`` (``vllm:``) or its underscore spelling (``vllm_``)."""
+    spellings = (prefix, prefix.replace(":", "_")) if prefix.endswith(":") else (prefix,)
+    return [name for name in families if name.startswith(spellings)]
+
+
+def metric_prefixes(families: Families) -> list[str]:
+    """Distinct name prefixes (``vllm:``, ``tgi_``, ``python_``), for "what did it look like"."""
+    prefixes: list[str] = []
+    for name in families:
+        if ":" in name:
+            prefix = name.split(":", 1)[0] + ":"
+        elif "_" in name:
+            prefix = name.split("_", 1)[0] + "_"
+        else:
+            prefix = name
+        if prefix not in prefixes:
+            prefixes.append(prefix)
+    return sorted(prefixes)

@@ -1,0 +1,1 @@
+"""Helpers for the live llama.cpp tests: a tiny GGUF writer and a llama-server fixture."""
