@@ -25,7 +25,10 @@ from typing import Any
 
 import pytest
 
+from exporter.collector import render_snapshot
 from exporter.rates import WindowedCounter
+from exporter.sampler import Sampler
+from exporter.settings import load_settings
 from exporter.sources.engine import EngineSource
 from exporter.sources.engines.base import EngineReading
 from tests.conftest import require_real_part
@@ -226,6 +229,49 @@ def test_rooftop_token_rates_match_the_servers_counters(llama_server: LlamaServe
         f"({said_prompt} tokens, {said_cache_hits} from cache); "
         f"test {time.monotonic() - test_started:.2f} s"
     )
+
+
+def test_verdict_pipeline_runs_on_the_live_engine(llama_server: LlamaServer) -> None:
+    """The whole sampler on the live engine, with no GPU: rates, a target without a GPU, and a
+    verdict whose evidence is the engine alone, which its reason says."""
+    url = llama_server.url + "/metrics"
+    settings = load_settings(
+        {"engines": [url], "nvml": False, "interval_seconds": 0.2, "rate_window_seconds": 2.0}
+    )
+    sampler = Sampler(settings, None, [EngineSource("llamacpp-live", url)])
+    sampler.run_cycle()
+    decode_rates: list[float] = []
+    verdicts = []
+    with ThreadPoolExecutor(max_workers=N_PARALLEL) as pool:
+        # Enough work for many sampler cycles even on a fast CPU: 16 x 800 tokens.
+        futures = [
+            pool.submit(llama_server.complete, f"{word} is the word {i}", 800, ignore_eos=True)
+            for i in range(4)
+            for word in ("kilo", "lima", "mike", "november")
+        ]
+        while not all(future.done() for future in futures):
+            time.sleep(0.05)
+            snapshot = sampler.run_cycle()
+            (engine,) = snapshot.engines
+            assert engine.up and engine.family == "llamacpp"
+            if engine.decode_tokens_per_second:
+                decode_rates.append(engine.decode_tokens_per_second)
+            (target,) = snapshot.targets
+            assert target.gpu == "" and target.uuid == "" and target.engine == "llamacpp-live"
+            if target.verdict is not None:
+                verdicts.append(target.verdict)
+        for future in futures:
+            future.result()
+    assert decode_rates and max(decode_rates) > 0
+    assert verdicts, "the sampler published no verdict for the live engine"
+    for verdict in verdicts:
+        assert verdict.evidence == "engine-only"
+        assert "engine-only" in verdict.reason
+    busy = [v for v in verdicts if v.state != "idle"]
+    assert busy, f"never saw the engine busy: {verdicts}"
+    body = render_snapshot(snapshot).decode()
+    assert 'rooftop_gpu_bound_info{engine="llamacpp-live",evidence="engine-only",gpu=""' in body
+    print(f"\nverdicts over the run: {sorted({v.state for v in verdicts})}; {busy[-1].reason}")
 
 
 @pytest.mark.skipif(
