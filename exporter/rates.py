@@ -69,3 +69,30 @@ class RatioOfCounters:
         if numerator is None or denominator is None or denominator <= 0:
             return None
         return numerator / denominator
+
+
+@dataclass
+class WindowedMean:
+    """Mean of a gauge's samples over the last ``window_seconds``.
+
+    Token rates are averages over the rate window, so the batch and context they are compared
+    with must be averaged over the same window: an instantaneous batch against a windowed rate
+    gives nonsense at every change of load (a rate from batch 512 against the roof of batch 2).
+    """
+
+    window_seconds: float
+    _samples: deque[tuple[float, float]] = field(default_factory=deque)
+
+    def observe(self, at_seconds: float, value: float | None) -> float | None:
+        if value is None:
+            self._samples.clear()
+            return None
+        if not self._samples or at_seconds > self._samples[-1][0]:
+            self._samples.append((at_seconds, value))
+        horizon = at_seconds - self.window_seconds
+        while len(self._samples) > 1 and self._samples[0][0] < horizon:
+            self._samples.popleft()
+        return sum(sample for _, sample in self._samples) / len(self._samples)
+
+    def reset(self) -> None:
+        self._samples.clear()

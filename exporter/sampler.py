@@ -38,7 +38,7 @@ from classifiers.verdict import (
     published,
 )
 from exporter.model_resolution import ResolvedModel, resolve_model
-from exporter.rates import RatioOfCounters, WindowedCounter
+from exporter.rates import RatioOfCounters, WindowedCounter, WindowedMean
 from exporter.settings import EngineConfig, Settings
 from exporter.snapshot import EngineView, GpuView, Snapshot, SourceStatus, TargetView
 from exporter.sources.dcgm import merge_dcgm_activity
@@ -114,6 +114,8 @@ class _EngineState:
     flops: WindowedCounter = field(init=False)
     read_bytes: WindowedCounter = field(init=False)
     inter_token: RatioOfCounters = field(init=False)
+    batch: WindowedMean = field(init=False)
+    resident_tokens: WindowedMean = field(init=False)
     last_success_unix: float | None = None
     pending: Future[EngineReading] | None = None
     model_key: str | None = None
@@ -130,6 +132,8 @@ class _EngineState:
         self.flops = WindowedCounter(window)
         self.read_bytes = WindowedCounter(window)
         self.inter_token = RatioOfCounters(window)
+        self.batch = WindowedMean(window)
+        self.resident_tokens = WindowedMean(window)
 
     def forget_rates(self) -> None:
         for counter in (
@@ -138,6 +142,8 @@ class _EngineState:
             self.computed_prefill,
             self.flops,
             self.read_bytes,
+            self.batch,
+            self.resident_tokens,
         ):
             counter.reset()
         self.inter_token = RatioOfCounters(self.window_seconds)
@@ -323,6 +329,9 @@ class Sampler:
                 result = self._gpu_source.read()
                 identities, readings = result.identities, result.readings
                 error = None
+                if readings and not any(reading.up for reading in readings):
+                    # Nothing readable (driver unloaded, re-init failing): the source is down.
+                    error = "; ".join(result.errors) or "no GPU could be read"
             except Exception as exc:  # the whole source failed: every GPU is down
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning("GPU source %s failed: %s", self._gpu_source.name, error)
@@ -511,9 +520,12 @@ class Sampler:
         resident_tokens = None
         if reading.kv_usage_ratio is not None and reading.kv_capacity_tokens is not None:
             resident_tokens = reading.kv_usage_ratio * reading.kv_capacity_tokens
+        # Rates are window averages: the batch and KV they are set against must be too.
+        mean_batch = state.batch.observe(now, reading.requests_running)
+        mean_resident = state.resident_tokens.observe(now, resident_tokens)
         mean_context = None
-        if resident_tokens is not None and reading.requests_running:
-            mean_context = resident_tokens / reading.requests_running
+        if mean_resident is not None and mean_batch:
+            mean_context = mean_resident / mean_batch
         model = state.model
         resident_bytes = None
         if resident_tokens is not None and model is not None and model.arch is not None:
@@ -537,6 +549,7 @@ class Sampler:
             prefill_tokens_per_second=prefill,
             decode_tokens_per_second=decode,
             requests_running=reading.requests_running,
+            requests_running_mean=mean_batch,
             requests_waiting=reading.requests_waiting,
             kv_usage_ratio=reading.kv_usage_ratio,
             kv_capacity_tokens=reading.kv_capacity_tokens,
@@ -676,7 +689,7 @@ class Sampler:
                     weights=model.weights,
                     kv_dtype=model.kv_dtype,
                     tensor_parallel=engine.tensor_parallel,
-                    batch=engine.requests_running,
+                    batch=engine.requests_running_mean,
                     context_tokens=round(context)
                     if context is not None
                     else self._settings.default_context_tokens,
@@ -712,7 +725,7 @@ class Sampler:
             kernel_busy_ratio=reading.kernel_busy_ratio if reading is not None else None,
             decode_tokens_per_second=engine.decode_tokens_per_second if engine else None,
             prefill_tokens_per_second=engine.prefill_tokens_per_second if engine else None,
-            batch_size=engine.requests_running if engine else None,
+            batch_size=engine.requests_running_mean if engine else None,
             model_bandwidth_utilization_ratio=(
                 point.model_bandwidth_utilization_ratio if point else None
             ),

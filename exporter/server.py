@@ -33,6 +33,9 @@ class ExporterHTTPServer(HTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops SYNs when many scrapers connect at once; the
+    # client then retries after 1 s, 3 s, 7 s. Go servers such as node_exporter use SOMAXCONN.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(
         self,
@@ -50,6 +53,8 @@ class ExporterHTTPServer(HTTPServer):
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="scrape")
         self._ssl_context = ssl_context
         self._request_timeout = request_timeout_seconds
+        self._max_workers = max_workers
+        self._open_connections = 0
         # A socket timeout bounds each recv, not a request: a client that trickles a byte at a
         # time (slowloris) would hold a worker forever. One reaper thread shuts down every
         # connection, queued or in progress, once its total deadline from accept has passed.
@@ -66,6 +71,7 @@ class ExporterHTTPServer(HTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._deadlines_lock:
             self._deadlines[id(request)] = (time.monotonic() + self._request_timeout, request)
+            self._open_connections += 1
         self._pool.submit(self._process, request, client_address)
 
     def _process(self, request: socket.socket, client_address: Any) -> None:
@@ -86,7 +92,12 @@ class ExporterHTTPServer(HTTPServer):
         finally:
             with self._deadlines_lock:
                 self._deadlines.pop(key, None)
+                self._open_connections -= 1
             self.shutdown_request(request)
+
+    def connections_waiting(self) -> bool:
+        """More connections are open than workers: some wait in the queue for a worker."""
+        return self._open_connections > self._max_workers
 
     def _reap(self) -> None:
         tick = min(0.5, self._request_timeout / 4)
@@ -161,6 +172,10 @@ def make_handler(
             self.send_header("Content-Length", str(len(body)))
             for key, value in (extra or {}).items():
                 self.send_header(key, value)
+            if isinstance(self.server, ExporterHTTPServer) and self.server.connections_waiting():
+                # A keep-alive connection holds its worker between requests; close it so a
+                # queued client gets the worker (50 scrapers on 16 workers starved 34 of them).
+                self.send_header("Connection", "close")
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)

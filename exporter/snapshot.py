@@ -71,6 +71,8 @@ class EngineView:
     prefill_tokens_per_second: float | None = None
     decode_tokens_per_second: float | None = None
     requests_running: float | None = None
+    requests_running_mean: float | None = None
+    """Running requests averaged over the rate window: the batch the token rates belong to."""
     requests_waiting: float | None = None
     kv_usage_ratio: float | None = None
     kv_capacity_tokens: float | None = None

@@ -155,7 +155,7 @@ def _adapter(config: EngineConfig) -> EngineAdapter | None:
     if config.family:
         try:
             return adapter_for_family(config.family)
-        except LookupError as error:
+        except (LookupError, ValueError) as error:  # adapter_for_family raises ValueError
             raise ConfigError(f"engines: {error}") from None
     return None
 
@@ -249,14 +249,27 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
         process_stats = EngineCpuStats()
         locator = PortGpuLocator()
     sources = engine_sources(settings)
-    if not sources and not settings.demo and settings.discover_engines:
+    kubernetes = bool(settings.kubernetes_node_name) and not settings.demo
+    if not sources and not settings.demo and settings.discover_engines and not kubernetes:
         sources = discover_local_engines(settings)
         if not sources:
             log.warning(
                 "no engine configured and none answered on localhost ports %s; pass --engine URL",
                 ", ".join(map(str, settings.discover_ports)),
             )
-    dcgm = DcgmSource(settings.dcgm_url) if settings.dcgm_url else None
+    dcgm = None
+    if settings.dcgm_url:
+        dcgm = DcgmSource(
+            settings.dcgm_url,
+            pod_name=settings.kubernetes_pod_name,
+            pod_namespace=settings.kubernetes_pod_namespace,
+        )
+    discovery, factory = None, None
+    if kubernetes:
+        from exporter.sources.kubernetes import KubernetesEngineDiscovery, engine_source_factory
+
+        discovery = KubernetesEngineDiscovery(settings)
+        factory = engine_source_factory(settings)
     sampler = Sampler(
         settings,
         gpu_source,
@@ -265,6 +278,8 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
         process_stats=process_stats,
         gpu_locator=locator,
         before_cycle=before_cycle,
+        engine_discovery=discovery,
+        engine_factory=factory,
     )
     cache = ExpositionCache(lambda: sampler.latest, time.time, monotonic=time.monotonic)
     host, port = listen_host_port(settings.listen_address)

@@ -151,6 +151,9 @@ class DcgmSource:
     and :class:`DcgmStaleError` when it has served identical values (and sample timestamps,
     where it sends them) for longer than ``stale_after_seconds``: dcgm-exporter serves its
     latest cached sample, so a hung hostengine looks like a frozen exposition.
+
+    With ``pod_name``/``pod_namespace`` (a sidecar reading its node's dcgm-exporter), only the
+    series dcgm-exporter attributed to that pod are used (:func:`pod_series`).
     """
 
     name = "dcgm"
@@ -164,6 +167,8 @@ class DcgmSource:
         max_bytes: int = 8 * 1024 * 1024,
         stale_after_seconds: float = DEFAULT_STALE_AFTER_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        pod_name: str | None = None,
+        pod_namespace: str | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"dcgm-exporter URL must start with http:// or https://, got {url!r}")
@@ -175,6 +180,7 @@ class DcgmSource:
         self._max_bytes = max_bytes
         self._stale_after = stale_after_seconds
         self._clock = clock
+        self._pod = (pod_name or None, pod_namespace or None)
         self._fingerprint: tuple[object, ...] | None = None
         self._fingerprint_since = 0.0
 
@@ -190,6 +196,8 @@ class DcgmSource:
             families = parse_exposition(text)
         except ExpositionError as error:
             raise DcgmParseError(f"dcgm-exporter at {self.url}: {error}") from None
+        if self._pod != (None, None):
+            families = self._own_pod_series(families)
         result, fingerprint = dcgm_readings(families, now)
         if not result.readings:
             raise DcgmParseError(
@@ -198,6 +206,27 @@ class DcgmSource:
             )
         self._check_fresh(fingerprint, now)
         return result
+
+    def _own_pod_series(self, families: Mapping[str, Metric]) -> dict[str, Metric]:
+        pod, namespace = self._pod
+        kept = pod_series(families, pod, namespace)
+        if not any(family.samples for family in kept.values()):
+            labelled = any(
+                _pod_label(sample.labels, POD_LABELS) is not None
+                for family in families.values()
+                for sample in family.samples
+            )
+            raise DcgmParseError(
+                f"dcgm-exporter at {self.url} has no series for pod {namespace}/{pod}: "
+                + (
+                    "its GPU series are labelled with other pods (does this pod request "
+                    "nvidia.com/gpu?)"
+                    if labelled
+                    else "no series carries a pod label (run dcgm-exporter with "
+                    "--kubernetes / DCGM_EXPORTER_KUBERNETES=true, as the GPU Operator does)"
+                )
+            )
+        return kept
 
     def _check_fresh(self, fingerprint: tuple[object, ...], now: float) -> None:
         if fingerprint != self._fingerprint:
@@ -305,6 +334,36 @@ def dcgm_readings(
         identities=tuple(identities), readings=tuple(readings), errors=tuple(notes)
     )
     return result, tuple(sorted(fingerprint, key=repr))
+
+
+POD_LABELS: tuple[str, ...] = ("exported_pod", "pod", "pod_name")
+"""dcgm-exporter's pod attribution label, most specific first: ``exported_pod`` when a
+Prometheus scrape renamed it (``honorLabels: false``; ``pod`` is then dcgm-exporter's own pod),
+``pod_name`` under ``--use-old-namespace`` (research/gpu-telemetry.md §1.3, §1.4)."""
+NAMESPACE_LABELS: tuple[str, ...] = ("exported_namespace", "namespace", "pod_namespace")
+
+
+def pod_series(
+    families: Mapping[str, Metric], pod: str | None, namespace: str | None
+) -> dict[str, Metric]:
+    """Only the samples dcgm-exporter attributed to ``pod`` in ``namespace`` (either may be
+    ``None``: not compared). Samples without the pod label are dropped."""
+    kept: dict[str, Metric] = {}
+    for name, family in families.items():
+        copy = Metric(family.name, family.documentation, family.type, family.unit)
+        copy.samples = [
+            sample
+            for sample in family.samples
+            if _pod_label(sample.labels, POD_LABELS) is not None
+            and pod in (None, _pod_label(sample.labels, POD_LABELS))
+            and namespace in (None, _pod_label(sample.labels, NAMESPACE_LABELS))
+        ]
+        kept[name] = copy
+    return kept
+
+
+def _pod_label(labels: Mapping[str, str], spellings: tuple[str, ...]) -> str | None:
+    return next((labels[key] for key in spellings if labels.get(key)), None)
 
 
 def naming_era(families: Mapping[str, Metric]) -> Era | None:

@@ -100,7 +100,7 @@ def _fields(data: bytes) -> Iterator[tuple[int, bytes | None]]:
         if wire_type == _VARINT:
             _, position = _varint(data, position)
             yield number, None
-        elif wire_type == _FIXED64 or wire_type == _FIXED32:
+        elif wire_type in (_FIXED64, _FIXED32):
             position += 8 if wire_type == _FIXED64 else 4
             if position > len(data):
                 raise ProtobufDecodeError(f"truncated fixed-width field {number}")
@@ -164,9 +164,7 @@ def _pod_resources(data: bytes) -> PodResources:
         elif number == 2:
             namespace = _text(payload, "PodResources.namespace")
         elif number == 3:
-            containers.append(
-                _container_resources(_message(payload, "PodResources.containers"))
-            )
+            containers.append(_container_resources(_message(payload, "PodResources.containers")))
     return PodResources(name, namespace, tuple(containers))
 
 
@@ -230,7 +228,9 @@ def check_socket(path: Path) -> None:
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise PodResourcesError(f"kubelet pod-resources socket {path} not found: {_FIX_MOUNT}") from None
+        raise PodResourcesError(
+            f"kubelet pod-resources socket {path} not found: {_FIX_MOUNT}"
+        ) from None
     except PermissionError:
         raise PodResourcesError(f"cannot reach {path} (permission denied): {_FIX_ROOT}") from None
     if not stat.S_ISSOCK(mode):
