@@ -19,7 +19,7 @@ finite matching sample gives ``None``. Sums run over data-parallel series (``eng
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from prometheus_client.metrics_core import Metric
@@ -327,3 +327,21 @@ def metric_prefixes(families: Families) -> list[str]:
         if prefix not in prefixes:
             prefixes.append(prefix)
     return sorted(prefixes)
+
+
+def recognise_namespaced(
+    families: Families, claiming: Sequence[str], namespace: str, display_name: str
+) -> str | None:
+    """The recognition reason for an engine whose metrics live under ``namespace`` (``vllm:``).
+
+    Any of its ``claiming`` families decides; failing those, any family in its namespace does,
+    since a colon prefix is that engine's own even in a partial exposition.
+    """
+    found = [name for name in claiming if get_family(families, name) is not None]
+    if found:
+        return f"{display_name} families present: " + ", ".join(found)
+    others = names_with_prefix(families, namespace)
+    if others:
+        shown = ", ".join(others[:3]) + (" ..." if len(others) > 3 else "")
+        return f"{len(others)} {namespace}* families present: {shown}"
+    return None

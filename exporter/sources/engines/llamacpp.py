@@ -32,7 +32,11 @@ from exporter.sources.engines.base import (
     build_reading,
 )
 from exporter.sources.engines.json_fields import json_list, json_number, json_path, json_text
-from exporter.sources.exposition import get_family, names_with_prefix, sum_values
+from exporter.sources.exposition import (
+    get_family,
+    recognise_namespaced,
+    sum_values,
+)
 
 _CLAIMING = (
     "llamacpp:prompt_tokens",
@@ -108,15 +112,7 @@ class LlamacppAdapter:
     )
 
     def recognise(self, families: Families) -> str | None:
-        found = [name for name in _CLAIMING if get_family(families, name) is not None]
-        if found:
-            return "llama.cpp families present: " + ", ".join(found)
-        # A colon prefix is this engine's own namespace: even a partial exposition is its.
-        others = names_with_prefix(families, "llamacpp:")
-        if others:
-            shown = ", ".join(others[:3]) + (" ..." if len(others) > 3 else "")
-            return f"{len(others)} llamacpp:* families present: {shown}"
-        return None
+        return recognise_namespaced(families, _CLAIMING, "llamacpp:", "llama.cpp")
 
     def extract(self, families: Families, extras: Extras = NO_EXTRAS) -> EngineReading:
         evaluated = sum_values(get_family(families, "llamacpp:prompt_tokens"))

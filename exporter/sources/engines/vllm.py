@@ -33,6 +33,7 @@ from exporter.sources.exposition import (
     get_family,
     mean_values,
     names_with_prefix,
+    recognise_namespaced,
     sum_count,
     sum_values,
 )
@@ -152,15 +153,7 @@ class VllmAdapter:
     extra_endpoints: tuple[ExtraEndpoint, ...] = ()
 
     def recognise(self, families: Families) -> str | None:
-        found = [name for name in _CLAIMING if get_family(families, name) is not None]
-        if found:
-            return "vLLM families present: " + ", ".join(found)
-        # A colon prefix is this engine's own namespace: even a partial exposition is its.
-        others = names_with_prefix(families, "vllm:")
-        if others:
-            shown = ", ".join(others[:3]) + (" ..." if len(others) > 3 else "")
-            return f"{len(others)} vllm:* families present: {shown}"
-        return None
+        return recognise_namespaced(families, _CLAIMING, "vllm:", "vLLM")
 
     def extract(self, families: Families, extras: Extras = NO_EXTRAS) -> EngineReading:
         model = first_label(
