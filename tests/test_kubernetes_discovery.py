@@ -30,6 +30,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exporter.commands.serve import engine_source
 from exporter.sampler import Sampler
 from exporter.settings import EngineConfig, Settings, load_settings
 from exporter.sources.dcgm import DcgmParseError, DcgmSource
@@ -41,7 +42,6 @@ from exporter.sources.kubernetes import (
     KubernetesConfigError,
     KubernetesEngineDiscovery,
     engine_config_for_pod,
-    engine_source_factory,
 )
 from exporter.sources.podresources import (
     PodResourcesClient,
@@ -717,9 +717,7 @@ def test_engine_source_factory_uses_the_engine_settings(short_dir: Path) -> None
     settings = make_settings(
         short_dir / "kubelet.sock", engine_timeout_seconds=3.5, engine_max_body_bytes=65536
     )
-    source = engine_source_factory(settings)(
-        EngineConfig(url="http://10.244.1.17:8000/metrics", name=VLLM)
-    )
+    source = engine_source(settings, EngineConfig(url="http://10.244.1.17:8000/metrics", name=VLLM))
     assert (source.name, source.url) == (VLLM, "http://10.244.1.17:8000/metrics")
     assert (source.timeout_seconds, source.max_body_bytes) == (3.5, 65536)
 

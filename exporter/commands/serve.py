@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import signal
 import sys
@@ -160,19 +161,19 @@ def _adapter(config: EngineConfig) -> EngineAdapter | None:
     return None
 
 
+def engine_source(settings: Settings, config: EngineConfig) -> EngineSource:
+    """The source for one engine, configured or discovered, with the engine settings."""
+    return EngineSource(
+        config.label,
+        config.url,
+        timeout_seconds=settings.engine_timeout_seconds,
+        max_body_bytes=settings.engine_max_body_bytes,
+        adapter=_adapter(config),
+    )
+
+
 def engine_sources(settings: Settings) -> list[EngineSource]:
-    sources = []
-    for config in settings.engines:
-        sources.append(
-            EngineSource(
-                config.label,
-                config.url,
-                timeout_seconds=settings.engine_timeout_seconds,
-                max_body_bytes=settings.engine_max_body_bytes,
-                adapter=_adapter(config),
-            )
-        )
-    return sources
+    return [engine_source(settings, config) for config in settings.engines]
 
 
 def discover_local_engines(settings: Settings) -> list[EngineSource]:
@@ -266,10 +267,10 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
         )
     discovery, factory = None, None
     if kubernetes:
-        from exporter.sources.kubernetes import KubernetesEngineDiscovery, engine_source_factory
+        from exporter.sources.kubernetes import KubernetesEngineDiscovery
 
         discovery = KubernetesEngineDiscovery(settings)
-        factory = engine_source_factory(settings)
+        factory = functools.partial(engine_source, settings)
     sampler = Sampler(
         settings,
         gpu_source,

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from exporter.settings import ConfigError, EngineConfig, Settings
-from exporter.sources.engine import EngineSource
 from exporter.sources.podresources import PodKey, PodResourcesClient
 
 log = logging.getLogger(__name__)
@@ -386,17 +385,3 @@ class KubernetesEngineDiscovery:
             log.warning("kubernetes discovery: skipped: %s", problem)
         self._warned = problems
         return list(found.values())
-
-
-def engine_source_factory(settings: Settings) -> Callable[[EngineConfig], EngineSource]:
-    """Builds the :class:`EngineSource` of a discovered engine (adapter auto-detected)."""
-
-    def build(config: EngineConfig) -> EngineSource:
-        return EngineSource(
-            config.label,
-            config.url,
-            timeout_seconds=settings.engine_timeout_seconds,
-            max_body_bytes=settings.engine_max_body_bytes,
-        )
-
-    return build
