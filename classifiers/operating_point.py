@@ -63,6 +63,9 @@ class OperatingPoint:
     decode_speed_of_light_tokens_per_second: float
     decode_bound: str
     prefill_arithmetic_intensity: float
+    workload_arithmetic_intensity: float
+    """Intensity of the live mix: model FLOP/s of both phases over model bytes/s of both
+    phases; the decode step's intensity while no tokens flow."""
     crossover_batch: int | None
     decode_speed_of_light_ratio: float | None
     prefill_speed_of_light_ratio: float | None
@@ -93,7 +96,8 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
 
     Prefill: a chunk of :data:`PREFILL_CHUNK_TOKENS` tokens after ``S`` cached ones gives the
     prefill intensity and FLOPs per prompt token; prefill SOL ratio is its FLOP/s over the roof.
-    The observed intensity is the model FLOP/s achieved (both phases) over the DRAM bytes/s the
+    The workload intensity weighs both phases by their live rates (what the verdict compares
+    with the ridge). The observed intensity is the model FLOP/s achieved (both phases) over the DRAM bytes/s the
     counters saw: left of the model's point means traffic the model does not account for.
     """
     batch = max(1, round(live.batch)) if live.batch is not None and live.batch >= 1 else 1
@@ -141,8 +145,14 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
         mfu = model_flops_utilization(
             1.0, (decode_flops or 0.0) + (prefill_flops or 0.0), roof.peak_flops_per_second
         )
-    observed_ai = None
+    workload_ai = step.arithmetic_intensity_flops_per_byte
     achieved = (decode_flops or 0.0) + (prefill_flops or 0.0)
+    moved = (decode_rate or 0.0) * bytes_per_token + (prefill_rate or 0.0) * (
+        chunk.bytes / PREFILL_CHUNK_TOKENS
+    )
+    if achieved > 0 and moved > 0:
+        workload_ai = achieved / moved
+    observed_ai = None
     if live.dram_bytes_per_second and live.dram_bytes_per_second > 0 and achieved > 0:
         observed_ai = achieved / live.dram_bytes_per_second
     return OperatingPoint(
@@ -154,6 +164,7 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
         decode_speed_of_light_tokens_per_second=step.speed_of_light_tokens_per_second,
         decode_bound=step.bound,
         prefill_arithmetic_intensity=chunk.arithmetic_intensity_flops_per_byte,
+        workload_arithmetic_intensity=workload_ai,
         crossover_batch=crossover_batch(
             live.model, roof, context, live.weights, live.kv_dtype, live.tensor_parallel
         ),

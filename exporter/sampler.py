@@ -39,7 +39,7 @@ from classifiers.verdict import (
 )
 from exporter.model_resolution import ResolvedModel, resolve_model
 from exporter.rates import RatioOfCounters, WindowedCounter, WindowedMean
-from exporter.settings import EngineConfig, Settings
+from exporter.settings import EngineConfig, Settings, redact_url
 from exporter.snapshot import EngineView, GpuView, Snapshot, SourceStatus, TargetView
 from exporter.sources.dcgm import merge_dcgm_activity
 from exporter.sources.engine import EngineSource, EngineSourceError
@@ -290,7 +290,7 @@ class Sampler:
             try:
                 found = {config.url: config for config in self._discovery.engines()}
             except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                error = redact_url(f"{type(exc).__name__}: {exc}")
                 log.warning("engine discovery (%s) failed: %s", self._discovery.name, error)
             if error is None:
                 current = {state.config.url: state for state in self._engines}
@@ -333,7 +333,7 @@ class Sampler:
                     # Nothing readable (driver unloaded, re-init failing): the source is down.
                     error = "; ".join(result.errors) or "no GPU could be read"
             except Exception as exc:  # the whole source failed: every GPU is down
-                error = f"{type(exc).__name__}: {exc}"
+                error = redact_url(f"{type(exc).__name__}: {exc}")
                 log.warning("GPU source %s failed: %s", self._gpu_source.name, error)
             statuses.append(self._status(self._gpu_source.name, "gpu", started, error))
         if self._dcgm_source is not None:
@@ -345,7 +345,7 @@ class Sampler:
                 identities, readings = merged.identities, merged.readings
                 error = None
             except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                error = redact_url(f"{type(exc).__name__}: {exc}")
                 log.warning("DCGM source failed: %s", error)
             statuses.append(self._status(self._dcgm_source.name, "gpu", started, error))
         for identity in identities:
@@ -465,10 +465,10 @@ class Sampler:
                 except FutureTimeout:
                     error = f"no answer within {state.source.timeout_seconds} s"
                 except EngineSourceError as exc:
-                    error = str(exc)
+                    error = redact_url(str(exc))
                 except Exception as exc:  # an adapter bug is that engine's problem alone
-                    error = f"{type(exc).__name__}: {exc}"
-            statuses.append(self._status(state.source.url, "engine", started, error))
+                    error = redact_url(f"{type(exc).__name__}: {exc}")
+            statuses.append(self._status(redact_url(state.source.url), "engine", started, error))
             if error is not None:
                 log.debug("engine %s down: %s", name, error)
         return readings
@@ -731,7 +731,7 @@ class Sampler:
             ),
             model_flops_utilization_ratio=point.model_flops_utilization_ratio if point else None,
             arithmetic_intensity_flops_per_byte=(
-                point.decode_arithmetic_intensity if point else None
+                point.workload_arithmetic_intensity if point else None
             ),
             ridge_point_flops_per_byte=(
                 ridge_point_flops_per_byte(peak_flops, peak_bandwidth)

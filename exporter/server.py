@@ -8,6 +8,7 @@ exhaust threads; connections beyond the pool wait in the listen backlog.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import html
 import socket
@@ -107,15 +108,15 @@ class ExporterHTTPServer(HTTPServer):
                 expired = [k for k, (deadline, _) in self._deadlines.items() if deadline <= now]
                 sockets = [self._deadlines.pop(k)[1] for k in expired]
             for sock in sockets:
-                try:
-                    # socket.socket's own shutdown: on an SSLSocket this cuts the fd under a
-                    # blocked read without tearing down the SSL object another thread uses.
+                # socket.socket's own shutdown: on an SSLSocket this cuts the fd under a
+                # blocked read without tearing down the SSL object another thread uses.
+                with contextlib.suppress(OSError):
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def server_close(self) -> None:
         super().server_close()
+        if not hasattr(self, "_pool"):
+            return  # the bind failed inside HTTPServer.__init__, before the pool and reaper
         self._closed.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 

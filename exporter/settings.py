@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,6 +40,15 @@ class ConfigError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` (a URL, or a message quoting URLs) with every URL's ``user:password@`` removed,
+    for labels, pages and logs."""
+    return _USERINFO.sub("", text)
 
 
 def _check_http_url(value: str) -> str:
@@ -103,7 +113,7 @@ class EngineConfig(_Strict):
         if self.name:
             return self.name
         parts = urlsplit(self.url)
-        return parts.netloc
+        return parts.netloc.rpartition("@")[2]  # never the userinfo: labels are public
 
 
 class GpuOverride(_Strict):

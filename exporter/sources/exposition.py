@@ -189,6 +189,14 @@ def _finite(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _finite_sum(values: Iterable[float]) -> float | None:
+    """Exact sum of finite values; ``None`` when it overflows (1e308 + 1e308 is no count)."""
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return None
+
+
 def _value_samples(family: Metric, suffix: str) -> list[Sample]:
     """Samples holding the family's value: ``name`` (gauge/untyped), ``name_total`` (counter),
     or ``name`` + ``suffix`` (``_sum``/``_count`` of a histogram or summary)."""
@@ -248,7 +256,7 @@ def sum_values(
     values = series_values(family, suffix, where, replica_labels)
     if not values:
         return None
-    return math.fsum(value for _, value in values)
+    return _finite_sum(value for _, value in values)
 
 
 def mean_values(
@@ -260,7 +268,8 @@ def mean_values(
     values = series_values(family, "", where, replica_labels)
     if not values:
         return None
-    return math.fsum(value for _, value in values) / len(values)
+    total = _finite_sum(value for _, value in values)
+    return None if total is None else total / len(values)
 
 
 def first_value(family: Metric | None, where: Mapping[str, str] | None = None) -> float | None:

@@ -16,6 +16,7 @@ Names by version (research/engine-metrics.md §2):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
@@ -124,7 +125,7 @@ def _int_label(text: str | None) -> int | None:
         value = float(text)
     except ValueError:
         return None
-    if value != value or value <= 0 or value != int(value):
+    if not math.isfinite(value) or value <= 0 or value != int(value):  # "+Inf" labels
         return None
     return int(value)
 

@@ -1,0 +1,273 @@
+"""The HTTP face over loopback: /metrics, /healthz, landing page, auth and TLS with real clients."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import gzip
+import http.client
+import shutil
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from classifiers.verdict import Verdict
+from exporter.collector import ExpositionCache
+from exporter.server import (
+    CONTENT_TYPE_LATEST,
+    ExporterHTTPServer,
+    landing_page,
+    make_handler,
+    serve_in_thread,
+)
+from exporter.snapshot import Snapshot
+from exporter.webconfig import WebConfig, load_web_config
+from tests.conftest import require_real_part
+from tests.test_collector import golden_snapshot
+
+PASSWORD = "correct horse battery staple"
+
+
+def start_server(
+    snapshot: Snapshot | None, web_config: WebConfig | None = None
+) -> ExporterHTTPServer:
+    cache = ExpositionCache(lambda: snapshot, lambda: 1_700_000_101.0)
+    handler = make_handler(cache, lambda: snapshot, web_config)
+    ssl_context = web_config.ssl_context() if web_config is not None else None
+    server = ExporterHTTPServer(("127.0.0.1", 0), handler, 4, ssl_context)
+    serve_in_thread(server)
+    return server
+
+
+@pytest.fixture
+def server() -> Iterator[ExporterHTTPServer]:
+    running = start_server(golden_snapshot())
+    yield running
+    running.shutdown()
+    running.server_close()
+
+
+def url(server: ExporterHTTPServer, path: str, scheme: str = "http") -> str:
+    return f"{scheme}://127.0.0.1:{server.server_address[1]}{path}"
+
+
+def request(
+    server: ExporterHTTPServer,
+    path: str,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+    try:
+        connection.request(method, path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def test_metrics(server: ExporterHTTPServer) -> None:
+    status, headers, body = request(server, "/metrics")
+    assert status == 200
+    assert headers["Content-Type"] == CONTENT_TYPE_LATEST
+    assert int(headers["Content-Length"]) == len(body)
+    text = body.decode()
+    assert 'rooftop_gpu_bound{engine="vllm-0",gpu="0"' in text
+    assert "rooftop_snapshot_age_seconds 1.0\n" in text
+    assert "Content-Encoding" not in headers
+
+
+def test_metrics_gzip(server: ExporterHTTPServer) -> None:
+    status, headers, body = request(server, "/metrics", headers={"Accept-Encoding": "gzip"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    assert b"rooftop_build_info" in gzip.decompress(body)
+
+
+def test_metrics_with_query_string(server: ExporterHTTPServer) -> None:
+    status, _, body = request(server, "/metrics?name[]=rooftop_gpu_up")
+    assert status == 200 and b"rooftop_gpu_up" in body
+
+
+def test_healthz(server: ExporterHTTPServer) -> None:
+    assert request(server, "/healthz")[::2] == (200, b"ok\n")
+
+
+def test_not_found(server: ExporterHTTPServer) -> None:
+    status, _, body = request(server, "/metric")
+    assert status == 404 and b"/metrics" in body
+
+
+def test_head_has_headers_and_no_body(server: ExporterHTTPServer) -> None:
+    status, headers, body = request(server, "/metrics", method="HEAD")
+    assert status == 200 and body == b""
+    assert int(headers["Content-Length"]) > 1000
+
+
+def test_landing_page_lists_targets(server: ExporterHTTPServer) -> None:
+    status, headers, body = request(server, "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    page = body.decode()
+    assert "<td>vllm-0</td>" in page and "<td>memory</td>" in page and "<td>68%</td>" in page
+
+
+def test_landing_page_escapes_html() -> None:
+    snapshot = golden_snapshot()
+    hostile = dataclasses.replace(
+        snapshot.targets[0],
+        engine="<script>alert(1)</script>",
+        model='"><img src=x onerror=alert(2)>',
+        verdict=Verdict(state="latency", evidence="gpm", reason="latency: a < b & c > d"),
+    )
+    page = landing_page(dataclasses.replace(snapshot, targets=(hostile,), demo=True))
+    assert "<script>" not in page and "<img" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "latency: a &lt; b &amp; c &gt; d" in page
+    assert "demo node" in page
+
+
+def test_landing_page_before_first_sample() -> None:
+    running = start_server(None)
+    try:
+        assert b"waiting for the first sample" in request(running, "/")[2]
+        status, _, body = request(running, "/metrics")
+        assert status == 200 and b"rooftop_gpu_up" not in body
+    finally:
+        running.shutdown()
+        running.server_close()
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(server: ExporterHTTPServer) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+    try:
+        for _ in range(3):
+            connection.request("GET", "/healthz")
+            response = connection.getresponse()
+            assert response.status == 200 and response.read() == b"ok\n"
+    finally:
+        connection.close()
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.fixture
+def auth_server(tmp_path: Path) -> Iterator[ExporterHTTPServer]:
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    config = tmp_path / "web.yml"
+    config.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    running = start_server(golden_snapshot(), load_web_config(config))
+    yield running
+    running.shutdown()
+    running.server_close()
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/", "/healthz", "/nothing"])
+def test_basic_auth_required_everywhere(auth_server: ExporterHTTPServer, path: str) -> None:
+    status, headers, _ = request(auth_server, path)
+    assert status == 401
+    assert headers["WWW-Authenticate"] == 'Basic realm="rooftop"'
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        _basic("prometheus", "wrong"),
+        _basic("someone", PASSWORD),
+        "Bearer abc",
+        "Basic not-base64!",
+    ],
+)
+def test_basic_auth_rejects(auth_server: ExporterHTTPServer, authorization: str) -> None:
+    assert request(auth_server, "/metrics", headers={"Authorization": authorization})[0] == 401
+
+
+def test_basic_auth_accepts_with_a_real_client(auth_server: ExporterHTTPServer) -> None:
+    manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    manager.add_password(None, url(auth_server, "/"), "prometheus", PASSWORD)
+    opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(manager))
+    with opener.open(url(auth_server, "/metrics"), timeout=10) as response:
+        assert response.status == 200
+        assert b"rooftop_build_info" in response.read()
+    # And twice more, the second from the verified-password cache.
+    for _ in range(2):
+        status, _, _ = request(
+            auth_server, "/metrics", headers={"Authorization": _basic("prometheus", PASSWORD)}
+        )
+        assert status == 200
+
+
+def make_self_signed(directory: Path) -> tuple[Path, Path]:
+    openssl = shutil.which("openssl")
+    require_real_part(openssl is not None, "the openssl CLI is needed to make a test certificate")
+    assert openssl is not None
+    cert, key = directory / "server.crt", directory / "server.key"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+def test_tls_with_basic_auth_scraped_by_a_verifying_client(tmp_path: Path) -> None:
+    cert, key = make_self_signed(tmp_path)
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    config = tmp_path / "web.yml"
+    config.write_text(
+        f"tls_server_config:\n  cert_file: {cert.name}\n  key_file: {key.name}\n"
+        f"basic_auth_users:\n  prometheus: '{hashed}'\n"
+    )
+    running = start_server(golden_snapshot(), load_web_config(config))
+    try:
+        trusting = ssl.create_default_context(cafile=str(cert))
+        metrics = urllib.request.Request(
+            url(running, "/metrics", "https"),
+            headers={"Authorization": _basic("prometheus", PASSWORD)},
+        )
+        with urllib.request.urlopen(metrics, context=trusting, timeout=10) as response:
+            assert response.status == 200
+            assert b"rooftop_gpu_bound_info" in response.read()
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(url(running, "/metrics", "https"), context=trusting, timeout=10)
+        assert denied.value.code == 401
+        # A client that does not trust the certificate refuses the connection.
+        with pytest.raises(urllib.error.URLError) as refused:
+            urllib.request.urlopen(
+                url(running, "/healthz", "https"), context=ssl.create_default_context(), timeout=10
+            )
+        assert isinstance(refused.value.reason, ssl.SSLCertVerificationError)
+        # Plain HTTP to the TLS port gets no answer, and the server keeps serving.
+        with pytest.raises((http.client.HTTPException, OSError)):
+            request(running, "/healthz")
+        with urllib.request.urlopen(metrics, context=trusting, timeout=10) as response:
+            assert response.status == 200
+    finally:
+        running.shutdown()
+        running.server_close()
