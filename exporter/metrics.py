@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from exporter.snapshot import EngineView, GpuView, Snapshot, TargetView
+from exporter.snapshot import EngineView, GpuView, Snapshot
 
 MetricType = Literal["gauge", "counter", "info"]
 Sample = tuple[tuple[str, ...], float | None]
@@ -71,12 +71,17 @@ def _per_engine(
     return samples
 
 
-def _per_target(
-    value: Callable[[TargetView], float | None],
-) -> Callable[[Snapshot], Iterator[Sample]]:
+def _per_point(field_name: str) -> Callable[[Snapshot], Iterator[Sample]]:
+    """A field of each target's operating point (absent where there is no point)."""
+
     def samples(snapshot: Snapshot) -> Iterator[Sample]:
         for target in snapshot.targets:
-            yield (target.gpu, target.uuid, target.engine, target.model), value(target)
+            if target.point is not None:
+                value = getattr(target.point, field_name)
+                yield (
+                    (target.gpu, target.uuid, target.engine, target.model),
+                    None if value is None else float(value),
+                )
 
     return samples
 
@@ -160,17 +165,23 @@ def _bound_info(snapshot: Snapshot) -> Iterator[Sample]:
 
 def _arithmetic_intensity(snapshot: Snapshot) -> Iterator[Sample]:
     for target in snapshot.targets:
+        point = target.point
+        if point is None:
+            continue
         key = (target.gpu, target.uuid, target.engine, target.model)
-        yield (*key, "decode", "model"), target.decode_arithmetic_intensity
-        yield (*key, "decode", "observed"), target.decode_observed_arithmetic_intensity
-        yield (*key, "prefill", "model"), target.prefill_arithmetic_intensity
+        yield (*key, "decode", "model"), point.decode_arithmetic_intensity
+        yield (*key, "decode", "observed"), point.decode_observed_arithmetic_intensity
+        yield (*key, "prefill", "model"), point.prefill_arithmetic_intensity
 
 
 def _achieved_flops(snapshot: Snapshot) -> Iterator[Sample]:
     for target in snapshot.targets:
+        point = target.point
+        if point is None:
+            continue
         key = (target.gpu, target.uuid, target.engine, target.model)
-        yield (*key, "decode"), target.decode_achieved_flops_per_second
-        yield (*key, "prefill"), target.prefill_achieved_flops_per_second
+        yield (*key, "decode"), point.decode_achieved_flops_per_second
+        yield (*key, "prefill"), point.prefill_achieved_flops_per_second
 
 
 def _source_field(
@@ -612,7 +623,7 @@ METRICS: tuple[MetricDef, ...] = (
         "Bytes one decode token must move on this GPU, from the model at the live batch and KV.",
         "bytes",
         TARGET_LABELS,
-        _per_target(lambda t: t.decode_bytes_per_token),
+        _per_point("decode_bytes_per_token"),
     ),
     MetricDef(
         "rooftop_decode_observed_bytes_per_token",
@@ -620,7 +631,7 @@ METRICS: tuple[MetricDef, ...] = (
         "Bytes this GPU actually moved per decode token: DRAM bandwidth used / decode tokens/s.",
         "bytes",
         TARGET_LABELS,
-        _per_target(lambda t: t.decode_observed_bytes_per_token),
+        _per_point("decode_observed_bytes_per_token"),
     ),
     MetricDef(
         "rooftop_decode_flops_per_token",
@@ -628,7 +639,7 @@ METRICS: tuple[MetricDef, ...] = (
         "FLOPs one decode token costs on this GPU at the live context.",
         "flops",
         TARGET_LABELS,
-        _per_target(lambda t: t.decode_flops_per_token),
+        _per_point("decode_flops_per_token"),
     ),
     MetricDef(
         "rooftop_arithmetic_intensity_flops_per_byte",
@@ -653,7 +664,7 @@ METRICS: tuple[MetricDef, ...] = (
         "Decode tokens/s at speed of light for the live batch and context.",
         "tokens_per_second",
         TARGET_LABELS,
-        _per_target(lambda t: t.decode_speed_of_light_tokens_per_second),
+        _per_point("decode_speed_of_light_tokens_per_second"),
     ),
     MetricDef(
         "rooftop_decode_speed_of_light_ratio",
@@ -661,7 +672,7 @@ METRICS: tuple[MetricDef, ...] = (
         "Decode tokens/s achieved over speed of light (MBU while decode is memory-bound).",
         "ratio",
         TARGET_LABELS,
-        _per_target(lambda t: t.decode_speed_of_light_ratio),
+        _per_point("decode_speed_of_light_ratio"),
     ),
     MetricDef(
         "rooftop_prefill_speed_of_light_ratio",
@@ -669,7 +680,7 @@ METRICS: tuple[MetricDef, ...] = (
         "Prefill FLOP/s achieved over the compute roof (prefill MFU).",
         "ratio",
         TARGET_LABELS,
-        _per_target(lambda t: t.prefill_speed_of_light_ratio),
+        _per_point("prefill_speed_of_light_ratio"),
     ),
     MetricDef(
         "rooftop_model_bandwidth_utilization_ratio",
@@ -677,7 +688,7 @@ METRICS: tuple[MetricDef, ...] = (
         "MBU (Databricks): model bytes moved per second over peak bandwidth, all phases.",
         "ratio",
         TARGET_LABELS,
-        _per_target(lambda t: t.model_bandwidth_utilization_ratio),
+        _per_point("model_bandwidth_utilization_ratio"),
     ),
     MetricDef(
         "rooftop_model_flops_utilization_ratio",
@@ -685,7 +696,7 @@ METRICS: tuple[MetricDef, ...] = (
         "MFU: model FLOP/s over peak FLOP/s of the compute dtype, all phases.",
         "ratio",
         TARGET_LABELS,
-        _per_target(lambda t: t.model_flops_utilization_ratio),
+        _per_point("model_flops_utilization_ratio"),
     ),
     MetricDef(
         "rooftop_decode_crossover_batch",
@@ -693,7 +704,7 @@ METRICS: tuple[MetricDef, ...] = (
         "Smallest decode batch that turns compute-bound at the live context (absent if none).",
         "",
         TARGET_LABELS,
-        _per_target(lambda t: None if t.crossover_batch is None else float(t.crossover_batch)),
+        _per_point("crossover_batch"),
     ),
 )
 

@@ -638,32 +638,7 @@ class Sampler:
             peak_flops_per_second=peak_flops,
             peak_bandwidth_bytes_per_second=peak_bandwidth,
             ridge_point_flops_per_byte=ridge,
-            decode_bytes_per_token=point.decode_bytes_per_token if point else None,
-            decode_observed_bytes_per_token=(
-                point.decode_observed_bytes_per_token if point else None
-            ),
-            decode_flops_per_token=point.decode_flops_per_token if point else None,
-            decode_arithmetic_intensity=point.decode_arithmetic_intensity if point else None,
-            decode_observed_arithmetic_intensity=(
-                point.decode_observed_arithmetic_intensity if point else None
-            ),
-            prefill_arithmetic_intensity=point.prefill_arithmetic_intensity if point else None,
-            decode_speed_of_light_tokens_per_second=(
-                point.decode_speed_of_light_tokens_per_second if point else None
-            ),
-            decode_speed_of_light_ratio=point.decode_speed_of_light_ratio if point else None,
-            prefill_speed_of_light_ratio=point.prefill_speed_of_light_ratio if point else None,
-            model_bandwidth_utilization_ratio=(
-                point.model_bandwidth_utilization_ratio if point else None
-            ),
-            model_flops_utilization_ratio=point.model_flops_utilization_ratio if point else None,
-            decode_achieved_flops_per_second=(
-                point.decode_achieved_flops_per_second if point else None
-            ),
-            prefill_achieved_flops_per_second=(
-                point.prefill_achieved_flops_per_second if point else None
-            ),
-            crossover_batch=point.crossover_batch if point else None,
+            point=point,
             verdict=verdict,
         )
 

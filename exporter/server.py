@@ -192,7 +192,7 @@ def landing_page(snapshot: Snapshot | None) -> str:
     if snapshot is not None:
         for target in snapshot.targets:
             verdict = target.verdict
-            sol = target.decode_speed_of_light_ratio
+            sol = target.point.decode_speed_of_light_ratio if target.point else None
             rows.append(
                 "<tr>"
                 + "".join(

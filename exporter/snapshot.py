@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from classifiers.operating_point import OperatingPoint
 from classifiers.verdict import Verdict
 from exporter.telemetry import GpuIdentity, GpuReading, TelemetryTier
 
@@ -101,20 +102,8 @@ class TargetView:
     peak_flops_per_second: float | None = None
     peak_bandwidth_bytes_per_second: float | None = None
     ridge_point_flops_per_byte: float | None = None
-    decode_bytes_per_token: float | None = None
-    decode_observed_bytes_per_token: float | None = None
-    decode_flops_per_token: float | None = None
-    decode_arithmetic_intensity: float | None = None
-    decode_observed_arithmetic_intensity: float | None = None
-    prefill_arithmetic_intensity: float | None = None
-    decode_speed_of_light_tokens_per_second: float | None = None
-    decode_speed_of_light_ratio: float | None = None
-    prefill_speed_of_light_ratio: float | None = None
-    model_bandwidth_utilization_ratio: float | None = None
-    model_flops_utilization_ratio: float | None = None
-    decode_achieved_flops_per_second: float | None = None
-    prefill_achieved_flops_per_second: float | None = None
-    crossover_batch: int | None = None
+    point: OperatingPoint | None = None
+    """Where the live workload sits on the roofline; None without a known model and roof."""
     verdict: Verdict | None = None
 
 

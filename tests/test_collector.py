@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from classifiers.operating_point import OperatingPoint
 from classifiers.verdict import Verdict
 from exporter.collector import ExpositionCache, render_snapshot
 from exporter.metrics import METRICS, VERDICT_STATES
@@ -149,20 +150,26 @@ def golden_snapshot(sequence: int = 42) -> Snapshot:
         peak_flops_per_second=989.4e12,
         peak_bandwidth_bytes_per_second=3.35e12,
         ridge_point_flops_per_byte=989.4e12 / 3.35e12,
-        decode_bytes_per_token=step_bytes,
-        decode_observed_bytes_per_token=0.7 * 3.35e12 / 150.0,
-        decode_flops_per_token=flops_per_token,
-        decode_arithmetic_intensity=flops_per_token / step_bytes,
-        decode_observed_arithmetic_intensity=150.0 * flops_per_token / (0.7 * 3.35e12),
-        prefill_arithmetic_intensity=1348.09,
-        decode_speed_of_light_tokens_per_second=3.35e12 / step_bytes,
-        decode_speed_of_light_ratio=150.0 / (3.35e12 / step_bytes),
-        prefill_speed_of_light_ratio=0.0,
-        model_bandwidth_utilization_ratio=150.0 * step_bytes / 3.35e12,
-        model_flops_utilization_ratio=150.0 * flops_per_token / 989.4e12,
-        decode_achieved_flops_per_second=150.0 * flops_per_token,
-        prefill_achieved_flops_per_second=0.0,
-        crossover_batch=None,
+        point=OperatingPoint(
+            batch=1,
+            ridge_point_flops_per_byte=989.4e12 / 3.35e12,
+            decode_bytes_per_token=step_bytes,
+            decode_flops_per_token=flops_per_token,
+            decode_arithmetic_intensity=flops_per_token / step_bytes,
+            decode_speed_of_light_tokens_per_second=3.35e12 / step_bytes,
+            decode_bound="memory",
+            prefill_arithmetic_intensity=1348.09,
+            workload_arithmetic_intensity=flops_per_token / step_bytes,
+            crossover_batch=None,
+            decode_speed_of_light_ratio=150.0 / (3.35e12 / step_bytes),
+            prefill_speed_of_light_ratio=0.0,
+            decode_observed_bytes_per_token=0.7 * 3.35e12 / 150.0,
+            decode_observed_arithmetic_intensity=150.0 * flops_per_token / (0.7 * 3.35e12),
+            decode_achieved_flops_per_second=150.0 * flops_per_token,
+            prefill_achieved_flops_per_second=0.0,
+            model_bandwidth_utilization_ratio=150.0 * step_bytes / 3.35e12,
+            model_flops_utilization_ratio=150.0 * flops_per_token / 989.4e12,
+        ),
         verdict=Verdict(
             state="memory",
             evidence="gpm",

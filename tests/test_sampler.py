@@ -210,7 +210,8 @@ def test_rates_targets_and_memory_verdict() -> None:
     first = harness.cycle()
     # One sample: no rate yet, and so no SOL ratio; the model's own figures are there already.
     assert engine(first).decode_tokens_per_second is None
-    assert target(first, "0").decode_speed_of_light_ratio is None
+    first_point = target(first, "0").point
+    assert first_point is not None and first_point.decode_speed_of_light_ratio is None
     snapshot = harness.cycle(3)
 
     view = engine(snapshot)
@@ -230,9 +231,13 @@ def test_rates_targets_and_memory_verdict() -> None:
     assert gpu0.up and gpu0.tier == "gpm" and gpu0.catalog_id == "h100-sxm"
     assert gpu0.dram_bandwidth_bytes_per_second == pytest.approx(0.7 * H100_BANDWIDTH)
 
-    point = target(snapshot, "0")
-    assert point.uuid == "GPU-test-0" and point.model == LLAMA
-    assert point.ridge_point_flops_per_byte == pytest.approx(989.4 / 3.35)
+    view0 = target(snapshot, "0")
+    assert view0.uuid == "GPU-test-0" and view0.model == LLAMA
+    assert view0.ridge_point_flops_per_byte == pytest.approx(989.4 / 3.35)
+    assert view0.verdict is not None
+    assert view0.verdict.state == "memory"
+    point = view0.point
+    assert point is not None
     assert point.decode_speed_of_light_tokens_per_second == pytest.approx(
         LLAMA_8B_SOL_BATCH_1_CONTEXT_1024, rel=1e-6
     )
@@ -241,10 +246,8 @@ def test_rates_targets_and_memory_verdict() -> None:
     )
     # Observed bytes per token: 0.7 x 3.35e12 B/s over 150 tok/s.
     assert point.decode_observed_bytes_per_token == pytest.approx(0.7 * H100_BANDWIDTH / 150)
-    assert point.verdict is not None
-    assert point.verdict.state == "memory"
-    assert point.verdict.evidence == "gpm"
-    assert "DRAM 70%" in point.verdict.reason
+    assert view0.verdict.evidence == "gpm"
+    assert "DRAM 70%" in view0.verdict.reason
 
     statuses = {s.source: s.up for s in snapshot.sources}
     assert statuses == {"nvml": True, URL_A: True}
@@ -427,7 +430,8 @@ def test_model_switch_forgets_rates_and_resolves_the_new_model() -> None:
     after = harness.cycle()
     assert engine(after).decode_tokens_per_second == pytest.approx(150.0)
     # A 0.6B model moves far fewer bytes per token than Llama-3.1-8B's 15.1 GB.
-    assert target(after, "0").decode_bytes_per_token < 2e9  # type: ignore[operator]
+    after_point = target(after, "0").point
+    assert after_point is not None and after_point.decode_bytes_per_token < 2e9
 
 
 def test_unknown_model_gives_no_roofline_but_a_verdict() -> None:
@@ -437,13 +441,11 @@ def test_unknown_model_gives_no_roofline_but_a_verdict() -> None:
     view = engine(snapshot)
     assert view.up and view.model == "zai-org/GLM-4.5" and view.model_resolved is None
     assert view.decode_tokens_per_second == pytest.approx(150.0)
-    point = target(snapshot, "0")
-    assert point.decode_bytes_per_token is None
-    assert point.decode_speed_of_light_ratio is None
-    assert point.model_bandwidth_utilization_ratio is None
+    view0 = target(snapshot, "0")
+    assert view0.point is None  # no model, no roofline figures
     # The ridge comes from the GPU alone.
-    assert point.ridge_point_flops_per_byte == pytest.approx(989.4 / 3.35)
-    assert point.verdict is not None and point.verdict.state == "memory"
+    assert view0.ridge_point_flops_per_byte == pytest.approx(989.4 / 3.35)
+    assert view0.verdict is not None and view0.verdict.state == "memory"
     assert series(snapshot, "rooftop_decode_speed_of_light_ratio") == {}
     assert series(snapshot, "rooftop_gpu_bound_info")
 
@@ -463,12 +465,13 @@ def test_engine_without_visible_gpu_gets_an_engine_only_target() -> None:
     vllm = RecordedVllm(decode_tokens_per_second=150.0, running=1)
     harness = Harness(gpus=0, engines={"vllm-a": (URL_A, vllm, [])}, gpu_model="h100-sxm")
     snapshot = harness.cycle(3)
-    point = target(snapshot, "")
-    assert point.uuid == ""
-    assert point.decode_speed_of_light_ratio == pytest.approx(
+    view = target(snapshot, "")
+    assert view.uuid == ""
+    assert view.point is not None
+    assert view.point.decode_speed_of_light_ratio == pytest.approx(
         150.0 / LLAMA_8B_SOL_BATCH_1_CONTEXT_1024, rel=1e-6
     )
-    assert point.verdict is not None and point.verdict.evidence == "model"
+    assert view.verdict is not None and view.verdict.evidence == "model"
 
 
 def test_snapshot_sequence_and_clocks() -> None:
