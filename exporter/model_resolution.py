@@ -106,7 +106,9 @@ def resolve_model(
         arch = None
         resolved_id = None
         try:
-            if key.endswith(".json") and Path(key).is_file():
+            # Only the operator's own config may name a file; a model name the engine reports
+            # is never read from disk.
+            if key == config.model and key.endswith(".json") and Path(key).is_file():
                 arch = load_config_json(key)
                 resolved_id = key
             else:

@@ -195,6 +195,9 @@ class Sampler:
         self._hysteresis: dict[tuple[str, str], HysteresisState] = {}
         self._known_gpus: dict[str, GpuIdentity] = {}
         self._last_success: dict[str, float] = {}
+        self._last_error: dict[str, str | None] = {}
+        self._dcgm_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcgm")
+        self._dcgm_pending: Future[GpuSourceResult] | None = None
         self._spec_cache: dict[str, GpuSpec | None] = {}
         self._latest: Snapshot | None = None
         self._sequence = 0
@@ -218,6 +221,7 @@ class Sampler:
         if self._thread is not None:
             self._thread.join(timeout_seconds)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._dcgm_pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         interval = self._settings.interval_seconds
@@ -242,7 +246,8 @@ class Sampler:
         statuses: list[SourceStatus] = []
         self._refresh_engines(started, statuses)
         futures = self._submit_engine_polls()
-        gpu_result = self._read_gpus(statuses)
+        dcgm_future = self._submit_dcgm_read()
+        gpu_result = self._read_gpus(statuses, dcgm_future)
         engine_readings = self._collect_engine_polls(futures, statuses)
         now = self._monotonic()
         gpu_views = self._gpu_views(gpu_result)
@@ -320,7 +325,28 @@ class Sampler:
 
     # -- GPUs ------------------------------------------------------------------------------
 
-    def _read_gpus(self, statuses: list[SourceStatus]) -> GpuSourceResult:
+    def _log_change(self, source: str, error: str | None) -> None:
+        """Log a source going down (or its error changing) and coming back, once each."""
+        previous = self._last_error.get(source)
+        if error != previous:
+            if error is not None:
+                log.warning("%s down: %s", source, error)
+            else:
+                log.info("%s is back", source)
+        self._last_error[source] = error
+
+    def _submit_dcgm_read(self) -> Future[GpuSourceResult] | None:
+        """The dcgm-exporter fetch runs beside the cycle, so a slow one cannot stall it."""
+        if self._dcgm_source is None:
+            return None
+        if self._dcgm_pending is not None and not self._dcgm_pending.done():
+            return None
+        self._dcgm_pending = self._dcgm_pool.submit(self._dcgm_source.read)
+        return self._dcgm_pending
+
+    def _read_gpus(
+        self, statuses: list[SourceStatus], dcgm_future: Future[GpuSourceResult] | None = None
+    ) -> GpuSourceResult:
         identities: tuple[GpuIdentity, ...] = ()
         readings: tuple[GpuReading, ...] = ()
         if self._gpu_source is not None:
@@ -334,20 +360,27 @@ class Sampler:
                     error = "; ".join(result.errors) or "no GPU could be read"
             except Exception as exc:  # the whole source failed: every GPU is down
                 error = redact_url(f"{type(exc).__name__}: {exc}")
-                log.warning("GPU source %s failed: %s", self._gpu_source.name, error)
+            self._log_change(self._gpu_source.name, error)
             statuses.append(self._status(self._gpu_source.name, "gpu", started, error))
-        if self._dcgm_source is not None:
+        if self._dcgm_source is not None and dcgm_future is not None:
             started = self._monotonic()
+            deadline = self._settings.engine_timeout_seconds + ENGINE_CATCH_UP_SECONDS
             try:
                 merged = merge_dcgm_activity(
-                    GpuSourceResult(identities, readings), self._dcgm_source.read()
+                    GpuSourceResult(identities, readings), dcgm_future.result(timeout=deadline)
                 )
                 identities, readings = merged.identities, merged.readings
                 error = None
+            except FutureTimeout:
+                error = f"no answer within {deadline:g} s"
             except Exception as exc:
                 error = redact_url(f"{type(exc).__name__}: {exc}")
-                log.warning("DCGM source failed: %s", error)
+            self._log_change(self._dcgm_source.name, error)
             statuses.append(self._status(self._dcgm_source.name, "gpu", started, error))
+        elif self._dcgm_source is not None:
+            error = "previous read still has no answer"
+            self._log_change(self._dcgm_source.name, error)
+            statuses.append(self._status(self._dcgm_source.name, "gpu", self._monotonic(), error))
         for identity in identities:
             self._known_gpus[identity.uuid] = identity
         # A GPU known before and missing now is reported down, never silently dropped.
@@ -469,8 +502,7 @@ class Sampler:
                 except Exception as exc:  # an adapter bug is that engine's problem alone
                     error = redact_url(f"{type(exc).__name__}: {exc}")
             statuses.append(self._status(redact_url(state.source.url), "engine", started, error))
-            if error is not None:
-                log.debug("engine %s down: %s", name, error)
+            self._log_change(f"engine {name}", error)
         return readings
 
     def _engine_view(

@@ -111,17 +111,25 @@ def test_local_config_json(tmp_path: Path) -> None:
     target = tmp_path / "Qwen2.5-7B-Instruct" / "config.json"
     target.parent.mkdir()
     target.write_text(source.read_text())
-    model = resolve_model(str(target), CONFIG, None)
+    config = EngineConfig(url=CONFIG.url, model=str(target))
+    model = resolve_model(str(target), config, None)
     assert model.resolved_id == str(target)
     assert model.arch is not None
     assert model.arch.name == "Qwen2.5-7B-Instruct"
     assert model.arch.num_layers == 28
 
 
+def test_a_model_name_the_engine_reports_is_never_read_from_disk(tmp_path: Path) -> None:
+    target = tmp_path / "config.json"
+    target.write_text((FIXTURES / "hf-configs" / "qwen2.5-7b-instruct.json").read_text())
+    model = resolve_model(str(target), CONFIG, None)  # the engine said this, not the config
+    assert model.arch is None and model.resolved_id is None
+
+
 def test_checkpoint_declared_quantization(tmp_path: Path) -> None:
     target = tmp_path / "gpt-oss-20b.json"
     target.write_text((FIXTURES / "hf-configs" / "gpt-oss-20b.json").read_text())
-    model = resolve_model(str(target), CONFIG, None)
+    model = resolve_model(str(target), EngineConfig(url=CONFIG.url, model=str(target)), None)
     assert (model.weights, model.weights_from) == ("mxfp4", "checkpoint")
 
 
@@ -138,12 +146,14 @@ def test_unknown_model_says_how_to_fix() -> None:
 def test_broken_config_json_is_an_error_not_an_exception(tmp_path: Path) -> None:
     bad = tmp_path / "config.json"
     bad.write_text("{not json")
-    model = resolve_model(str(bad), CONFIG, None)
+    model = resolve_model(str(bad), EngineConfig(url=CONFIG.url, model=str(bad)), None)
     assert model.arch is None
     assert model.error is not None and "not valid JSON" in model.error
     incomplete = tmp_path / "other.json"
     incomplete.write_text(json.dumps({"model_type": "llama"}))
-    model = resolve_model(str(incomplete), CONFIG, None)
+    model = resolve_model(
+        str(incomplete), EngineConfig(url=CONFIG.url, model=str(incomplete)), None
+    )
     assert model.arch is None and model.error is not None and "hidden_size" in model.error
 
 

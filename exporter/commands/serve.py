@@ -169,6 +169,7 @@ def engine_source(settings: Settings, config: EngineConfig) -> EngineSource:
         timeout_seconds=settings.engine_timeout_seconds,
         max_body_bytes=settings.engine_max_body_bytes,
         adapter=_adapter(config),
+        max_series=settings.engine_max_series,
     )
 
 

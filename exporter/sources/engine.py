@@ -9,6 +9,7 @@ variables, bounds every read by a total deadline and a body-size cap.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import socket
@@ -27,7 +28,7 @@ from exporter.sources.engines.base import (
     Families,
     UnrecognisedExpositionError,
 )
-from exporter.sources.exposition import ExpositionError, parse_exposition
+from exporter.sources.exposition import DEFAULT_MAX_SERIES, ExpositionError, parse_exposition
 
 DEFAULT_TIMEOUT_SECONDS: Final = 2.0
 DEFAULT_MAX_BODY_BYTES: Final = 16 * 1024 * 1024
@@ -84,9 +85,21 @@ def fetch_bytes(url: str, timeout_seconds: float, max_bytes: int) -> bytes:
     Raises :class:`EngineFetchError` naming the cause: refused, DNS, timeout, HTTP status,
     truncated body, body over the cap.
     """
-    _check_url(url)
+    parts = _check_url(url)
     deadline = time.monotonic() + timeout_seconds
-    request = urllib.request.Request(url, headers={"Accept": _ACCEPT, "User-Agent": "rooftop"})
+    headers = {"Accept": _ACCEPT, "User-Agent": "rooftop"}
+    if parts.username is not None:
+        # ``http://user:pass@host/metrics``: sent as basic auth, never as part of the host.
+        credentials = f"{urllib.parse.unquote(parts.username)}:"
+        credentials += urllib.parse.unquote(parts.password or "")
+        headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+        netloc = parts.hostname or ""
+        if ":" in netloc:
+            netloc = f"[{netloc}]"
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    request = urllib.request.Request(url, headers=headers)
     try:
         with _OPENER.open(request, timeout=timeout_seconds) as response:
             chunks: list[bytes] = []
@@ -178,6 +191,7 @@ class EngineSource:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         adapter: EngineAdapter | None = None,
         fetch: Fetch = fetch_text,
+        max_series: int = DEFAULT_MAX_SERIES,
     ) -> None:
         _check_url(url)
         if timeout_seconds <= 0:
@@ -188,6 +202,7 @@ class EngineSource:
         self.url = url
         self.timeout_seconds = timeout_seconds
         self.max_body_bytes = max_body_bytes
+        self.max_series = max_series
         self._configured = adapter
         self._adapter = adapter
         self._fetch = fetch
@@ -207,7 +222,7 @@ class EngineSource:
         except Exception as err:
             raise EngineFetchError(f"{self.url}: {_describe(err)}") from None
         try:
-            families = parse_exposition(text)
+            families = parse_exposition(text, max_series=self.max_series)
         except ExpositionError as err:
             raise EngineParseError(f"{self.url}: {err}") from None
         adapter = self._current_adapter(families)
