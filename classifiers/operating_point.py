@@ -97,8 +97,9 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
     Prefill: a chunk of :data:`PREFILL_CHUNK_TOKENS` tokens after ``S`` cached ones gives the
     prefill intensity and FLOPs per prompt token; prefill SOL ratio is its FLOP/s over the roof.
     The workload intensity weighs both phases by their live rates (what the verdict compares
-    with the ridge). The observed intensity is the model FLOP/s achieved (both phases) over the DRAM bytes/s the
-    counters saw: left of the model's point means traffic the model does not account for.
+    with the ridge). The observed intensity is the model FLOP/s achieved (both phases) over the
+    DRAM bytes/s the counters saw: left of the model's point means traffic the model does not
+    account for.
     """
     batch = max(1, round(live.batch)) if live.batch is not None and live.batch >= 1 else 1
     context = max(0, live.context_tokens)
