@@ -6,6 +6,7 @@ The body of a snapshot is rendered once and reused by every scrape of that snaps
 
 from __future__ import annotations
 
+import gzip
 import math
 import threading
 from collections.abc import Callable, Iterator
@@ -58,7 +59,14 @@ def render_snapshot(snapshot: Snapshot) -> bytes:
 
 
 class ExpositionCache:
-    """Renders each snapshot once; a scrape appends the live age and process metrics."""
+    """Renders each snapshot once, plain and gzipped; a scrape appends only the live age.
+
+    The sampler thread calls :meth:`prepare` after each cycle, so scrapes find the body ready;
+    a scrape that comes first renders it itself. The process metrics (RSS, CPU, open files) are
+    read with each render, so they are as fresh as the snapshot. A gzipped scrape is the cached
+    gzip member of the body followed by a small member for the age line: a multi-member gzip
+    stream, which Prometheus' and every other gzip reader decode as one body.
+    """
 
     def __init__(
         self,
@@ -74,28 +82,45 @@ class ExpositionCache:
         self._lock = threading.Lock()
         self._rendered_sequence: int | None = None
         self._rendered: bytes = b""
+        self._rendered_gzip: bytes = b""
         self._process_registry: CollectorRegistry | None = None
         if include_process_metrics:
             self._process_registry = CollectorRegistry(auto_describe=False)
             ProcessCollector(registry=self._process_registry)
 
-    def body(self) -> bytes:
-        snapshot = self._latest()
-        parts: list[bytes] = []
+    def prepare(self, snapshot: Snapshot | None = None) -> None:
+        """Render ``snapshot`` (default: the latest) now, off the scrape path."""
+        snapshot = snapshot if snapshot is not None else self._latest()
         if snapshot is not None:
-            with self._lock:
-                if self._rendered_sequence != snapshot.sequence:
-                    self._rendered = render_snapshot(snapshot)
-                    self._rendered_sequence = snapshot.sequence
-                parts.append(self._rendered)
-            if self._monotonic is not None:
-                age = max(0.0, self._monotonic() - snapshot.monotonic_seconds)
-            else:
-                age = max(0.0, self._wall_clock() - snapshot.unix_seconds)
-            parts.append(_age_lines(age))
-        if self._process_registry is not None:
-            parts.append(generate_latest(self._process_registry))
-        return b"".join(parts)
+            self._rendered_for(snapshot)
+
+    def _rendered_for(self, snapshot: Snapshot) -> tuple[bytes, bytes]:
+        with self._lock:
+            if self._rendered_sequence != snapshot.sequence:
+                body = render_snapshot(snapshot)
+                if self._process_registry is not None:
+                    body += generate_latest(self._process_registry)
+                self._rendered = body
+                self._rendered_gzip = gzip.compress(body, compresslevel=1)
+                self._rendered_sequence = snapshot.sequence
+            return self._rendered, self._rendered_gzip
+
+    def body(self, gzipped: bool = False) -> bytes:
+        """The exposition; ``gzipped`` gives it gzip-encoded."""
+        snapshot = self._latest()
+        if snapshot is None:
+            body = b""
+            if self._process_registry is not None:
+                body = generate_latest(self._process_registry)
+            return gzip.compress(body, compresslevel=1) if gzipped else body
+        plain, packed = self._rendered_for(snapshot)
+        if self._monotonic is not None:
+            age = max(0.0, self._monotonic() - snapshot.monotonic_seconds)
+        else:
+            age = max(0.0, self._wall_clock() - snapshot.unix_seconds)
+        if gzipped:
+            return packed + gzip.compress(_age_lines(age), compresslevel=1)
+        return plain + _age_lines(age)
 
 
 def _age_lines(age_seconds: float) -> bytes:

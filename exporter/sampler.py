@@ -166,6 +166,7 @@ class Sampler:
         before_cycle: Callable[[float], None] | None = None,
         engine_discovery: EngineDiscovery | None = None,
         engine_factory: Callable[[EngineConfig], EngineSource] | None = None,
+        on_publish: Callable[[Snapshot], None] | None = None,
     ) -> None:
         self._settings = settings
         self._gpu_source = gpu_source
@@ -175,6 +176,7 @@ class Sampler:
         self._monotonic = monotonic
         self._wall = wall_clock
         self._before_cycle = before_cycle
+        self._on_publish = on_publish
         self._discovery = engine_discovery
         self._engine_factory = engine_factory
         self._next_discovery = 0.0
@@ -270,6 +272,8 @@ class Sampler:
             version=VERSION,
         )
         self._latest = snapshot
+        if self._on_publish is not None:
+            self._on_publish(snapshot)  # e.g. render the exposition here, not in a scrape
         return snapshot
 
     def _status(self, source: str, kind: str, started: float, error: str | None) -> SourceStatus:

@@ -9,7 +9,6 @@ exhaust threads; connections beyond the pool wait in the listen backlog.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import html
 import socket
 import ssl
@@ -48,8 +47,6 @@ class ExporterHTTPServer(HTTPServer):
     ) -> None:
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.address_family = family
-        if family == socket.AF_INET6 and address[0] == "::":
-            self._dual_stack = True
         super().__init__(address, handler)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="scrape")
         self._ssl_context = ssl_context
@@ -58,7 +55,9 @@ class ExporterHTTPServer(HTTPServer):
         self._open_connections = 0
         # A socket timeout bounds each recv, not a request: a client that trickles a byte at a
         # time (slowloris) would hold a worker forever. One reaper thread shuts down every
-        # connection, queued or in progress, once its total deadline from accept has passed.
+        # connection, queued or in progress, once its deadline has passed. The deadline runs
+        # from accept and is renewed after each response, so it bounds each request on a
+        # keep-alive connection rather than the connection's whole life.
         self._deadlines: dict[int, tuple[float, socket.socket]] = {}
         self._deadlines_lock = threading.Lock()
         self._closed = threading.Event()
@@ -95,6 +94,15 @@ class ExporterHTTPServer(HTTPServer):
                 self._deadlines.pop(key, None)
                 self._open_connections -= 1
             self.shutdown_request(request)
+
+    def renew_deadline(self, connection: socket.socket) -> None:
+        """A response went out on ``connection``: its next request gets a full deadline."""
+        renewed = time.monotonic() + self._request_timeout
+        with self._deadlines_lock:
+            for key, (_, sock) in self._deadlines.items():
+                if sock is connection:
+                    self._deadlines[key] = (renewed, sock)
+                    return
 
     def connections_waiting(self) -> bool:
         """More connections are open than workers: some wait in the queue for a worker."""
@@ -144,10 +152,10 @@ def make_handler(
                 return
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                body = cache.body()
                 headers: dict[str, str] = {}
-                if "gzip" in self.headers.get("Accept-Encoding", ""):
-                    body = gzip.compress(body, compresslevel=1)
+                gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
+                body = cache.body(gzipped=gzipped)
+                if gzipped:
                     headers["Content-Encoding"] = "gzip"
                 self._send(200, body, CONTENT_TYPE_LATEST, headers)
             elif path == "/healthz":
@@ -180,6 +188,8 @@ def make_handler(
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
+            if isinstance(self.server, ExporterHTTPServer):
+                self.server.renew_deadline(self.connection)
 
         def log_message(self, format: str, *args: Any) -> None:
             return  # access logs would be one line per scrape; the exporter stays quiet

@@ -9,6 +9,7 @@ import http.client
 import shutil
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -87,6 +88,40 @@ def test_metrics_gzip(server: ExporterHTTPServer) -> None:
     status, headers, body = request(server, "/metrics", headers={"Accept-Encoding": "gzip"})
     assert status == 200 and headers["Content-Encoding"] == "gzip"
     assert b"rooftop_build_info" in gzip.decompress(body)
+
+
+def test_gzip_body_decodes_to_the_plain_body(server: ExporterHTTPServer) -> None:
+    """The cached gzip member plus the live age member decode to exactly the plain body."""
+    _, _, plain = request(server, "/metrics")
+    _, _, packed = request(server, "/metrics", headers={"Accept-Encoding": "gzip"})
+    unpacked = gzip.decompress(packed)
+    assert unpacked.endswith(b"rooftop_snapshot_age_seconds 1.0\n")
+    # Only the process metrics (read at render time, the same render for both) could differ.
+    assert unpacked == plain
+
+
+def test_keep_alive_outlives_the_request_deadline() -> None:
+    """The deadline bounds each request, not a keep-alive connection's whole life."""
+    snapshot = golden_snapshot()
+    cache = ExpositionCache(lambda: snapshot, lambda: 1_700_000_101.0)
+    server = ExporterHTTPServer(
+        ("127.0.0.1", 0),
+        make_handler(cache, lambda: snapshot, None),
+        2,
+        request_timeout_seconds=0.6,
+    )
+    serve_in_thread(server)
+    connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+    try:
+        for _ in range(8):  # 8 x 0.2 s: well past one 0.6 s deadline
+            connection.request("GET", "/metrics")
+            response = connection.getresponse()
+            assert response.status == 200 and b"rooftop_build_info" in response.read()
+            time.sleep(0.2)
+    finally:
+        connection.close()
+        server.shutdown()
+        server.server_close()
 
 
 def test_metrics_with_query_string(server: ExporterHTTPServer) -> None:

@@ -272,6 +272,7 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
 
         discovery = KubernetesEngineDiscovery(settings)
         factory = functools.partial(engine_source, settings)
+    cache = ExpositionCache(lambda: sampler.latest, time.time, monotonic=time.monotonic)
     sampler = Sampler(
         settings,
         gpu_source,
@@ -282,8 +283,8 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
         before_cycle=before_cycle,
         engine_discovery=discovery,
         engine_factory=factory,
+        on_publish=cache.prepare,
     )
-    cache = ExpositionCache(lambda: sampler.latest, time.time, monotonic=time.monotonic)
     host, port = listen_host_port(settings.listen_address)
     handler = make_handler(cache, lambda: sampler.latest, web_config)
     ssl_context = web_config.ssl_context() if web_config is not None else None

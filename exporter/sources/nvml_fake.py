@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,9 @@ ANY_CALL = "*"
 """Fault key matching every device call of a GPU."""
 
 _GPM_IDS = {metric.reading_field: metric.metric_id for metric in GPM_METRICS}
+
+
+CALL_LOG_LENGTH = 10_000
 
 
 def _error_code(error: NvmlErrorCode | int | str) -> int:
@@ -146,7 +150,8 @@ class FakeNvmlBackend:
         self.initialized = False
         self.driver_loaded = True
         self.system_faults: dict[str, _Fault] = {}
-        self.calls: list[str] = []
+        self.calls: deque[str] = deque(maxlen=CALL_LOG_LENGTH)
+        """The most recent calls, newest last (bounded: the demo node runs for days)."""
         self._clock = clock
         self._lock = threading.Lock()
         self._release = threading.Event()
@@ -271,7 +276,7 @@ class FakeNvmlBackend:
     def live_gpm_samples(self) -> int:
         """GPM samples allocated and not yet freed (a leak check)."""
         with self._lock:
-            return sum(1 for sample in self._samples.values() if not sample.freed)
+            return len(self._samples)
 
     # -- fault machinery --
 
@@ -462,6 +467,8 @@ class FakeNvmlBackend:
         self.calls.append("nvmlGpmSampleFree")
         live = self._live_sample(sample)
         live.freed = True
+        with self._lock:
+            self._samples.pop(live.serial, None)
 
     def _live_sample(self, sample: Any) -> _FakeGpmSample:
         if not isinstance(sample, _FakeGpmSample) or sample.freed:
