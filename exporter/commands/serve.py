@@ -34,6 +34,8 @@ from exporter.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("rooftop")
 
+SCRAPE_GIL_SWITCH_SECONDS = 0.001
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -272,6 +274,10 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
 
         discovery = KubernetesEngineDiscovery(settings)
         factory = functools.partial(engine_source, settings)
+    # Scrapes are tiny (cached bytes); the sampler's cycle is long. With CPython's default 5 ms
+    # GIL switch interval a scrape could wait that long behind a cycle; 1 ms bounds the wait
+    # (benchmarks/overhead.py: /metrics p99 with 10 scrapers at once).
+    sys.setswitchinterval(SCRAPE_GIL_SWITCH_SECONDS)
     cache = ExpositionCache(lambda: sampler.latest, time.time, monotonic=time.monotonic)
     sampler = Sampler(
         settings,
