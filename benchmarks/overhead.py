@@ -269,7 +269,13 @@ def main() -> int:
             worst_unit <= PER_UNIT_TARGET_PERCENT,
         ),
         (
-            f"/metrics p99, {biggest.gpus}+{biggest.engines}, 10 scrapers at once",
+            f"/metrics p99, {biggest.gpus}+{biggest.engines}, 10 parallel scrapers (closed loop)",
+            f"<= {P99_TARGET_MS} ms",
+            f"{biggest.loop_p99_ms:.2f} ms",
+            biggest.loop_p99_ms <= P99_TARGET_MS,
+        ),
+        (
+            f"/metrics p99, {biggest.gpus}+{biggest.engines}, 10 sent at the same instant, 1/s",
             f"<= {P99_TARGET_MS} ms",
             f"{biggest.burst_p99_ms:.2f} ms",
             biggest.burst_p99_ms <= P99_TARGET_MS,

@@ -306,3 +306,54 @@ def test_tls_with_basic_auth_scraped_by_a_verifying_client(tmp_path: Path) -> No
     finally:
         running.shutdown()
         running.server_close()
+
+
+def raw_exchange(server: ExporterHTTPServer, data: bytes) -> bytes:
+    """Send raw bytes, read until the server closes or 2 s pass."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=2) as sock:
+        sock.sendall(data)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"200"),
+        (b"GARBAGE\r\n\r\n", b"400"),
+        (b"GET /healthz\r\n\r\n", b"400"),  # HTTP/0.9 is not served
+        (b"GET /healthz HTTP/2.0\r\n\r\n", b"400"),
+        (b"GET /healthz HTTP/1.7\r\n\r\n", b"505"),
+        (b"GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n", b"431"),
+        (b"GET /healthz HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", b"431"),
+        (b"GET /healthz HTTP/1.1\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n", b"431"),
+    ],
+)
+def test_request_parsing(server: ExporterHTTPServer, request_bytes: bytes, status: bytes) -> None:
+    response = raw_exchange(server, request_bytes)
+    assert response.split(b" ", 2)[1] == status, response[:200]
+
+
+def test_http_1_0_closes_unless_keep_alive(server: ExporterHTTPServer) -> None:
+    closed = raw_exchange(server, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert closed.startswith(b"HTTP/1.1 200") and closed.endswith(b"ok\n")
+    # Keep-alive asked for: the connection stays open after the response (recv times out).
+    kept = raw_exchange(server, b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    assert kept.startswith(b"HTTP/1.1 200")
+
+
+def test_header_names_are_case_insensitive(server: ExporterHTTPServer) -> None:
+    response = raw_exchange(
+        server,
+        b"GET /metrics HTTP/1.1\r\naccept-ENCODING: gzip\r\nconnection: CLOSE\r\n\r\n",
+    )
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert b"Content-Encoding: gzip" in head
+    assert b"rooftop_build_info" in gzip.decompress(body)
