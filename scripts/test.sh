@@ -30,7 +30,6 @@ if ! command -v promtool >/dev/null 2>&1; then
   as_root pkill -x prometheus >/dev/null 2>&1 || true
 fi
 
-bash scripts/ensure_kubectl.sh
 
 if [ "$quick" -eq 0 ] && { ! command -v c++ >/dev/null 2>&1 || ! command -v cmake >/dev/null 2>&1; }; then
   echo "== installing a C++ toolchain (the llama.cpp server is built from source once)"
@@ -42,6 +41,9 @@ echo "== python environment (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+echo "== kubectl (for kubectl kustomize)"
+bash scripts/ensure_kubectl.sh
 
 marker_expr=()
 if [ "$quick" -eq 1 ]; then
