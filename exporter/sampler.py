@@ -541,6 +541,9 @@ class Sampler:
                 state.forget_rates()  # the engine now serves another model
             state.model_key = model_key
             state.model = resolve_model(model_key, config, reading) if model_key else None
+            if state.model is not None and state.model.error is not None:
+                # Once per model change: the roofline stays empty, verdicts go on without it.
+                log.warning("engine %s: %s", state.source.name, state.model.error)
         elif model_key and state.model is not None and state.model.arch is not None:
             state.model = resolve_model(model_key, config, reading, cached=state.model)
         self._map_gpus(state, gpus)
