@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import http.client
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -24,7 +23,7 @@ import pytest
 
 from exporter.collector import ExpositionCache
 from exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
-from tests.conftest import require_real_part
+from tests.conftest import make_self_signed
 from tests.faults.engine import CanaryServer, MisbehavingEngine
 from tests.faults.rig import Rig
 
@@ -84,34 +83,7 @@ def _basic(user: str, password: str) -> str:
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    openssl = shutil.which("openssl")
-    require_real_part(openssl is not None, "the openssl CLI makes the test certificate")
-    assert openssl is not None
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "server.crt", folder / "server.key"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    return make_self_signed(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,8 @@ import bcrypt
 import pytest
 
 from exporter.cli import build_parser, main
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, make_self_signed
 from tests.test_demo import clean_env, free_port
-from tests.test_server import make_self_signed
 
 
 def rooftop(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -6,9 +6,7 @@ import base64
 import dataclasses
 import gzip
 import http.client
-import shutil
 import ssl
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -29,7 +27,7 @@ from exporter.server import (
 )
 from exporter.snapshot import Snapshot
 from exporter.webconfig import WebConfig, load_web_config
-from tests.conftest import require_real_part
+from tests.conftest import make_self_signed
 from tests.test_collector import golden_snapshot
 
 PASSWORD = "correct horse battery staple"
@@ -236,39 +234,6 @@ def test_basic_auth_accepts_with_a_real_client(auth_server: ExporterHTTPServer) 
             auth_server, "/metrics", headers={"Authorization": _basic("prometheus", PASSWORD)}
         )
         assert status == 200
-
-
-def make_self_signed(directory: Path) -> tuple[Path, Path]:
-    openssl = shutil.which("openssl")
-    require_real_part(openssl is not None, "the openssl CLI is needed to make a test certificate")
-    assert openssl is not None
-    cert, key = directory / "server.crt", directory / "server.key"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return cert, key
 
 
 def test_tls_with_basic_auth_scraped_by_a_verifying_client(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from exporter.settings import ConfigError
 from exporter.webconfig import BasicAuth, load_web_config
-from tests.test_server import make_self_signed
+from tests.conftest import make_self_signed
 
 
 def write(tmp_path: Path, text: str) -> Path:

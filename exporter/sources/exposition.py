@@ -338,6 +338,11 @@ def metric_prefixes(families: Families) -> list[str]:
     return sorted(prefixes)
 
 
+def present_families(families: Families, names: Sequence[str]) -> list[str]:
+    """Those of ``names`` the exposition has, in the order given."""
+    return [name for name in names if get_family(families, name) is not None]
+
+
 def recognise_namespaced(
     families: Families, claiming: Sequence[str], namespace: str, display_name: str
 ) -> str | None:
@@ -346,7 +351,7 @@ def recognise_namespaced(
     Any of its ``claiming`` families decides; failing those, any family in its namespace does,
     since a colon prefix is that engine's own even in a partial exposition.
     """
-    found = [name for name in claiming if get_family(families, name) is not None]
+    found = present_families(families, claiming)
     if found:
         return f"{display_name} families present: " + ", ".join(found)
     others = names_with_prefix(families, namespace)

@@ -30,6 +30,7 @@ from exporter.sources.exposition import (
     first_value,
     get_family,
     mean_values,
+    present_families,
     sum_count,
     sum_values,
 )
@@ -69,20 +70,16 @@ _HINTS = {
 }
 
 
-def _present(families: Families, names: tuple[str, ...]) -> list[str]:
-    return [name for name in names if get_family(families, name) is not None]
-
-
 @dataclass(frozen=True)
 class DynamoAdapter:
     family: str = "dynamo"
     extra_endpoints: tuple[ExtraEndpoint, ...] = ()
 
     def recognise(self, families: Families) -> str | None:
-        frontend = _present(families, _FRONTEND)
+        frontend = present_families(families, _FRONTEND)
         if frontend:
             return "Dynamo frontend families present: " + ", ".join(frontend)
-        worker = _present(families, _WORKER)
+        worker = present_families(families, _WORKER)
         if worker:
             return "Dynamo worker families present: " + ", ".join(worker)
         return None
@@ -92,7 +89,7 @@ class DynamoAdapter:
         blocks = sum_values(get_family(families, "dynamo_frontend_model_total_kv_blocks"))
         block_size = first_value(get_family(families, "dynamo_frontend_model_kv_cache_block_size"))
         capacity = blocks * block_size if blocks is not None and block_size is not None else None
-        frontend = bool(_present(families, _FRONTEND))
+        frontend = bool(present_families(families, _FRONTEND))
         running = sum_values(get_family(families, "dynamo_frontend_inflight_requests"))
         if running is None:
             running = sum_values(get_family(families, "dynamo_component_inflight_requests"))

@@ -35,6 +35,7 @@ from exporter.sources.exposition import (
     get_family,
     label_values,
     mean_values,
+    present_families,
     sum_count,
     sum_values,
 )
@@ -91,10 +92,6 @@ _SERVE_HINTS = {
 }
 
 
-def _present(families: Families, names: tuple[str, ...]) -> list[str]:
-    return [name for name in names if get_family(families, name) is not None]
-
-
 def _triton_model(families: Families) -> str | None:
     """The Triton model serving TRT-LLM: the one on nv_trt_llm_*/nv_llm_* series if any, else
     ``tensorrt_llm`` or ``ensemble`` among the core series, else the first model seen."""
@@ -118,19 +115,19 @@ class TrtllmAdapter:
     extra_endpoints: tuple[ExtraEndpoint, ...] = ()
 
     def recognise(self, families: Families) -> str | None:
-        serve = _present(families, _SERVE)
+        serve = present_families(families, _SERVE)
         if serve:
             return "trtllm-serve families present: " + ", ".join(serve)
-        triton = _present(families, _TRITON_TRTLLM)
+        triton = present_families(families, _TRITON_TRTLLM)
         if triton:
             return "Triton TensorRT-LLM backend families present: " + ", ".join(triton)
-        core = _present(families, _TRITON_CORE)
+        core = present_families(families, _TRITON_CORE)
         if core:
             return "Triton Inference Server core families present: " + ", ".join(core)
         return None
 
     def extract(self, families: Families, extras: Extras = NO_EXTRAS) -> EngineReading:
-        if _present(families, _SERVE):
+        if present_families(families, _SERVE):
             return self._serve(families)
         return self._triton(families)
 
@@ -184,7 +181,7 @@ class TrtllmAdapter:
         )
         if get_family(families, "nv_trt_llm_v1_metrics") is not None:
             version = "triton-trtllm-v1"
-        elif _present(families, _TRITON_TRTLLM):
+        elif present_families(families, _TRITON_TRTLLM):
             version = "triton-trtllm-inflight"
         else:
             version = "triton-core"
