@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -222,3 +223,23 @@ def test_end_to_end_with_real_listener(listener: socket.socket) -> None:
         "llamacpp", port, gpus=GPUS, gpu_compute_pids={"GPU-3": [os.getpid()]}
     )
     assert result.method == "discovered" and result.gpu_uuids == ("GPU-3",)
+
+
+def test_port_locator_says_when_no_gpu_is_visible_at_all() -> None:
+    from exporter.settings import EngineConfig
+    from exporter.sources.gpu_mapping import PortGpuLocator
+    from exporter.telemetry import GpuSourceResult
+
+    class NoTable:
+        def listening_pids(self, port: int) -> Any:
+            raise AssertionError("no socket lookup without GPUs to match")
+
+        def tree_pids(self, pid: int) -> list[int]:
+            raise AssertionError("no process lookup without GPUs to match")
+
+    locator = PortGpuLocator(table=NoTable())
+    pid, gpus, how = locator.locate(
+        EngineConfig(url="http://127.0.0.1:8000/metrics"), GpuSourceResult((), ())
+    )
+    assert (pid, gpus) == (None, ())
+    assert "no GPU visible" in how

@@ -274,6 +274,8 @@ class PortGpuLocator:
     def locate(
         self, engine: EngineConfig, gpus: GpuSourceResult
     ) -> tuple[int | None, tuple[str, ...], str]:
+        if not gpus.identities:
+            return None, (), "no GPU visible to rooftop (no NVML, no dcgm-exporter)"
         now = self._clock()
         previous = self._last_try.get(engine.url)
         if previous is not None and now - previous[0] < self._retry_seconds:
