@@ -31,7 +31,6 @@ __all__ = [
     "MissingPeakError",
     "UnknownGpuError",
     "bandwidth_matches_catalog",
-    "custom_gpu",
     "gpu_by_nvml_name",
     "gpu_by_pci_device_id",
     "identify_gpu",
@@ -1005,37 +1004,6 @@ def with_overrides(
         peak_flops_per_second=peaks,
         memory_bandwidth_bytes_per_second=bandwidth,
         sources=sources,
-    )
-
-
-def custom_gpu(
-    peak_flops_per_second: float,
-    memory_bandwidth_bytes_per_second: float,
-    *,
-    dtype: str = "bf16",
-    note: str = "given on the command line (--peak-flops, --peak-bandwidth)",
-) -> GpuSpec:
-    """An ad-hoc GPU from two numbers: a dense peak for ``dtype`` and a memory bandwidth.
-
-    Used by ``rooftop plan --peak-flops F --peak-bandwidth B`` and for GPUs not in the catalog.
-    """
-    key = _normalise_dtype(dtype)
-    source = f"user: {note}"
-    return GpuSpec(
-        id="custom",
-        name=f"custom GPU ({peak_flops_per_second:.4g} FLOP/s {key}, "
-        f"{memory_bandwidth_bytes_per_second:.4g} B/s)",
-        vendor="unknown",
-        nvml_names=(),
-        pci_device_ids=(),
-        peak_flops_per_second={key: peak_flops_per_second},
-        memory_bandwidth_bytes_per_second=memory_bandwidth_bytes_per_second,
-        memory_bytes=None,
-        memory_type=None,
-        l2_bytes=None,
-        sm_count=None,
-        sources={key: source, "memory_bandwidth": source},
-        pci_vendor_id=0,
     )
 
 

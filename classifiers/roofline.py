@@ -361,15 +361,6 @@ def model_flops_utilization(
     return flops_per_token * tokens_per_second / peak_flops_per_second
 
 
-def speed_of_light_fraction(
-    tokens_per_second: float, speed_of_light_tokens_per_second: float
-) -> float:
-    """Observed tokens/s over the roofline's speed-of-light tokens/s, a ratio."""
-    _require_non_negative("tokens_per_second", tokens_per_second)
-    _require_finite_positive("speed_of_light_tokens_per_second", speed_of_light_tokens_per_second)
-    return tokens_per_second / speed_of_light_tokens_per_second
-
-
 def _require_finite_positive(name: str, value: float) -> None:
     if isinstance(value, bool) or not math.isfinite(value) or value <= 0:
         raise RooflineInputError(f"{name} must be a positive finite number, got {value!r}")

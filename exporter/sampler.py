@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from classifiers.hardware import (
     GpuSpec,
+    bandwidth_matches_catalog,
     identify_gpu,
     lookup_gpu,
     ridge_point_flops_per_byte,
@@ -44,6 +45,7 @@ from exporter.snapshot import EngineView, GpuView, Snapshot, SourceStatus, Targe
 from exporter.sources.dcgm import merge_dcgm_activity
 from exporter.sources.engine import EngineSource, EngineSourceError
 from exporter.sources.engines.base import EngineReading
+from exporter.sources.gpu_mapping import resolve_configured_gpus
 from exporter.telemetry import (
     GpuIdentity,
     GpuReading,
@@ -446,6 +448,13 @@ class Sampler:
                 nvml_bandwidth = theoretical_bandwidth_bytes_per_second(
                     identity.max_memory_clock_hz, identity.memory_bus_width_bits
                 )
+                if spec is not None and not bandwidth_matches_catalog(spec, nvml_bandwidth):
+                    self._log_change(
+                        f"GPU {identity.uuid} bandwidth",
+                        f"NVML's clock x bus width gives {nvml_bandwidth / 1e12:.2f} TB/s, the "
+                        f"catalog's {spec.id} {bandwidth / 1e12 if bandwidth else 0:.2f} TB/s: "
+                        "a different SKU, or set gpu_overrides",
+                    )
             dram = None
             if up and reading is not None and reading.dram_active_ratio is not None and bandwidth:
                 dram = reading.dram_active_ratio * bandwidth
@@ -606,10 +615,16 @@ class Sampler:
     def _map_gpus(self, state: _EngineState, gpus: GpuSourceResult) -> None:
         config = state.config
         if config.gpus is not None:
-            by_index = {str(identity.index): identity.uuid for identity in gpus.identities}
-            state.gpus = tuple(by_index.get(gpu, gpu) for gpu in config.gpus)
             state.pid = config.pid
-            state.mapping = "config"
+            try:
+                state.gpus = resolve_configured_gpus(
+                    state.source.name, config.gpus, gpus.identities
+                )
+                state.mapping = "config"
+            except ValueError as exc:  # e.g. index 3 on a node with two GPUs
+                state.gpus = ()
+                state.mapping = str(exc)
+                self._log_change(f"engine {state.source.name} GPUs", str(exc))
             return
         if state.mapping == "discovered" and state.gpus:
             return

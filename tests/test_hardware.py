@@ -18,7 +18,6 @@ from classifiers.hardware import (
     MissingPeakError,
     UnknownGpuError,
     bandwidth_matches_catalog,
-    custom_gpu,
     gpu_by_nvml_name,
     gpu_by_pci_device_id,
     identify_gpu,
@@ -424,27 +423,6 @@ def test_with_overrides_can_add_a_missing_dtype() -> None:
 def test_with_overrides_rejects_bad_input(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         with_overrides(lookup_gpu("h100-sxm"), **kwargs)  # type: ignore[arg-type]
-
-
-def test_custom_gpu_from_two_numbers() -> None:
-    spec = custom_gpu(500e12, 2e12)
-    assert spec.id == "custom"
-    assert peak_flops(spec, "bf16") == 500e12
-    assert spec.memory_bandwidth_bytes_per_second == 2e12
-    assert ridge_point_flops_per_byte(peak_flops(spec, "bf16"), 2e12) == 250
-    assert spec.source_for("bf16").startswith("user: ")
-    with pytest.raises(MissingPeakError):
-        peak_flops(spec, "fp8")
-
-
-def test_custom_gpu_rejects_nonsense() -> None:
-    with pytest.raises(ValueError, match="positive"):
-        custom_gpu(0.0, 2e12)
-    with pytest.raises(ValueError, match="positive"):
-        custom_gpu(1e15, float("nan"))
-
-
-# --- bandwidth from NVML clocks -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

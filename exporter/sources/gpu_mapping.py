@@ -57,7 +57,8 @@ class ListenerLookup:
 def resolve_configured_gpus(
     engine: str, configured: Sequence[str | int], gpus: Sequence[GpuIdentity]
 ) -> tuple[str, ...]:
-    """Configured entries (``"GPU-…"``/``"MIG-…"`` UUIDs, or indexes) as UUIDs in index order.
+    """Configured entries (``"GPU-…"``/``"MIG-…"`` UUIDs, or indexes) as UUIDs in index order
+    (UUIDs of GPUs not seen here keep their configured order, after the known ones).
 
     Raises ``ValueError`` naming the entry when it matches no known GPU, or when an index is
     given but no GPU list is known (UUIDs are accepted as given then).
@@ -90,7 +91,7 @@ def resolve_configured_gpus(
         if uuid not in resolved:
             resolved.append(uuid)
     order = {gpu.uuid: gpu.index for gpu in gpus}
-    return tuple(sorted(resolved, key=lambda u: (order.get(u, 1 << 30), u)))
+    return tuple(sorted(resolved, key=lambda u: order.get(u, 1 << 30)))
 
 
 def match_engine_gpus(
