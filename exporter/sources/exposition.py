@@ -317,6 +317,18 @@ def first_label(families: Families, names: Iterable[str], labels: Iterable[str])
     return None
 
 
+def preferred_label(
+    families: Families, names: Sequence[str], labels_by_preference: Sequence[str]
+) -> str | None:
+    """Like :func:`first_label`, but a preferred label anywhere beats a later one anywhere:
+    ``model_name`` on any family wins over ``model`` on the first."""
+    for label in labels_by_preference:
+        value = first_label(families, names, (label,))
+        if value is not None:
+            return value
+    return None
+
+
 def names_with_prefix(families: Families, prefix: str) -> list[str]:
     """Family names starting with ``prefix`` (``vllm:``) or its underscore spelling (``vllm_``)."""
     spellings = (prefix, prefix.replace(":", "_")) if prefix.endswith(":") else (prefix,)

@@ -23,12 +23,12 @@ from exporter.sources.engines.base import (
     build_reading,
 )
 from exporter.sources.exposition import (
-    first_label,
     first_value,
     get_family,
     label_values,
     mean_values,
     names_with_prefix,
+    preferred_label,
     recognise_namespaced,
     sum_count,
     sum_values,
@@ -98,13 +98,12 @@ class SglangAdapter:
         return recognise_namespaced(families, _CLAIMING, "sglang:", "SGLang")
 
     def extract(self, families: Families, extras: Extras = NO_EXTRAS) -> EngineReading:
-        model = first_label(
-            families, (*_MODEL_FAMILIES, *names_with_prefix(families, "sglang:")), ("model_name",)
+        # SGLang before 0.4 labels {name} instead of model_name.
+        model = preferred_label(
+            families,
+            (*_MODEL_FAMILIES, *names_with_prefix(families, "sglang:")),
+            ("model_name", "name"),
         )
-        if model is None:
-            model = first_label(
-                families, (*_MODEL_FAMILIES, *names_with_prefix(families, "sglang:")), ("name",)
-            )
         realtime = get_family(families, "sglang:realtime_tokens")
         modes = label_values(realtime, "mode")
         prompt: float | None

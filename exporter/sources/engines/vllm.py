@@ -30,10 +30,10 @@ from exporter.sources.engines.base import (
     build_reading,
 )
 from exporter.sources.exposition import (
-    first_label,
     get_family,
     mean_values,
     names_with_prefix,
+    preferred_label,
     recognise_namespaced,
     sum_count,
     sum_values,
@@ -157,14 +157,12 @@ class VllmAdapter:
         return recognise_namespaced(families, _CLAIMING, "vllm:", "vLLM")
 
     def extract(self, families: Families, extras: Extras = NO_EXTRAS) -> EngineReading:
-        model = first_label(
-            families, (*_MODEL_FAMILIES, *names_with_prefix(families, "vllm:")), ("model_name",)
+        # Triton's vLLM backend labels {model, version} instead of model_name.
+        model = preferred_label(
+            families,
+            (*_MODEL_FAMILIES, *names_with_prefix(families, "vllm:")),
+            ("model_name", "model"),
         )
-        if model is None:
-            # Triton's vLLM backend labels {model, version} instead.
-            model = first_label(
-                families, (*_MODEL_FAMILIES, *names_with_prefix(families, "vllm:")), ("model",)
-            )
         prompt = sum_values(get_family(families, "vllm:prompt_tokens"))
         capacity, block_size, cache_dtype = _capacity(
             get_family(families, "vllm:cache_config_info")
