@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from exporter.demo.node import DemoNode
+from rooftop.exporter.demo.node import DemoNode
 
 
 def main() -> int:

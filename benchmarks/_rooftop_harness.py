@@ -20,13 +20,13 @@ import json
 import sys
 import time
 
-from exporter.collector import ExpositionCache
-from exporter.commands.serve import SCRAPE_GIL_SWITCH_SECONDS, engine_sources
-from exporter.demo.node import DemoNode
-from exporter.sampler import Sampler
-from exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
-from exporter.settings import EngineConfig, load_settings
-from exporter.sources.nvml import NvmlSource
+from rooftop.exporter.collector import ExpositionCache
+from rooftop.exporter.commands.serve import SCRAPE_GIL_SWITCH_SECONDS, engine_sources
+from rooftop.exporter.demo.node import DemoNode
+from rooftop.exporter.sampler import Sampler
+from rooftop.exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
+from rooftop.exporter.settings import EngineConfig, load_settings
+from rooftop.exporter.sources.nvml import NvmlSource
 
 
 def main() -> int:

@@ -2,7 +2,8 @@
 
 Each entry holds the HF ``config.json`` fields that matter (values as published at
 ``https://huggingface.co/<hf_id>/blob/main/config.json``; research/roofline-anchors.md §4 names
-where each was checked) and is parsed by :func:`classifiers.models.architecture_from_hf_config`,
+where each was checked) and is parsed by
+:func:`rooftop.classifiers.models.architecture_from_hf_config`,
 so the catalog and user-supplied configs go through the same code.
 
 Lookup is case-insensitive and accepts ``org/name``, a local path (``/models/Qwen3-8B``), and
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from classifiers.models import ModelArchitecture, architecture_from_hf_config
+from rooftop.classifiers.models import ModelArchitecture, architecture_from_hf_config
 
 
 class UnknownModelError(LookupError):

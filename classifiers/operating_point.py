@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from classifiers.models import KvDtype, WeightFormat
-from classifiers.roofline import (
+from rooftop.classifiers.models import KvDtype, WeightFormat
+from rooftop.classifiers.roofline import (
     Model,
     Roof,
     crossover_batch,

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from classifiers.models import (
+from rooftop.classifiers.models import (
     KvDtype,
     ModelArchitecture,
     WeightFormat,

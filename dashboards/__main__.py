@@ -1,4 +1,4 @@
-"""``python -m dashboards``: write the dashboards' JSON and the rule file (or check them)."""
+"""``python -m rooftop.dashboards``: write the dashboards' JSON and the rule file, or check them."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dashboards.generate import PACKAGE_DIR, stale_files, write_generated
+from rooftop.dashboards.generate import PACKAGE_DIR, stale_files, write_generated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m dashboards",
+        prog="python -m rooftop.dashboards",
         description="Generate rooftop's Grafana dashboards (JSON) and Prometheus rules (YAML).",
     )
     parser.add_argument(
@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check:
         stale = stale_files(args.output_dir)
         for relative in stale:
-            print(f"stale: {args.output_dir / relative} (run `python -m dashboards`)")
+            print(f"stale: {args.output_dir / relative} (run `python -m rooftop.dashboards`)")
         return 1 if stale else 0
     for path in write_generated(args.output_dir):
         print(f"wrote {path}")

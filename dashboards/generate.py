@@ -13,10 +13,10 @@ from pathlib import Path
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from dashboards.common import OVERVIEW_UID, ROOFLINE_UID
-from dashboards.overview import overview_dashboard
-from dashboards.roofline import roofline_dashboard
-from dashboards.rules import RULES_FILE_NAME, RuleParameters, rules_yaml
+from rooftop.dashboards.common import OVERVIEW_UID, ROOFLINE_UID
+from rooftop.dashboards.overview import overview_dashboard
+from rooftop.dashboards.prometheus_rules import RULES_FILE_NAME, RuleParameters, rules_yaml
+from rooftop.dashboards.roofline import roofline_dashboard
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 

@@ -6,7 +6,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from dashboards.common import (
+from rooftop.dashboards.common import (
     ENGINE,
     GPU,
     MODEL_RULE,
@@ -24,7 +24,7 @@ from dashboards.common import (
     variables,
     verdict_code_expr,
 )
-from dashboards.panels import (
+from rooftop.dashboards.panels import (
     merged_table,
     stat_panel,
     state_timeline,

@@ -12,7 +12,7 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import xychart as xm
 
-from dashboards.common import (
+from rooftop.dashboards.common import (
     DATASOURCE,
     GPU,
     LOG10,

@@ -6,7 +6,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import table, timeseries
 from grafana_foundation_sdk.models import dashboard as dm
 
-from dashboards.common import (
+from rooftop.dashboards.common import (
     GPU,
     OVERVIEW_UID,
     PER_TARGET,
@@ -18,7 +18,7 @@ from dashboards.common import (
     query,
     variables,
 )
-from dashboards.panels import info_table, roofline_chart, time_series
+from rooftop.dashboards.panels import info_table, roofline_chart, time_series
 
 TITLE = "rooftop / Roofline"
 

@@ -1,7 +1,7 @@
 """Copy the generated dashboards and alert rules into the Kustomize tree, deterministically.
 
 Kustomize refuses to read files outside a kustomization's root (its load restrictor), so
-``deploy/kubernetes/monitoring/`` holds copies of what ``python -m dashboards`` writes:
+``deploy/kubernetes/monitoring/`` holds copies of what ``python -m rooftop.dashboards`` writes:
 
 - ``dashboards/<name>.json``: byte-for-byte copies of ``dashboards/*.json``, turned into
   ConfigMaps labelled ``grafana_dashboard: "1"`` by the generated ``kustomization.yaml``;
@@ -47,7 +47,9 @@ def dashboard_sources(dashboards_dir: Path = DASHBOARDS_DIR) -> list[Path]:
     """The dashboard JSON files, sorted by name; each must parse as a JSON object."""
     paths = sorted(dashboards_dir.glob("*.json"))
     if not paths:
-        raise GenerateError(f"no dashboards in {dashboards_dir}: run `python -m dashboards` first")
+        raise GenerateError(
+            f"no dashboards in {dashboards_dir}: run `python -m rooftop.dashboards` first"
+        )
     for path in paths:
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
@@ -61,7 +63,7 @@ def dashboard_sources(dashboards_dir: Path = DASHBOARDS_DIR) -> list[Path]:
 def rule_groups(rules_file: Path = RULES_FILE) -> list[Any]:
     """The ``groups`` list of a Prometheus rule file."""
     if not rules_file.is_file():
-        raise GenerateError(f"{rules_file} is missing: run `python -m dashboards` first")
+        raise GenerateError(f"{rules_file} is missing: run `python -m rooftop.dashboards` first")
     document = yaml.safe_load(rules_file.read_text(encoding="utf-8"))
     if not isinstance(document, dict) or not isinstance(document.get("groups"), list):
         raise GenerateError(f"{rules_file}: expected a rule file with a top-level `groups` list")

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        module = importlib.import_module(f"exporter.commands.{name}")
+        module = importlib.import_module(f"rooftop.exporter.commands.{name}")
         module.register(subparsers)
     return parser
 

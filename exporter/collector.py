@@ -16,8 +16,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.process_collector import ProcessCollector
 
-from exporter.metrics import METRICS, MetricDef
-from exporter.snapshot import Snapshot
+from rooftop.exporter.metrics import METRICS, MetricDef
+from rooftop.exporter.snapshot import Snapshot
 
 SnapshotGetter = Callable[[], Snapshot | None]
 

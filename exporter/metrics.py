@@ -1,7 +1,7 @@
 """Every metric rooftop exports, as one declarative table.
 
-The collector renders these rows from the latest :class:`~exporter.snapshot.Snapshot`; the
-README's metric reference is generated from the same rows (``python -m exporter.metrics``).
+The collector renders these rows from the latest :class:`~rooftop.exporter.snapshot.Snapshot`; the
+README's metric reference is generated from the same rows (``python -m rooftop.exporter.metrics``).
 A row's ``samples`` reads the snapshot and yields ``(label values, value)``; a ``None`` value
 is skipped, so what is unknown is absent rather than zero.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from exporter.snapshot import EngineView, GpuView, Snapshot
+from rooftop.exporter.snapshot import EngineView, GpuView, Snapshot
 
 MetricType = Literal["gauge", "counter", "info"]
 Sample = tuple[tuple[str, ...], float | None]

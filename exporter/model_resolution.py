@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from classifiers.model_catalog import UnknownModelError, lookup_model, resolve_model_id
-from classifiers.models import (
+from rooftop.classifiers.model_catalog import UnknownModelError, lookup_model, resolve_model_id
+from rooftop.classifiers.models import (
     KV_DTYPES,
     WEIGHT_FORMATS,
     KvDtype,
@@ -23,8 +23,8 @@ from classifiers.models import (
     WeightFormat,
     architecture_from_hf_config,
 )
-from exporter.settings import EngineConfig
-from exporter.sources.engines.base import EngineReading
+from rooftop.exporter.settings import EngineConfig
+from rooftop.exporter.sources.engines.base import EngineReading
 
 _NAME_HINTS: tuple[tuple[str, WeightFormat], ...] = (
     (r"nvfp4", "nvfp4"),

@@ -1,5 +1,5 @@
 """One thread, one fixed interval: poll every source, derive rates, run the roofline core and the
-verdict, and publish an immutable :class:`~exporter.snapshot.Snapshot`.
+verdict, and publish an immutable :class:`~rooftop.exporter.snapshot.Snapshot`.
 
 Scrapes only ever read the latest snapshot. A source that fails is marked down for the cycle
 (``rooftop_source_up`` 0, its series absent) while every other source stays current; nothing a
@@ -17,7 +17,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from classifiers.hardware import (
+from rooftop.classifiers.hardware import (
     GpuSpec,
     bandwidth_matches_catalog,
     identify_gpu,
@@ -26,10 +26,10 @@ from classifiers.hardware import (
     theoretical_bandwidth_bytes_per_second,
     with_overrides,
 )
-from classifiers.models import ModelConfigError, kv_bytes_per_token
-from classifiers.operating_point import LiveWorkload, OperatingPoint, operating_point
-from classifiers.roofline import Roof
-from classifiers.verdict import (
+from rooftop.classifiers.models import ModelConfigError, kv_bytes_per_token
+from rooftop.classifiers.operating_point import LiveWorkload, OperatingPoint, operating_point
+from rooftop.classifiers.roofline import Roof
+from rooftop.classifiers.verdict import (
     HysteresisState,
     Verdict,
     VerdictEvidence,
@@ -38,15 +38,15 @@ from classifiers.verdict import (
     classify,
     published,
 )
-from exporter.model_resolution import ResolvedModel, resolve_model
-from exporter.rates import RatioOfCounters, WindowedCounter, WindowedMean
-from exporter.settings import EngineConfig, Settings, redact_url
-from exporter.snapshot import EngineView, GpuView, Snapshot, SourceStatus, TargetView
-from exporter.sources.dcgm import merge_dcgm_activity
-from exporter.sources.engine import EngineSource, EngineSourceError
-from exporter.sources.engines.base import EngineReading
-from exporter.sources.gpu_mapping import resolve_configured_gpus
-from exporter.telemetry import (
+from rooftop.exporter.model_resolution import ResolvedModel, resolve_model
+from rooftop.exporter.rates import RatioOfCounters, WindowedCounter, WindowedMean
+from rooftop.exporter.settings import EngineConfig, Settings, redact_url
+from rooftop.exporter.snapshot import EngineView, GpuView, Snapshot, SourceStatus, TargetView
+from rooftop.exporter.sources.dcgm import merge_dcgm_activity
+from rooftop.exporter.sources.engine import EngineSource, EngineSourceError
+from rooftop.exporter.sources.engines.base import EngineReading
+from rooftop.exporter.sources.gpu_mapping import resolve_configured_gpus
+from rooftop.exporter.telemetry import (
     GpuIdentity,
     GpuReading,
     GpuSourceResult,

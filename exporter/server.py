@@ -20,9 +20,9 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
-from exporter.collector import ExpositionCache
-from exporter.snapshot import Snapshot
-from exporter.webconfig import WebConfig
+from rooftop.exporter.collector import ExpositionCache
+from rooftop.exporter.snapshot import Snapshot
+from rooftop.exporter.webconfig import WebConfig
 
 CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_TIMEOUT_SECONDS = 10.0

@@ -195,7 +195,7 @@ class Settings(BaseSettings):
     @classmethod
     def _gpu_model(cls, value: str | None) -> str | None:
         if value is not None:
-            from classifiers.hardware import UnknownGpuError, lookup_gpu
+            from rooftop.classifiers.hardware import UnknownGpuError, lookup_gpu
 
             try:
                 lookup_gpu(value)
@@ -222,7 +222,7 @@ class Settings(BaseSettings):
     @field_validator("verdict_thresholds")
     @classmethod
     def _thresholds(cls, value: dict[str, float]) -> dict[str, float]:
-        from classifiers.verdict import VerdictThresholds
+        from rooftop.classifiers.verdict import VerdictThresholds
 
         known = set(VerdictThresholds.__dataclass_fields__)
         unknown = sorted(set(value) - known)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from classifiers.operating_point import OperatingPoint
-from classifiers.verdict import Verdict
-from exporter.telemetry import GpuIdentity, GpuReading, TelemetryTier
+from rooftop.classifiers.operating_point import OperatingPoint
+from rooftop.classifiers.verdict import Verdict
+from rooftop.exporter.telemetry import GpuIdentity, GpuReading, TelemetryTier
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
 
-from exporter.sources.exposition import ExpositionError, parse_exposition
+from rooftop.exporter.sources.exposition import ExpositionError, parse_exposition
 
 TargetKey = tuple[str, str, str, str]
 """``(gpu, uuid, engine, model)``: the labels of a roofline target."""

@@ -29,7 +29,7 @@ from typing import Any
 import bcrypt
 import yaml
 
-from exporter.settings import ConfigError
+from rooftop.exporter.settings import ConfigError
 
 _TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,

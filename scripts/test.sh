@@ -59,6 +59,6 @@ echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "== mypy (strict on classifiers/ and exporter/)"
-.venv/bin/mypy classifiers exporter
+.venv/bin/mypy -p rooftop.classifiers -p rooftop.exporter
 echo "== pytest"
 .venv/bin/python -m pytest -q "${marker_expr[@]}" "${pytest_args[@]}"

@@ -12,13 +12,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from classifiers.operating_point import OperatingPoint
-from classifiers.verdict import Verdict
-from exporter.collector import ExpositionCache, render_snapshot
-from exporter.metrics import METRICS, VERDICT_STATES
-from exporter.snapshot import EngineView, GpuView, Snapshot, SourceStatus, TargetView
-from exporter.sources.exposition import parse_exposition
-from exporter.telemetry import GpuIdentity, GpuReading
+from rooftop.classifiers.operating_point import OperatingPoint
+from rooftop.classifiers.verdict import Verdict
+from rooftop.exporter.collector import ExpositionCache, render_snapshot
+from rooftop.exporter.metrics import METRICS, VERDICT_STATES
+from rooftop.exporter.snapshot import EngineView, GpuView, Snapshot, SourceStatus, TargetView
+from rooftop.exporter.sources.exposition import parse_exposition
+from rooftop.exporter.telemetry import GpuIdentity, GpuReading
 from tests.conftest import FIXTURES, require_real_part
 
 GOLDEN = FIXTURES / "golden" / "snapshot.prom"

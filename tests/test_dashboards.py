@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from dashboards.common import (
+from rooftop.dashboards.common import (
     OVERVIEW_UID,
     ROOFLINE_UID,
     VARIABLE_NAMES,
     substitute_variables,
 )
-from dashboards.generate import (
+from rooftop.dashboards.generate import (
     DASHBOARDS,
     PACKAGE_DIR,
     dashboard_json,
@@ -31,9 +31,9 @@ from dashboards.generate import (
     stale_files,
     write_generated,
 )
-from dashboards.panels import ROOFLINE_FIELDS
-from dashboards.rules import recording_rules, rules_document
-from exporter.metrics import METRICS
+from rooftop.dashboards.panels import ROOFLINE_FIELDS
+from rooftop.dashboards.prometheus_rules import recording_rules, rules_document
+from rooftop.exporter.metrics import METRICS
 from tests.conftest import REPO_ROOT
 
 TARGET_LABELS = {"job", "instance", "namespace", "pod"}
@@ -94,7 +94,7 @@ BARE_METRIC = re.compile(
 
 def test_committed_files_match_the_generator() -> None:
     stale = stale_files()
-    assert stale == [], f"regenerate with `python -m dashboards`: {stale}"
+    assert stale == [], f"regenerate with `python -m rooftop.dashboards`: {stale}"
 
 
 def test_generation_is_deterministic() -> None:
@@ -104,7 +104,7 @@ def test_generation_is_deterministic() -> None:
 
 
 def test_check_flag_reports_missing_and_stale_files(tmp_path: Path) -> None:
-    check = [sys.executable, "-m", "dashboards", "--check", "--output-dir", str(tmp_path)]
+    check = [sys.executable, "-m", "rooftop.dashboards", "--check", "--output-dir", str(tmp_path)]
     missing = subprocess.run(check, capture_output=True, text=True, cwd=REPO_ROOT)
     assert missing.returncode == 1
     assert "rooftop-roofline.json" in missing.stdout
@@ -120,7 +120,7 @@ def test_check_flag_reports_missing_and_stale_files(tmp_path: Path) -> None:
 
 
 def test_rooftop_dashboards_command_writes_the_same_files(tmp_path: Path) -> None:
-    from exporter.cli import main
+    from rooftop.exporter.cli import main
 
     assert main(["dashboards", "--output-dir", str(tmp_path)]) == 0
     for relative, text in generated_files().items():

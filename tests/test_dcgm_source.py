@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.sources.dcgm import (
+from rooftop.exporter.sources.dcgm import (
     DcgmFetchError,
     DcgmParseError,
     DcgmSource,
@@ -15,9 +15,9 @@ from exporter.sources.dcgm import (
     merge_dcgm_activity,
     naming_era,
 )
-from exporter.sources.engine import EngineFetchError
-from exporter.sources.exposition import parse_exposition
-from exporter.telemetry import GpuIdentity, GpuReading, GpuSourceResult
+from rooftop.exporter.sources.engine import EngineFetchError
+from rooftop.exporter.sources.exposition import parse_exposition
+from rooftop.exporter.telemetry import GpuIdentity, GpuReading, GpuSourceResult
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dcgm"
 PRE_49 = (FIXTURES / "dcgm_exporter_4.8_h100x2.prom").read_text()

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.sources.exposition import parse_exposition
+from rooftop.exporter.sources.exposition import parse_exposition
 from tests.conftest import REPO_ROOT
 
 CYCLE_SECONDS = 40.0
@@ -61,7 +61,7 @@ def demo() -> Iterator[tuple[subprocess.Popen[str], int]]:
         [
             sys.executable,
             "-m",
-            "exporter",
+            "rooftop.exporter",
             "serve",
             "--demo",
             "--web.listen-address",

@@ -436,7 +436,7 @@ def test_sidecar_variants_differ_only_as_documented(
 
 
 def test_engine_only_gpu_model_is_in_the_catalog(kubectl: str, tmp_path: Path) -> None:
-    from classifiers.hardware import lookup_gpu
+    from rooftop.classifiers.hardware import lookup_gpu
 
     objects = render_variant(kubectl, tmp_path, SIDECAR_VARIANTS["engine-only"])
     (vllm,) = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "vllm"]
@@ -465,7 +465,7 @@ def test_rooftop_env_is_accepted_by_the_settings(
     kubectl: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every ROOFTOP_* variable in the manifests is a setting, and the set of them loads."""
-    from exporter.settings import Settings, load_settings
+    from rooftop.exporter.settings import Settings, load_settings
 
     fields = {name.upper() for name in Settings.model_fields}
     problems = []

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from exporter.settings import EngineConfig
-from exporter.sources.engine import EngineFetchError, fetch_text
+from rooftop.exporter.settings import EngineConfig
+from rooftop.exporter.sources.engine import EngineFetchError, fetch_text
 
 EXPOSITION = "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running 2.0\n"
 

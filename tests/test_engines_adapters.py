@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.sources.engines import (
+from rooftop.exporter.sources.engines import (
     ADAPTERS,
     GenericAdapter,
     GenericConfig,
@@ -16,8 +16,8 @@ from exporter.sources.engines import (
     detect_engine,
     missing_names,
 )
-from exporter.sources.engines.base import EngineReading
-from exporter.sources.exposition import parse_exposition
+from rooftop.exporter.sources.engines.base import EngineReading
+from rooftop.exporter.sources.exposition import parse_exposition
 
 
 def extract(text: str, extras: dict[str, object] | None = None) -> EngineReading:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from exporter.sources.engines import detect_engine
-from exporter.sources.engines.base import QUANTITY_FIELDS, EngineReading, missing_names
-from exporter.sources.exposition import parse_exposition
+from rooftop.exporter.sources.engines import detect_engine
+from rooftop.exporter.sources.engines.base import QUANTITY_FIELDS, EngineReading, missing_names
+from rooftop.exporter.sources.exposition import parse_exposition
 
 FIXTURES = Path(__file__).parent / "fixtures" / "engines"
 

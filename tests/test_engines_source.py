@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.sources.engine import (
+from rooftop.exporter.sources.engine import (
     EngineFetchError,
     EngineParseError,
     EngineSource,
@@ -22,8 +22,8 @@ from exporter.sources.engine import (
     endpoint_url,
     fetch_text,
 )
-from exporter.sources.engines import TgiAdapter, VllmAdapter
-from exporter.sources.engines.base import ExtraEndpoint
+from rooftop.exporter.sources.engines import TgiAdapter, VllmAdapter
+from rooftop.exporter.sources.engines.base import ExtraEndpoint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "engines"
 VLLM = (FIXTURES / "vllm-v1-dynamo-metrics-examples.prom").read_bytes()

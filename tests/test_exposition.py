@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from exporter.sources.exposition import (
+from rooftop.exporter.sources.exposition import (
     ExpositionError,
     first_label,
     get_family,

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.cli import main as rooftop_main
-from exporter.sources.dcgm import DcgmSource
-from exporter.sources.nvml import GPM_METRICS, NvmlErrorCode
-from exporter.sources.nvml_fake import FakeGpu
+from rooftop.exporter.cli import main as rooftop_main
+from rooftop.exporter.sources.dcgm import DcgmSource
+from rooftop.exporter.sources.nvml import GPM_METRICS, NvmlErrorCode
+from rooftop.exporter.sources.nvml_fake import FakeGpu
 from tests.faults.engine import MisbehavingEngine, Mode
 from tests.faults.rig import Rig, Scrape, gpu_uuid
 
@@ -586,7 +586,7 @@ def free_port() -> int:
 
 
 def test_every_settings_field_has_an_invalid_case() -> None:
-    from exporter.settings import Settings
+    from rooftop.exporter.settings import Settings
 
     covered = {field for field, _, _ in INVALID_SETTINGS}
     assert set(Settings.model_fields) - covered == set()
@@ -639,7 +639,7 @@ def test_bad_config_exits_2_from_the_real_command(tmp_path: Path) -> None:
     config = tmp_path / "rooftop.yml"
     config.write_text("interval_seconds: 0\nunknown_key: 1\n")
     done = subprocess.run(
-        [sys.executable, "-m", "exporter", "serve", "--config", str(config)],
+        [sys.executable, "-m", "rooftop.exporter", "serve", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -22,16 +22,16 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.sources import engines as engines_package
-from exporter.sources.engines import (
+from rooftop.exporter.sources import engines as engines_package
+from rooftop.exporter.sources.engines import (
     ADAPTERS,
     GenericAdapter,
     GenericConfig,
     UnrecognisedExpositionError,
     detect_engine,
 )
-from exporter.sources.engines.base import EngineAdapter, EngineReading
-from exporter.sources.exposition import ExpositionError, parse_exposition
+from rooftop.exporter.sources.engines.base import EngineAdapter, EngineReading
+from rooftop.exporter.sources.exposition import ExpositionError, parse_exposition
 
 FIXTURES = Path(__file__).parent / "fixtures" / "engines"
 EXAMPLES = {"structured": 5000, "extract": 5000, "raw": 2000}

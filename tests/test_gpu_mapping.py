@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from exporter.sources.gpu_mapping import (
+from rooftop.exporter.sources.gpu_mapping import (
     EngineGpuMapping,
     ListenerLookup,
     PsutilProcessTable,
@@ -19,7 +19,7 @@ from exporter.sources.gpu_mapping import (
     match_engine_gpus,
     resolve_configured_gpus,
 )
-from exporter.telemetry import GpuIdentity
+from rooftop.exporter.telemetry import GpuIdentity
 
 GPUS = tuple(GpuIdentity(index=i, uuid=f"GPU-{i}", name="NVIDIA H100 80GB HBM3") for i in range(4))
 
@@ -226,9 +226,9 @@ def test_end_to_end_with_real_listener(listener: socket.socket) -> None:
 
 
 def test_port_locator_says_when_no_gpu_is_visible_at_all() -> None:
-    from exporter.settings import EngineConfig
-    from exporter.sources.gpu_mapping import PortGpuLocator
-    from exporter.telemetry import GpuSourceResult
+    from rooftop.exporter.settings import EngineConfig
+    from rooftop.exporter.sources.gpu_mapping import PortGpuLocator
+    from rooftop.exporter.telemetry import GpuSourceResult
 
     class NoTable:
         def listening_pids(self, port: int) -> Any:

@@ -10,7 +10,7 @@ import dataclasses
 
 import pytest
 
-from classifiers.hardware import (
+from rooftop.classifiers.hardware import (
     DTYPES,
     GPU_CATALOG,
     MEMORY_DATA_RATE_MULTIPLIER,

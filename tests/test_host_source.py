@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.sources.host import (
+from rooftop.exporter.sources.host import (
     EngineProcessGoneError,
     EngineProcessMonitor,
     HostSourceError,

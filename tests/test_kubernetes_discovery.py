@@ -30,12 +30,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.commands.serve import engine_source
-from exporter.sampler import Sampler
-from exporter.settings import EngineConfig, Settings, load_settings
-from exporter.sources.dcgm import DcgmParseError, DcgmSource
-from exporter.sources.engine import EngineSource
-from exporter.sources.kubernetes import (
+from rooftop.exporter.commands.serve import engine_source
+from rooftop.exporter.sampler import Sampler
+from rooftop.exporter.settings import EngineConfig, Settings, load_settings
+from rooftop.exporter.sources.dcgm import DcgmParseError, DcgmSource
+from rooftop.exporter.sources.engine import EngineSource
+from rooftop.exporter.sources.kubernetes import (
     InvalidEngineAnnotation,
     KubernetesApi,
     KubernetesApiError,
@@ -43,7 +43,7 @@ from exporter.sources.kubernetes import (
     KubernetesEngineDiscovery,
     engine_config_for_pod,
 )
-from exporter.sources.podresources import (
+from rooftop.exporter.sources.podresources import (
     PodResourcesClient,
     PodResourcesError,
     ProtobufDecodeError,

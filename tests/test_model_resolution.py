@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from exporter.model_resolution import (
+from rooftop.exporter.model_resolution import (
     kv_dtype_from_engine,
     resolve_model,
     weights_from_name,
 )
-from exporter.settings import EngineConfig
-from exporter.sources.engines.base import EngineReading
+from rooftop.exporter.settings import EngineConfig
+from rooftop.exporter.sources.engines.base import EngineReading
 from tests.conftest import FIXTURES
 
 CONFIG = EngineConfig(url="http://127.0.0.1:8000/metrics")

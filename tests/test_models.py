@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from classifiers.model_catalog import (
+from rooftop.classifiers.model_catalog import (
     MODEL_CATALOG,
     UnknownModelError,
     catalog_models,
     lookup_model,
     resolve_model_id,
 )
-from classifiers.models import (
+from rooftop.classifiers.models import (
     WEIGHT_FORMATS,
     ModelArchitecture,
     ModelConfigError,

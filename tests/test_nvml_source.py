@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.sources.nvml import (
+from rooftop.exporter.sources.nvml import (
     GPM_METRICS,
     ErrorAction,
     NvmlErrorCode,
@@ -20,8 +20,8 @@ from exporter.sources.nvml import (
     clock_event_reason_names,
     nvml_error,
 )
-from exporter.sources.nvml_fake import FakeGpu, FakeMigDevice, FakeNvmlBackend
-from exporter.telemetry import GpuReading
+from rooftop.exporter.sources.nvml_fake import FakeGpu, FakeMigDevice, FakeNvmlBackend
+from rooftop.exporter.telemetry import GpuReading
 
 FIXTURE = Path(__file__).parent / "fixtures" / "nvml" / "h100_sxm_x2_l40s.json"
 MIB = 1024 * 1024

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from classifiers.model_catalog import lookup_model
-from classifiers.operating_point import PREFILL_CHUNK_TOKENS, LiveWorkload, operating_point
-from classifiers.roofline import Model, Roof, dense_model
+from rooftop.classifiers.model_catalog import lookup_model
+from rooftop.classifiers.operating_point import PREFILL_CHUNK_TOKENS, LiveWorkload, operating_point
+from rooftop.classifiers.roofline import Model, Roof, dense_model
 
 H100_SXM = Roof(peak_flops_per_second=989.4e12, peak_bandwidth_bytes_per_second=3.35e12)
 """H100 SXM5: dense BF16 989.4 TFLOP/s, HBM3 3.35 TB/s; ridge 989.4 / 3.35 = 295.34 FLOP/B."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from exporter.cli import main
+from rooftop.exporter.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hf-configs"
 H100 = ["--gpu", "h100-sxm"]
@@ -178,7 +178,16 @@ def test_bad_config_files_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: P
 
 
 def test_subprocess_exit_code() -> None:
-    plan = [sys.executable, "-m", "exporter", "plan", "--gpu", "h100-sxm", "--params", "8e9"]
+    plan = [
+        sys.executable,
+        "-m",
+        "rooftop.exporter",
+        "plan",
+        "--gpu",
+        "h100-sxm",
+        "--params",
+        "8e9",
+    ]
     bad = subprocess.run([*plan, "--batch", "0"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2
     assert "--batch" in bad.stderr

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.cli import main
-from exporter.commands.probe import JSON_KEYS, counter_increase, window_rates
-from exporter.sources.engines.base import EngineReading
+from rooftop.exporter.cli import main
+from rooftop.exporter.commands.probe import JSON_KEYS, counter_increase, window_rates
+from rooftop.exporter.sources.engines.base import EngineReading
 
 FIXTURES = Path(__file__).parent / "fixtures" / "engines"
 NIM = FIXTURES / "nim-llm-datadog-fixture.prom"

@@ -34,9 +34,9 @@ from typing import Any
 
 import pytest
 
-from dashboards.common import substitute_variables
-from dashboards.generate import generated_files
-from dashboards.rules import RuleParameters, rules_document, rules_yaml
+from rooftop.dashboards.common import substitute_variables
+from rooftop.dashboards.generate import generated_files
+from rooftop.dashboards.prometheus_rules import RuleParameters, rules_document, rules_yaml
 from tests.conftest import require_real_part
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow, pytest.mark.timeout(330)]
@@ -68,7 +68,7 @@ def _free_port() -> int:
 
 def _rooftop_command() -> list[str]:
     script = Path(sys.executable).parent / "rooftop"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "exporter"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "rooftop.exporter"]
 
 
 def _get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:

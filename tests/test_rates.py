@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.rates import RatioOfCounters, WindowedCounter
+from rooftop.exporter.rates import RatioOfCounters, WindowedCounter
 
 
 def test_first_sample_has_no_rate_second_gives_increase_over_elapsed() -> None:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from classifiers.model_catalog import lookup_model
-from classifiers.models import (
+from rooftop.classifiers.model_catalog import lookup_model
+from rooftop.classifiers.models import (
     activation_bytes_per_token,
     kv_bytes_per_token,
     linear_parameters_per_token,
     weight_bytes_per_step,
 )
-from classifiers.roofline import (
+from rooftop.classifiers.roofline import (
     COMPUTE_DTYPE,
     CROSSOVER_SEARCH_LIMIT,
     DenseModel,

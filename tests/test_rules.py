@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboards.generate import PACKAGE_DIR
-from dashboards.rules import (
+from rooftop.dashboards.generate import PACKAGE_DIR
+from rooftop.dashboards.prometheus_rules import (
     ALERTING_GROUP,
     RECORDING_GROUP,
     RuleParameters,

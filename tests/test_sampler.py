@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from exporter.collector import render_snapshot
-from exporter.sampler import Sampler
-from exporter.settings import load_settings
-from exporter.snapshot import EngineView, GpuView, Snapshot, SourceStatus, TargetView
-from exporter.sources.engine import EngineFetchError, EngineSource
-from exporter.sources.exposition import parse_exposition
-from exporter.sources.nvml import NvmlSource
-from exporter.sources.nvml_fake import ANY_CALL, FakeGpu, FakeNvmlBackend
+from rooftop.exporter.collector import render_snapshot
+from rooftop.exporter.sampler import Sampler
+from rooftop.exporter.settings import load_settings
+from rooftop.exporter.snapshot import EngineView, GpuView, Snapshot, SourceStatus, TargetView
+from rooftop.exporter.sources.engine import EngineFetchError, EngineSource
+from rooftop.exporter.sources.exposition import parse_exposition
+from rooftop.exporter.sources.nvml import NvmlSource
+from rooftop.exporter.sources.nvml_fake import ANY_CALL, FakeGpu, FakeNvmlBackend
 from tests.conftest import FIXTURES
 
 CAPTURE = (FIXTURES / "engines" / "vllm-v1-dynamo-metrics-examples.prom").read_text()

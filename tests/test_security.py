@@ -21,8 +21,8 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from exporter.collector import ExpositionCache
-from exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
+from rooftop.exporter.collector import ExpositionCache
+from rooftop.exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
 from tests.conftest import make_self_signed
 from tests.faults.engine import CanaryServer, MisbehavingEngine
 from tests.faults.rig import Rig
@@ -56,7 +56,7 @@ def _wait_listening(port: int, process: subprocess.Popen[str], seconds: float = 
 
 def _rooftop(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "exporter", "serve", *args],
+        [sys.executable, "-m", "rooftop.exporter", "serve", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -16,14 +16,14 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from exporter.cli import build_parser, main
+from rooftop.exporter.cli import build_parser, main
 from tests.conftest import REPO_ROOT, make_self_signed
 from tests.test_demo import clean_env, free_port
 
 
 def rooftop(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "exporter", *args],
+        [sys.executable, "-m", "rooftop.exporter", *args],
         cwd=REPO_ROOT,
         env=env or clean_env(),
         capture_output=True,
@@ -107,7 +107,7 @@ def test_demo_over_tls_with_basic_auth(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "exporter",
+            "rooftop.exporter",
             "serve",
             "--demo",
             "--interval",

@@ -16,17 +16,17 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from classifiers.verdict import Verdict
-from exporter.collector import ExpositionCache
-from exporter.server import (
+from rooftop.classifiers.verdict import Verdict
+from rooftop.exporter.collector import ExpositionCache
+from rooftop.exporter.server import (
     CONTENT_TYPE_LATEST,
     ExporterHTTPServer,
     landing_page,
     make_handler,
     serve_in_thread,
 )
-from exporter.snapshot import Snapshot
-from exporter.webconfig import WebConfig, load_web_config
+from rooftop.exporter.snapshot import Snapshot
+from rooftop.exporter.webconfig import WebConfig, load_web_config
 from tests.conftest import make_self_signed
 from tests.test_collector import golden_snapshot
 

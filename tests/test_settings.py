@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from exporter.settings import DEFAULT_PORT, ConfigError, Settings, load_settings
+from rooftop.exporter.settings import DEFAULT_PORT, ConfigError, Settings, load_settings
 
 # (field, an invalid value, the location the error must name)
 INVALID: list[tuple[str, Any, str]] = [
@@ -248,7 +248,7 @@ def test_serve_with_bad_config_exits_2_naming_the_field(tmp_path: Path) -> None:
     config.write_text("interval_seconds: 0\nengines:\n  - url: gopher://x\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROOFTOP_")}
     result = subprocess.run(
-        [sys.executable, "-m", "exporter", "serve", "--config", str(config)],
+        [sys.executable, "-m", "rooftop.exporter", "serve", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -264,7 +264,7 @@ def test_serve_with_bad_json_in_env_exits_2(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROOFTOP_")}
     env["ROOFTOP_ENGINES"] = "[not json"
     result = subprocess.run(
-        [sys.executable, "-m", "exporter", "serve"],
+        [sys.executable, "-m", "rooftop.exporter", "serve"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -19,10 +19,10 @@ from typing import Any
 import bcrypt
 import pytest
 
-from exporter.cli import main
-from exporter.collector import ExpositionCache
-from exporter.server import ExporterHTTPServer
-from exporter.top import (
+from rooftop.exporter.cli import main
+from rooftop.exporter.collector import ExpositionCache
+from rooftop.exporter.server import ExporterHTTPServer
+from rooftop.exporter.top import (
     NotRooftopError,
     TopRow,
     format_intensity,
@@ -32,7 +32,7 @@ from exporter.top import (
     reason_text,
     verdict_text,
 )
-from exporter.webconfig import load_web_config
+from rooftop.exporter.webconfig import load_web_config
 from tests.conftest import FIXTURES, REPO_ROOT
 from tests.test_collector import DOWN_URL, MODEL, UUID_0, UUID_1, golden_snapshot
 from tests.test_server import start_server
@@ -283,7 +283,16 @@ def test_user_without_password_and_no_terminal_exits_2(
 def test_live_mode_refreshes_until_interrupted(exporter: ExporterHTTPServer) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROOFTOP_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "top", "--url", _url(exporter), "--interval", "0.2"],
+        [
+            sys.executable,
+            "-m",
+            "rooftop.exporter",
+            "top",
+            "--url",
+            _url(exporter),
+            "--interval",
+            "0.2",
+        ],
         cwd=REPO_ROOT,
         env={**env, "COLUMNS": "200"},
         stdout=subprocess.PIPE,

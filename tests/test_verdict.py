@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from classifiers.verdict import (
+from rooftop.classifiers.verdict import (
     STATES,
     HysteresisState,
     Verdict,

@@ -9,8 +9,8 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from exporter.settings import ConfigError
-from exporter.webconfig import BasicAuth, load_web_config
+from rooftop.exporter.settings import ConfigError
+from rooftop.exporter.webconfig import BasicAuth, load_web_config
 from tests.conftest import make_self_signed
 
 

@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from classifiers.hardware import GPU_CATALOG, GpuSpec
-from classifiers.model_catalog import CatalogModel, catalog_models
-from classifiers.models import (
+from rooftop.classifiers.hardware import GPU_CATALOG, GpuSpec
+from rooftop.classifiers.model_catalog import CatalogModel, catalog_models
+from rooftop.classifiers.models import (
     active_parameter_count,
     kv_bytes_per_token,
     parameter_count,

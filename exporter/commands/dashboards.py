@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dashboards.generate import PACKAGE_DIR, stale_files, write_generated
+from rooftop.dashboards.generate import PACKAGE_DIR, stale_files, write_generated
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:

@@ -1,7 +1,8 @@
 """``rooftop plan``: the roofline speed of light of a model on a GPU, before serving it.
 
-Joins the GPU catalog (:mod:`classifiers.hardware`) with the model maths
-(:mod:`classifiers.models`, :mod:`classifiers.roofline`). The peak FLOP/s follows the weight
+Joins the GPU catalog (:mod:`rooftop.classifiers.hardware`) with the model maths
+(:mod:`rooftop.classifiers.models`, :mod:`rooftop.classifiers.roofline`). The peak FLOP/s
+follows the weight
 format (``classifiers.roofline.COMPUTE_DTYPE``): BF16/FP16 weights use the BF16/FP16 peak, FP8 and
 INT8 (W8A8) the 8-bit peak, weight-only INT4 and MXFP4 the BF16 peak, NVFP4 the FP4 peak. Where
 the GPU has no peak for that dtype (FP8 on an A100, FP4 on a Hopper), the weights are
@@ -35,14 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from classifiers.hardware import (
+from rooftop.classifiers.hardware import (
     MissingPeakError,
     UnknownGpuError,
     lookup_gpu,
     peak_flops,
 )
-from classifiers.model_catalog import UnknownModelError, lookup_model
-from classifiers.models import (
+from rooftop.classifiers.model_catalog import UnknownModelError, lookup_model
+from rooftop.classifiers.models import (
     KV_DTYPES,
     WEIGHT_FORMATS,
     KvDtype,
@@ -55,7 +56,7 @@ from classifiers.models import (
     parameter_count,
     stored_weight_bytes,
 )
-from classifiers.roofline import (
+from rooftop.classifiers.roofline import (
     COMPUTE_DTYPE,
     CROSSOVER_SEARCH_LIMIT,
     DenseModel,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from exporter.sources.engine import (
+from rooftop.exporter.sources.engine import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_TIMEOUT_SECONDS,
     EngineFetchError,
@@ -29,13 +29,13 @@ from exporter.sources.engine import (
     EngineSourceError,
     EngineUnrecognisedError,
 )
-from exporter.sources.engines import detect_engine
-from exporter.sources.engines.base import (
+from rooftop.exporter.sources.engines import detect_engine
+from rooftop.exporter.sources.engines.base import (
     EngineReading,
     UnrecognisedExpositionError,
     missing_names,
 )
-from exporter.sources.exposition import ExpositionError, parse_exposition
+from rooftop.exporter.sources.exposition import ExpositionError, parse_exposition
 
 JSON_KEYS: Final[tuple[str, ...]] = (
     "engine",

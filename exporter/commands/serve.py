@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from exporter.collector import ExpositionCache
-from exporter.sampler import GpuLocator, GpuSource, ProcessStatsProvider, Sampler
-from exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
-from exporter.settings import (
+from rooftop.exporter.collector import ExpositionCache
+from rooftop.exporter.sampler import GpuLocator, GpuSource, ProcessStatsProvider, Sampler
+from rooftop.exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
+from rooftop.exporter.settings import (
     DEFAULT_PORT,
     ConfigError,
     EngineConfig,
@@ -23,14 +23,14 @@ from exporter.settings import (
     listen_host_port,
     load_settings,
 )
-from exporter.sources.dcgm import DcgmSource
-from exporter.sources.engine import EngineSource, EngineSourceError
-from exporter.sources.engines import GenericAdapter, GenericConfig, adapter_for_family
-from exporter.sources.engines.base import EngineAdapter
-from exporter.sources.gpu_mapping import PortGpuLocator
-from exporter.sources.host import EngineCpuStats
-from exporter.sources.nvml import NvmlSource, NvmlUnavailableError
-from exporter.webconfig import WebConfig, load_web_config
+from rooftop.exporter.sources.dcgm import DcgmSource
+from rooftop.exporter.sources.engine import EngineSource, EngineSourceError
+from rooftop.exporter.sources.engines import GenericAdapter, GenericConfig, adapter_for_family
+from rooftop.exporter.sources.engines.base import EngineAdapter
+from rooftop.exporter.sources.gpu_mapping import PortGpuLocator
+from rooftop.exporter.sources.host import EngineCpuStats
+from rooftop.exporter.sources.nvml import NvmlSource, NvmlUnavailableError
+from rooftop.exporter.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("rooftop")
 
@@ -214,7 +214,7 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
     before_cycle = None
     demo = None
     if settings.demo:
-        from exporter.demo.node import DemoNode
+        from rooftop.exporter.demo.node import DemoNode
 
         demo = DemoNode(
             gpus=settings.demo_gpus,
@@ -270,7 +270,7 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
         )
     discovery, factory = None, None
     if kubernetes:
-        from exporter.sources.kubernetes import KubernetesEngineDiscovery
+        from rooftop.exporter.sources.kubernetes import KubernetesEngineDiscovery
 
         discovery = KubernetesEngineDiscovery(settings)
         factory = functools.partial(engine_source, settings)

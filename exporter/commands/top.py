@@ -19,8 +19,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from exporter.settings import DEFAULT_PORT
-from exporter.top import (
+from rooftop.exporter.settings import DEFAULT_PORT
+from rooftop.exporter.top import (
     NotRooftopError,
     TopView,
     format_batch,

@@ -15,13 +15,13 @@ import random
 import threading
 from dataclasses import dataclass, field
 
-from classifiers.hardware import GpuSpec, lookup_gpu
-from classifiers.model_catalog import lookup_model
-from classifiers.models import ModelArchitecture
-from exporter.demo.engine import DemoEngineServer, DemoEngineState
-from exporter.demo.scenario import DemoLoad, demo_load
-from exporter.sources.nvml_fake import FakeGpu, FakeNvmlBackend
-from exporter.telemetry import ProcessCpu
+from rooftop.classifiers.hardware import GpuSpec, lookup_gpu
+from rooftop.classifiers.model_catalog import lookup_model
+from rooftop.classifiers.models import ModelArchitecture
+from rooftop.exporter.demo.engine import DemoEngineServer, DemoEngineState
+from rooftop.exporter.demo.scenario import DemoLoad, demo_load
+from rooftop.exporter.sources.nvml_fake import FakeGpu, FakeNvmlBackend
+from rooftop.exporter.telemetry import ProcessCpu
 
 DEMO_GPU = "h100-sxm"
 DEMO_MODEL = "meta-llama/Llama-3.1-8B-Instruct"

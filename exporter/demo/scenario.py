@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from classifiers.hardware import GpuSpec, peak_flops
-from classifiers.models import (
+from rooftop.classifiers.hardware import GpuSpec, peak_flops
+from rooftop.classifiers.models import (
     ModelArchitecture,
     flops_per_token,
     kv_bytes_read_per_sequence,

@@ -27,9 +27,9 @@ from typing import Literal
 
 from prometheus_client.metrics_core import Metric
 
-from exporter.sources.engine import EngineFetchError, fetch_text
-from exporter.sources.exposition import ExpositionError, parse_exposition
-from exporter.telemetry import GpuIdentity, GpuReading, GpuSourceResult
+from rooftop.exporter.sources.engine import EngineFetchError, fetch_text
+from rooftop.exporter.sources.exposition import ExpositionError, parse_exposition
+from rooftop.exporter.telemetry import GpuIdentity, GpuReading, GpuSourceResult
 
 Fetch = Callable[[str, float, int], str]
 """``(url, timeout_seconds, max_bytes) -> text``."""

@@ -20,15 +20,19 @@ import urllib.request
 from collections.abc import Callable
 from typing import Final
 
-from exporter.sources.engines import detect_engine
-from exporter.sources.engines.base import (
+from rooftop.exporter.sources.engines import detect_engine
+from rooftop.exporter.sources.engines.base import (
     EngineAdapter,
     EngineReading,
     ExtraEndpoint,
     Families,
     UnrecognisedExpositionError,
 )
-from exporter.sources.exposition import DEFAULT_MAX_SERIES, ExpositionError, parse_exposition
+from rooftop.exporter.sources.exposition import (
+    DEFAULT_MAX_SERIES,
+    ExpositionError,
+    parse_exposition,
+)
 
 DEFAULT_TIMEOUT_SECONDS: Final = 2.0
 DEFAULT_MAX_BODY_BYTES: Final = 16 * 1024 * 1024

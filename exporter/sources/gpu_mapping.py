@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from exporter.settings import EngineConfig
-from exporter.telemetry import GpuIdentity, GpuSourceResult
+from rooftop.exporter.settings import EngineConfig
+from rooftop.exporter.telemetry import GpuIdentity, GpuSourceResult
 
 MappingMethod = Literal["config", "discovered", "unmapped"]
 

@@ -22,7 +22,7 @@ from typing import Protocol
 
 import psutil
 
-from exporter.telemetry import ProcessCpu
+from rooftop.exporter.telemetry import ProcessCpu
 
 
 class HostSourceError(RuntimeError):

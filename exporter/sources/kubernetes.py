@@ -7,7 +7,7 @@ which
    (``GET /api/v1/pods?fieldSelector=spec.nodeName=<node>&resourceVersion=0``; ``0`` lets the
    API server answer from its watch cache instead of etcd, as the kubelet's own lists do);
 2. asks the kubelet's pod-resources socket which GPUs each pod holds
-   (:mod:`exporter.sources.podresources`);
+   (:mod:`rooftop.exporter.sources.podresources`);
 3. returns one :class:`EngineConfig` per running pod annotated with
    ``rooftop.dev/engine-port`` (a number, or the name of one of its container ports):
    ``http://<podIP>:<port><path>``, named ``<namespace>/<pod>``, with that pod's GPUs.
@@ -34,8 +34,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from exporter.settings import ConfigError, EngineConfig, Settings
-from exporter.sources.podresources import PodKey, PodResourcesClient
+from rooftop.exporter.settings import ConfigError, EngineConfig, Settings
+from rooftop.exporter.sources.podresources import PodKey, PodResourcesClient
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +336,8 @@ class KubernetesEngineDiscovery:
     """The engines on this node, for ``Sampler(engine_discovery=...)``.
 
     ``engines`` raises :class:`KubernetesApiError` or
-    :class:`~exporter.sources.podresources.PodResourcesError` when either side cannot be read
+    :class:`~rooftop.exporter.sources.podresources.PodResourcesError` when either side cannot be
+    read
     (the sampler then marks source ``kubernetes`` down and keeps the engines it knows).
     """
 

@@ -33,7 +33,7 @@ from typing import Any, Literal, Protocol
 
 import pynvml
 
-from exporter.telemetry import (
+from rooftop.exporter.telemetry import (
     GpuIdentity,
     GpuReading,
     GpuSourceResult,

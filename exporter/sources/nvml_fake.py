@@ -1,8 +1,8 @@
 """A programmable NVML backend for tests and the demo node.
 
-:class:`FakeNvmlBackend` has the methods of :class:`exporter.sources.nvml.NvmlBackend` and
+:class:`FakeNvmlBackend` has the methods of :class:`rooftop.exporter.sources.nvml.NvmlBackend` and
 fails the way NVML does: it raises the very pynvml exception classes, built through
-:func:`exporter.sources.nvml.nvml_error` (this module never imports pynvml). Devices are
+:func:`rooftop.exporter.sources.nvml.nvml_error` (this module never imports pynvml). Devices are
 :class:`FakeGpu` objects whose readings can be changed between cycles, most easily with
 :meth:`FakeNvmlBackend.set_activity`, and whose calls can be made to fail or hang by name.
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.sources.nvml import (
+from rooftop.exporter.sources.nvml import (
     BYTES_PER_MIB,
     CLOCK_MEM,
     CLOCK_SM,

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
-from exporter.demo.engine import DemoEngineState
+from rooftop.exporter.demo.engine import DemoEngineState
 
 Mode = Literal["ok", "http_500", "stall", "truncated", "huge", "garbage", "many_series", "redirect"]
 HUGE_BODY_BYTES = 100 * 1024 * 1024

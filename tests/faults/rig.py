@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collector import ExpositionCache
-from exporter.sampler import GpuSource, Sampler
-from exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
-from exporter.settings import EngineConfig, Settings
-from exporter.sources.engine import EngineSource
-from exporter.sources.nvml import NvmlSource
-from exporter.sources.nvml_fake import FakeGpu, FakeNvmlBackend
+from rooftop.exporter.collector import ExpositionCache
+from rooftop.exporter.sampler import GpuSource, Sampler
+from rooftop.exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
+from rooftop.exporter.settings import EngineConfig, Settings
+from rooftop.exporter.sources.engine import EngineSource
+from rooftop.exporter.sources.nvml import NvmlSource
+from rooftop.exporter.sources.nvml_fake import FakeGpu, FakeNvmlBackend
 
 SCRAPE_BUDGET_SECONDS = 0.5
 GPU_LIVE_METRICS = frozenset(

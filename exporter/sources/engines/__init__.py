@@ -8,7 +8,7 @@ a prefix. ``GenericAdapter`` needs a configuration and is never auto-detected.
 
 from __future__ import annotations
 
-from exporter.sources.engines.base import (
+from rooftop.exporter.sources.engines.base import (
     NO_EXTRAS,
     EngineAdapter,
     EngineReading,
@@ -18,16 +18,16 @@ from exporter.sources.engines.base import (
     UnrecognisedExpositionError,
     missing_names,
 )
-from exporter.sources.engines.dynamo import DynamoAdapter
-from exporter.sources.engines.generic import GenericAdapter, GenericConfig
-from exporter.sources.engines.llamacpp import LlamacppAdapter
-from exporter.sources.engines.lmdeploy import LmdeployAdapter
-from exporter.sources.engines.nim import NimAdapter
-from exporter.sources.engines.sglang import SglangAdapter
-from exporter.sources.engines.tgi import TgiAdapter
-from exporter.sources.engines.trtllm import TrtllmAdapter
-from exporter.sources.engines.vllm import VllmAdapter
-from exporter.sources.exposition import metric_prefixes
+from rooftop.exporter.sources.engines.dynamo import DynamoAdapter
+from rooftop.exporter.sources.engines.generic import GenericAdapter, GenericConfig
+from rooftop.exporter.sources.engines.llamacpp import LlamacppAdapter
+from rooftop.exporter.sources.engines.lmdeploy import LmdeployAdapter
+from rooftop.exporter.sources.engines.nim import NimAdapter
+from rooftop.exporter.sources.engines.sglang import SglangAdapter
+from rooftop.exporter.sources.engines.tgi import TgiAdapter
+from rooftop.exporter.sources.engines.trtllm import TrtllmAdapter
+from rooftop.exporter.sources.engines.vllm import VllmAdapter
+from rooftop.exporter.sources.exposition import metric_prefixes
 
 ADAPTERS: tuple[EngineAdapter, ...] = (
     VllmAdapter(),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
 
-from exporter.sources.engines.base import (
+from rooftop.exporter.sources.engines.base import (
     NO_EXTRAS,
     EngineReading,
     ExtraEndpoint,
@@ -20,7 +20,7 @@ from exporter.sources.engines.base import (
     Families,
     build_reading,
 )
-from exporter.sources.exposition import first_label, get_family, mean_values, sum_values
+from rooftop.exporter.sources.exposition import first_label, get_family, mean_values, sum_values
 
 _SAMPLE_SUFFIXES = ("_sum", "_count")
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.sources.engines.base import (
+from rooftop.exporter.sources.engines.base import (
     NO_EXTRAS,
     EngineReading,
     ExtraEndpoint,
@@ -31,8 +31,13 @@ from exporter.sources.engines.base import (
     Families,
     build_reading,
 )
-from exporter.sources.engines.json_fields import json_list, json_number, json_path, json_text
-from exporter.sources.exposition import (
+from rooftop.exporter.sources.engines.json_fields import (
+    json_list,
+    json_number,
+    json_path,
+    json_text,
+)
+from rooftop.exporter.sources.exposition import (
     get_family,
     recognise_namespaced,
     sum_values,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.sources.engines.base import (
+from rooftop.exporter.sources.engines.base import (
     NO_EXTRAS,
     EngineReading,
     ExtraEndpoint,
@@ -24,8 +24,8 @@ from exporter.sources.engines.base import (
     Families,
     build_reading,
 )
-from exporter.sources.engines.json_fields import json_number, json_text
-from exporter.sources.exposition import get_family, sum_count, sum_values
+from rooftop.exporter.sources.engines.json_fields import json_number, json_text
+from rooftop.exporter.sources.exposition import get_family, sum_count, sum_values
 
 _CLAIMING = (
     "tgi_request_count",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.sources.engines.base import (
+from rooftop.exporter.sources.engines.base import (
     NO_EXTRAS,
     EngineReading,
     ExtraEndpoint,
@@ -29,7 +29,7 @@ from exporter.sources.engines.base import (
     Families,
     build_reading,
 )
-from exporter.sources.exposition import (
+from rooftop.exporter.sources.exposition import (
     first_label,
     first_value,
     get_family,

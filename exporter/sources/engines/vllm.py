@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
 
-from exporter.sources.engines.base import (
+from rooftop.exporter.sources.engines.base import (
     NO_EXTRAS,
     EngineReading,
     ExtraEndpoint,
@@ -29,7 +29,7 @@ from exporter.sources.engines.base import (
     Families,
     build_reading,
 )
-from exporter.sources.exposition import (
+from rooftop.exporter.sources.exposition import (
     get_family,
     mean_values,
     names_with_prefix,
