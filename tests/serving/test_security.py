@@ -27,7 +27,7 @@ from tests.conftest import make_self_signed
 from tests.faults.engine import CanaryServer, MisbehavingEngine
 from tests.faults.rig import Rig
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 PASSWORD = "Hunter2-web-password"
 ENGINE_SECRET = "Hunter2-engine-secret"
 DCGM_SECRET = "Hunter2-dcgm-secret"

@@ -34,8 +34,8 @@ from rooftop.exporter.top import (
 )
 from rooftop.exporter.webconfig import load_web_config
 from tests.conftest import FIXTURES, REPO_ROOT
-from tests.test_collector import DOWN_URL, MODEL, UUID_0, UUID_1, golden_snapshot
-from tests.test_server import start_server
+from tests.serving.test_collector import DOWN_URL, MODEL, UUID_0, UUID_1, golden_snapshot
+from tests.serving.test_server import start_server
 
 
 def golden_text(demo: bool = False) -> str:

@@ -17,8 +17,8 @@ import bcrypt
 import pytest
 
 from rooftop.exporter.cli import build_parser, main
+from tests.cli.test_demo import clean_env, free_port
 from tests.conftest import REPO_ROOT, make_self_signed
-from tests.test_demo import clean_env, free_port
 
 
 def rooftop(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -41,7 +41,7 @@ from rooftop.classifiers.models import (
     weight_bytes_per_step,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "hf-configs"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "hf-configs"
 GB = 1e9
 
 

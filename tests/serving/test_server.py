@@ -28,7 +28,7 @@ from rooftop.exporter.server import (
 from rooftop.exporter.snapshot import Snapshot
 from rooftop.exporter.webconfig import WebConfig, load_web_config
 from tests.conftest import make_self_signed
-from tests.test_collector import golden_snapshot
+from tests.serving.test_collector import golden_snapshot
 
 PASSWORD = "correct horse battery staple"
 

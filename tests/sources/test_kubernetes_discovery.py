@@ -51,7 +51,7 @@ from rooftop.exporter.sources.podresources import (
     gpus_by_pod,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 K8S = FIXTURES / "kubernetes"
 POD_LIST = json.loads((K8S / "pods-gpu-node-1.json").read_text())
 VLLM_TEXT = (FIXTURES / "engines" / "vllm-v1-0.10.0-production-stack-issue617.prom").read_text()

@@ -1,7 +1,7 @@
 """Golden exposition of a fixed, hand-built snapshot, promtool's lint, and the render cache.
 
 Regenerate the golden file after an intended change with
-``ROOFTOP_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_collector.py`` and review the diff.
+``ROOFTOP_UPDATE_GOLDEN=1 .venv/bin/pytest tests/serving/test_collector.py`` and review the diff.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
 def golden_snapshot(sequence: int = 42) -> Snapshot:
     """Two H100 SXM: GPU 0 serving Llama-3.1-8B, memory-bound at batch 1; GPU 1 lost. A second
-    engine (SGLang) down. Numbers are those of tests/test_operating_point.py."""
+    engine (SGLang) down. Numbers are those of tests/core/test_operating_point.py."""
     h100 = {
         "name": "NVIDIA H100 80GB HBM3",
         "pci_device_id": 0x2330,

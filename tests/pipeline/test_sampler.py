@@ -33,7 +33,7 @@ URL_B = "http://10.0.0.2:8000/metrics"
 KV_CAPACITY_TOKENS = 5943 * 16
 H100_BANDWIDTH = 3.35e12
 LLAMA_8B_SOL_BATCH_1_CONTEXT_1024 = 221.1376
-"""3.35e12 B/s / 15,148,935,680 B per step (worked in tests/test_operating_point.py)."""
+"""3.35e12 B/s / 15,148,935,680 B per step (worked in tests/core/test_operating_point.py)."""
 
 
 class FakeClock:

@@ -15,7 +15,7 @@ from rooftop.exporter.cli import main
 from rooftop.exporter.commands.probe import JSON_KEYS, counter_increase, window_rates
 from rooftop.exporter.sources.engines.base import EngineReading
 
-FIXTURES = Path(__file__).parent / "fixtures" / "engines"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "engines"
 NIM = FIXTURES / "nim-llm-datadog-fixture.prom"
 
 

@@ -19,7 +19,7 @@ from rooftop.exporter.sources.engine import EngineFetchError
 from rooftop.exporter.sources.exposition import parse_exposition
 from rooftop.exporter.telemetry import GpuIdentity, GpuReading, GpuSourceResult
 
-FIXTURES = Path(__file__).parent / "fixtures" / "dcgm"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "dcgm"
 PRE_49 = (FIXTURES / "dcgm_exporter_4.8_h100x2.prom").read_text()
 POST_49 = (FIXTURES / "dcgm_exporter_4.9_h100x2.prom").read_text()
 URL = "http://127.0.0.1:9400/metrics"

@@ -25,7 +25,7 @@ from rooftop.exporter.sources.engine import (
 from rooftop.exporter.sources.engines import TgiAdapter, VllmAdapter
 from rooftop.exporter.sources.engines.base import ExtraEndpoint
 
-FIXTURES = Path(__file__).parent / "fixtures" / "engines"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "engines"
 VLLM = (FIXTURES / "vllm-v1-dynamo-metrics-examples.prom").read_bytes()
 TGI = (FIXTURES / "tgi-datadog-fixture.prom").read_bytes()
 LLAMA = (FIXTURES / "llamacpp-b11434-cpu-tiny.prom").read_bytes()

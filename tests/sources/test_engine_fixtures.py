@@ -15,7 +15,7 @@ from rooftop.exporter.sources.engines import detect_engine
 from rooftop.exporter.sources.engines.base import QUANTITY_FIELDS, EngineReading, missing_names
 from rooftop.exporter.sources.exposition import parse_exposition
 
-FIXTURES = Path(__file__).parent / "fixtures" / "engines"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "engines"
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,7 @@ def read(file: str) -> EngineReading:
 
 
 def test_every_shared_capture_has_a_case() -> None:
-    shared = Path(__file__).resolve().parents[2] / "shared" / "engine-samples"
+    shared = Path(__file__).resolve().parents[3] / "shared" / "engine-samples"
     if not shared.is_dir():
         pytest.skip("shared/engine-samples not present on this machine")
     assert {p.name for p in shared.glob("*.prom")} == {c.file for c in CASES}

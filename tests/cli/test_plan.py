@@ -12,7 +12,7 @@ import pytest
 
 from rooftop.exporter.cli import main
 
-FIXTURES = Path(__file__).parent / "fixtures" / "hf-configs"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "hf-configs"
 H100 = ["--gpu", "h100-sxm"]
 
 

@@ -33,7 +33,7 @@ from rooftop.exporter.sources.engines import (
 from rooftop.exporter.sources.engines.base import EngineAdapter, EngineReading
 from rooftop.exporter.sources.exposition import ExpositionError, parse_exposition
 
-FIXTURES = Path(__file__).parent / "fixtures" / "engines"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "engines"
 EXAMPLES = {"structured": 5000, "extract": 5000, "raw": 2000}
 
 

@@ -28,7 +28,7 @@ import yaml
 
 from tests.conftest import require_real_part
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "kubernetes"
 RULES_FILE = REPO / "dashboards" / "rules" / "rooftop.rules.yaml"

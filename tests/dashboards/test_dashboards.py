@@ -3,7 +3,8 @@
 No Grafana here (none installs from PyPI, npm or Debian), so what Grafana would do with the
 JSON is checked against its source's rules: the XY chart's ``pluginVersion`` trap, the
 24-column grid, the merge → organize field names the roofline's series matchers rely on.
-Every PromQL expression is evaluated against a real Prometheus in test_prometheus_live.py.
+Every PromQL expression is evaluated against a real Prometheus in
+tests/live/test_prometheus_live.py.
 """
 
 from __future__ import annotations

