@@ -23,6 +23,8 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
+from rooftop.classifiers.verdict import STATES, VerdictState
+
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 
 TAGS = ["rooftop", "roofline", "gpu", "vllm"]
@@ -49,13 +51,17 @@ ValueMapping = dm.ValueMap | dm.RangeMap | dm.RegexMap | dm.SpecialValueMap
 
 LOG10 = cb.ScaleDistributionConfig().type(cm.ScaleDistribution.LOG).log(10)
 
-VERDICT_CODES: tuple[tuple[str, str], ...] = (
-    ("idle", "#8e8e8e"),
-    ("memory", "blue"),
-    ("compute", "purple"),
-    ("latency", "orange"),
+VERDICT_COLOURS: Mapping[VerdictState, str] = {
+    "idle": "#8e8e8e",
+    "memory": "blue",
+    "compute": "purple",
+    "latency": "orange",
+}
+VERDICT_CODES: tuple[tuple[VerdictState, str], ...] = tuple(
+    (state, VERDICT_COLOURS[state]) for state in STATES
 )
-"""Verdict states in code order (0..3) with their timeline colours."""
+"""Verdict states in code order (0..3, the order of ``classifiers.verdict.STATES``) with their
+timeline colours."""
 
 
 def verdict_code_expr(selector: str) -> str:

@@ -31,6 +31,7 @@ from rooftop.classifiers.operating_point import LiveWorkload, OperatingPoint, op
 from rooftop.classifiers.roofline import Roof
 from rooftop.classifiers.verdict import (
     HysteresisState,
+    Tier,
     Verdict,
     VerdictEvidence,
     VerdictThresholds,
@@ -51,12 +52,11 @@ from rooftop.exporter.telemetry import (
     GpuReading,
     GpuSourceResult,
     ProcessCpu,
-    TelemetryTier,
 )
+from rooftop.exporter.version import VERSION
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
 ENGINE_CATCH_UP_SECONDS = 1.0
 """Engine polls get their own timeout plus this before the sampler stops waiting."""
 THROTTLE_REASONS = frozenset(
@@ -436,7 +436,7 @@ class Sampler:
             reading = readings.get(identity.uuid)
             spec = self._spec_for(identity)
             up = reading is not None and reading.up
-            tier: TelemetryTier = reading.tier if reading is not None and up else "none"
+            tier: Tier = reading.tier if reading is not None and up else "none"
             peaks = dict(spec.peak_flops_per_second) if spec is not None else {}
             bandwidth = spec.memory_bandwidth_bytes_per_second if spec is not None else None
             compute_dtype = "bf16" if "bf16" in peaks else next(iter(peaks), "bf16")
@@ -681,17 +681,11 @@ class Sampler:
         point = self._operating_point(gpu, engine, peak_flops, peak_bandwidth)
         reading = gpu.reading if gpu is not None and gpu.up else None
         verdict = self._verdict(key, gpu, reading, engine, point, peak_flops, peak_bandwidth)
-        ridge = None
-        if peak_flops and peak_bandwidth:
-            ridge = ridge_point_flops_per_byte(peak_flops, peak_bandwidth)
         return TargetView(
             gpu=gpu_label,
             uuid=uuid,
             engine=engine_label,
             model=model_label,
-            peak_flops_per_second=peak_flops,
-            peak_bandwidth_bytes_per_second=peak_bandwidth,
-            ridge_point_flops_per_byte=ridge,
             point=point,
             verdict=verdict,
         )
@@ -744,7 +738,7 @@ class Sampler:
         if gpu is not None and not gpu.up and (engine is None or not engine.up):
             self._hysteresis.pop(key, None)
             return None  # nothing is known about this GPU this cycle
-        tier: TelemetryTier = reading.tier if reading is not None else "none"
+        tier: Tier = reading.tier if reading is not None else "none"
         hardware = reading is not None and tier in ("gpm", "dcgm")
         evidence = VerdictEvidence(
             tier=tier,

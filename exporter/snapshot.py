@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rooftop.classifiers.operating_point import OperatingPoint
-from rooftop.classifiers.verdict import Verdict
-from rooftop.exporter.telemetry import GpuIdentity, GpuReading, TelemetryTier
+from rooftop.classifiers.verdict import Tier, Verdict
+from rooftop.exporter.telemetry import GpuIdentity, GpuReading
+from rooftop.exporter.version import VERSION
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class GpuView:
     catalog_id: str | None
     """Our catalog id (``h100-sxm``); ``None`` when the GPU is not in the catalog."""
     up: bool
-    tier: TelemetryTier
+    tier: Tier
     reading: GpuReading | None
     peak_flops_per_second: dict[str, float] = field(default_factory=dict)
     """Dense peak per dtype, after overrides."""
@@ -99,9 +100,6 @@ class TargetView:
     uuid: str
     engine: str
     model: str
-    peak_flops_per_second: float | None = None
-    peak_bandwidth_bytes_per_second: float | None = None
-    ridge_point_flops_per_byte: float | None = None
     point: OperatingPoint | None = None
     """Where the live workload sits on the roofline; None without a known model and roof."""
     verdict: Verdict | None = None
@@ -120,4 +118,4 @@ class Snapshot:
     engines: tuple[EngineView, ...] = ()
     targets: tuple[TargetView, ...] = ()
     sources: tuple[SourceStatus, ...] = ()
-    version: str = "0.1.0"
+    version: str = VERSION

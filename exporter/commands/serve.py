@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rooftop.exporter.collector import ExpositionCache
+from rooftop.exporter.extras import missing_extra
 from rooftop.exporter.sampler import GpuLocator, GpuSource, ProcessStatsProvider, Sampler
 from rooftop.exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
 from rooftop.exporter.settings import (
@@ -25,7 +26,7 @@ from rooftop.exporter.settings import (
 )
 from rooftop.exporter.sources.dcgm import DcgmSource
 from rooftop.exporter.sources.engine import EngineSource, EngineSourceError
-from rooftop.exporter.sources.engines import GenericAdapter, GenericConfig, adapter_for_family
+from rooftop.exporter.sources.engines import GenericAdapter, adapter_for_family
 from rooftop.exporter.sources.engines.base import EngineAdapter
 from rooftop.exporter.sources.gpu_mapping import PortGpuLocator
 from rooftop.exporter.sources.host import EngineCpuStats
@@ -152,9 +153,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _adapter(config: EngineConfig) -> EngineAdapter | None:
     if config.generic is not None:
-        generic = config.generic.model_dump()
-        generic["label_filters"] = tuple(sorted(config.generic.label_filters.items()))
-        return GenericAdapter(GenericConfig(**generic))
+        return GenericAdapter(config.generic)
     if config.family:
         try:
             return adapter_for_family(config.family)
@@ -270,7 +269,13 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
         )
     discovery, factory = None, None
     if kubernetes:
-        from rooftop.exporter.sources.kubernetes import KubernetesEngineDiscovery
+        try:
+            from rooftop.exporter.sources.kubernetes import KubernetesEngineDiscovery
+        except ImportError as error:
+            missing = missing_extra(error, "Kubernetes discovery (kubernetes_node_name is set)")
+            if missing is None:
+                raise
+            raise missing from None
 
         discovery = KubernetesEngineDiscovery(settings)
         factory = functools.partial(engine_source, settings)

@@ -27,6 +27,7 @@ from typing import Literal
 
 from prometheus_client.metrics_core import Metric
 
+from rooftop.classifiers.hardware import BYTES_PER_MIB
 from rooftop.exporter.sources.engine import EngineFetchError, fetch_text
 from rooftop.exporter.sources.exposition import ExpositionError, parse_exposition
 from rooftop.exporter.telemetry import GpuIdentity, GpuReading, GpuSourceResult
@@ -34,7 +35,6 @@ from rooftop.exporter.telemetry import GpuIdentity, GpuReading, GpuSourceResult
 Fetch = Callable[[str, float, int], str]
 """``(url, timeout_seconds, max_bytes) -> text``."""
 
-BYTES_PER_MIB = 1024 * 1024
 DCGM_FP64_BLANK = 140737488355328.0
 """``DCGM_FP64_BLANK`` (2^47, dcgm_structs.h); every DCGM blank/not-supported value is >= it."""
 SM_CLOCK_HZ_THRESHOLD = 1e5

@@ -33,19 +33,19 @@ from typing import Any, Literal, Protocol
 
 import pynvml
 
+from rooftop.classifiers.hardware import BYTES_PER_MIB
+from rooftop.classifiers.verdict import Tier
 from rooftop.exporter.telemetry import (
     GpuIdentity,
     GpuReading,
     GpuSourceResult,
     MigInstance,
-    TelemetryTier,
 )
 
 log = logging.getLogger(__name__)
 
 HERTZ_PER_MEGAHERTZ = 1_000_000.0
 MILLIWATTS_PER_WATT = 1000.0
-BYTES_PER_MIB = 1024 * 1024
 PERCENT_PER_RATIO = 100.0
 GPM_MIN_WINDOW_SECONDS = 0.1
 """nvml.h, ``nvmlGpmMetricsGet``: the two samples must be more than 100 ms apart."""
@@ -758,7 +758,7 @@ class NvmlSource:
         pids = calls.get("nvmlDeviceGetComputeRunningProcesses", handle)
         mig = self._read_mig(state, calls) if identity.mig_mode_enabled else ()
 
-        tier: TelemetryTier = "none"
+        tier: Tier = "none"
         if any(gpm.get(name) is not None for name in GPM_ACTIVITY_FIELDS):
             tier = "gpm"
         elif utilization is not None:

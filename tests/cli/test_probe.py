@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rooftop.exporter.cli import main
-from rooftop.exporter.commands.probe import JSON_KEYS, counter_increase, window_rates
+from rooftop.exporter.commands.probe import JSON_KEYS, window_rates
 from rooftop.exporter.sources.engines.base import EngineReading
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "engines"
@@ -102,19 +102,6 @@ def test_bad_watch_exits_2(bad: str, capsys: pytest.CaptureFixture[str]) -> None
     assert "--watch" in err
 
 
-@pytest.mark.parametrize(
-    ("before", "after", "increase"),
-    [
-        (100.0, 160.0, 60.0),  # normal growth
-        (100.0, 100.0, 0.0),
-        (600.0, 100.0, 100.0),  # reset: counted from zero, never -500
-        (600.0, 0.0, 0.0),
-    ],
-)
-def test_counter_increase(before: float, after: float, increase: float) -> None:
-    assert counter_increase(before, after) == increase
-
-
 def test_window_rates_are_reset_aware() -> None:
     base = EngineReading(
         "vllm",
@@ -183,7 +170,9 @@ def test_watch_over_a_counter_reset(
     assert code == 0
     document = json.loads(out)
     seconds = document["window_seconds"]
-    assert 0.2 <= seconds < 2.0
+    # The window is the measured time between the two reads, at least the asked 0.2 s; how
+    # much longer depends on the machine's load, which a test must not assert.
+    assert seconds >= 0.2
     rates = document["rates_per_second"]
     assert rates["generation_tokens_total"] == pytest.approx(30 / seconds)
     assert rates["prompt_tokens_total"] == pytest.approx(10 / seconds)

@@ -23,6 +23,21 @@ INVALID: list[tuple[str, Any, str]] = [
     ("engines", [{"url": "http://h:1/metrics", "tensor_parallel": 0}], "engines.0.tensor_parallel"),
     ("engines", [{"url": "http://h:1/metrics", "weights": "fp3"}], "engines.0.weights"),
     ("engines", [{"url": "http://h:1/metrics", "colour": "red"}], "engines.0.colour"),
+    (
+        "engines",
+        [{"url": "http://h:1/metrics", "generic": {}}],
+        "engines.0.generic.generation_tokens",
+    ),
+    (
+        "engines",
+        [{"url": "http://h:1/metrics", "generic": {"generation_tokens": " "}}],
+        "engines.0.generic",
+    ),
+    (
+        "engines",
+        [{"url": "http://h:1/metrics", "generic": {"generation_tokens": "t", "modle": "m"}}],
+        "engines.0.generic",
+    ),
     ("discover_engines", "perhaps", "discover_engines"),
     ("discover_ports", ["http"], "discover_ports.0"),
     ("engine_timeout_seconds", 0, "engine_timeout_seconds"),
@@ -273,3 +288,37 @@ def test_serve_with_bad_json_in_env_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "engines" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_generic_engine_block_is_the_adapters_own_config(tmp_path: Path) -> None:
+    """YAML's ``label_filters`` mapping becomes the adapter's sorted ``(label, value)`` pairs;
+    the settings hold :class:`GenericConfig` itself, so nothing is copied field by field."""
+    from rooftop.exporter.sources.engines import GenericConfig
+
+    config = tmp_path / "rooftop.yaml"
+    config.write_text(
+        "engines:\n"
+        "  - url: http://127.0.0.1:9000/metrics\n"
+        "    generic:\n"
+        "      generation_tokens: my_generated_tokens_total\n"
+        "      requests_running: my_running\n"
+        "      label_filters: {pool: b, engine: '0'}\n"
+    )
+    generic = load_settings({}, config).engines[0].generic
+    assert generic == GenericConfig(
+        generation_tokens="my_generated_tokens_total",
+        requests_running="my_running",
+        label_filters=(("engine", "0"), ("pool", "b")),
+    )
+
+
+def test_generic_engine_unknown_key_is_named() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                "engines": [
+                    {"url": "http://h:1/metrics", "generic": {"generation_tokens": "t", "x": 1}}
+                ]
+            }
+        )
+    assert "unknown key x" in str(caught.value) and "generation_tokens" in str(caught.value)

@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -435,13 +436,24 @@ def test_sidecar_variants_differ_only_as_documented(
     assert ("ROOFTOP_GPU_MODEL" in env) is ("gpu/engine-only" in components)
 
 
-def test_engine_only_gpu_model_is_in_the_catalog(kubectl: str, tmp_path: Path) -> None:
-    from rooftop.classifiers.hardware import lookup_gpu
+def test_engine_only_gpu_model_is_in_the_catalog(
+    kubectl: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest's ``ROOFTOP_GPU_MODEL`` is a catalog id (not an NVML name that happens to
+    match), the daemon's settings accept it from the environment as the manifest sets it, and
+    the spec has both roofs the engine-only roofline needs (dense BF16 peak, DRAM bandwidth)."""
+    from rooftop.classifiers.hardware import GPU_CATALOG, lookup_gpu
+    from rooftop.exporter.settings import load_settings
 
     objects = render_variant(kubectl, tmp_path, SIDECAR_VARIANTS["engine-only"])
     (vllm,) = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "vllm"]
     model = env_values(container(pod_spec(vllm), "rooftop"))["ROOFTOP_GPU_MODEL"]
-    assert lookup_gpu(model) is not None
+    assert model in {spec.id for spec in GPU_CATALOG}, f"{model!r} is not a catalog id"
+    spec = lookup_gpu(model)
+    assert spec.peak_flops_per_second.get("bf16", 0) > 0
+    assert (spec.memory_bandwidth_bytes_per_second or 0) > 0
+    monkeypatch.setenv("ROOFTOP_GPU_MODEL", model)
+    assert load_settings({}).gpu_model == model
 
 
 def rooftop_containers(kubectl: str, tmp_path: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -489,6 +501,18 @@ def test_rooftop_env_is_accepted_by_the_settings(
 def test_all_rooftop_containers_use_one_image(kubectl: str, tmp_path: Path) -> None:
     images = {ctr["image"] for _, ctr in rooftop_containers(kubectl, tmp_path)}
     assert len(images) == 1, images
+
+
+def test_every_rooftop_image_tag_is_the_package_version(kubectl: str, tmp_path: Path) -> None:
+    """One version: pyproject.toml's, as the installed metadata reports it. The manifests'
+    image tag and every ``rooftop:<tag>`` in deploy/'s docs and Dockerfile follow it."""
+    expected = f"rooftop:{metadata.version('rooftop')}"
+    images = {ctr["image"] for _, ctr in rooftop_containers(kubectl, tmp_path)}
+    assert images == {expected}
+    for path in sorted(DEPLOY.rglob("*")):
+        if path.is_file() and path.suffix in {"", ".md", ".yaml"}:
+            for tag in re.findall(r"\brooftop:(\d[\w.+-]*\w)", path.read_text(encoding="utf-8")):
+                assert f"rooftop:{tag}" == expected, f"{path}: rooftop:{tag}, want {expected}"
 
 
 # --- the DaemonSet -----------------------------------------------------------------------
@@ -631,6 +655,9 @@ def test_dockerfile_final_stage_is_small_non_root_and_read_only_ready() -> None:
     assert any("PYTHONDONTWRITEBYTECODE=1" in line for line in final)
     assert "EXPOSE 9753" in final
     assert 'ENTRYPOINT ["rooftop", "serve"]' in final
+    (build,) = stages[:-1]
+    installs = [line for line in build if "pip install" in line and "[kubernetes]" in line]
+    assert installs, "the image installs the kubernetes extra the DaemonSet's discovery needs"
     assert not any(line.startswith("RUN ") for line in final), "no package manager at runtime"
     assert not any(line.startswith("HEALTHCHECK") for line in final)
     assert all("NVIDIA_VISIBLE_DEVICES" not in line for line in final)

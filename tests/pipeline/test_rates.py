@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rooftop.exporter.rates import RatioOfCounters, WindowedCounter
+from rooftop.exporter.rates import RatioOfCounters, WindowedCounter, counter_increase
 
 
 def test_first_sample_has_no_rate_second_gives_increase_over_elapsed() -> None:
@@ -123,3 +123,17 @@ def test_ratio_of_counters_none_clears_both() -> None:
     assert ratio.observe(2.0, None) is None
     assert ratio.observe(3.0, (5.0, 200.0)) is None
     assert ratio.observe(4.0, (5.2, 300.0)) == pytest.approx(0.002)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "increase"),
+    [
+        (100.0, 160.0, 60.0),  # normal growth
+        (100.0, 100.0, 0.0),
+        (600.0, 100.0, 100.0),  # reset: counted from zero, never -500
+        (600.0, 0.0, 0.0),
+        (600.0, -5.0, 0.0),  # a negative read after a reset still never counts down
+    ],
+)
+def test_counter_increase(before: float, after: float, increase: float) -> None:
+    assert counter_increase(before, after) == increase

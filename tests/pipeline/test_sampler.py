@@ -233,11 +233,12 @@ def test_rates_targets_and_memory_verdict() -> None:
 
     view0 = target(snapshot, "0")
     assert view0.uuid == "GPU-test-0" and view0.model == LLAMA
-    assert view0.ridge_point_flops_per_byte == pytest.approx(989.4 / 3.35)
+    assert gpu0.ridge_point_flops_per_byte == pytest.approx(989.4 / 3.35)
     assert view0.verdict is not None
     assert view0.verdict.state == "memory"
     point = view0.point
     assert point is not None
+    assert point.ridge_point_flops_per_byte == pytest.approx(989.4 / 3.35)
     assert point.decode_speed_of_light_tokens_per_second == pytest.approx(
         LLAMA_8B_SOL_BATCH_1_CONTEXT_1024, rel=1e-6
     )
@@ -444,7 +445,7 @@ def test_unknown_model_gives_no_roofline_but_a_verdict() -> None:
     view0 = target(snapshot, "0")
     assert view0.point is None  # no model, no roofline figures
     # The ridge comes from the GPU alone.
-    assert view0.ridge_point_flops_per_byte == pytest.approx(989.4 / 3.35)
+    assert gpu(snapshot, 0).ridge_point_flops_per_byte == pytest.approx(989.4 / 3.35)
     assert view0.verdict is not None and view0.verdict.state == "memory"
     assert series(snapshot, "rooftop_decode_speed_of_light_ratio") == {}
     assert series(snapshot, "rooftop_gpu_bound_info")

@@ -13,9 +13,9 @@ import subprocess
 from pathlib import Path
 
 from rooftop.classifiers.operating_point import OperatingPoint
-from rooftop.classifiers.verdict import Verdict
+from rooftop.classifiers.verdict import STATES, Verdict
 from rooftop.exporter.collector import ExpositionCache, render_snapshot
-from rooftop.exporter.metrics import METRICS, VERDICT_STATES
+from rooftop.exporter.metrics import METRICS
 from rooftop.exporter.snapshot import EngineView, GpuView, Snapshot, SourceStatus, TargetView
 from rooftop.exporter.sources.exposition import parse_exposition
 from rooftop.exporter.telemetry import GpuIdentity, GpuReading
@@ -147,9 +147,6 @@ def golden_snapshot(sequence: int = 42) -> Snapshot:
         uuid=UUID_0,
         engine="vllm-0",
         model=MODEL,
-        peak_flops_per_second=989.4e12,
-        peak_bandwidth_bytes_per_second=3.35e12,
-        ridge_point_flops_per_byte=989.4e12 / 3.35e12,
         point=OperatingPoint(
             batch=1,
             ridge_point_flops_per_byte=989.4e12 / 3.35e12,
@@ -283,7 +280,7 @@ def test_verdict_is_one_hot_and_its_reason_survives_escaping() -> None:
     snapshot = golden_snapshot()
     families = _families(render_snapshot(snapshot).decode())
     bound = {labels["state"]: value for labels, value in families["rooftop_gpu_bound"]}
-    assert bound == {state: float(state == "memory") for state in VERDICT_STATES}
+    assert bound == {state: float(state == "memory") for state in STATES}
     (info,) = families["rooftop_gpu_bound_info"]
     assert snapshot.targets[0].verdict is not None
     assert info[0]["reason"] == snapshot.targets[0].verdict.reason
