@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rooftop.classifiers.hardware import BYTES_PER_MIB
-from rooftop.exporter.sources.nvml import (
+from rooftop.exporter.sources.nvml_api import (
     CLOCK_MEM,
     CLOCK_SM,
     GPM_METRICS,
