@@ -35,7 +35,7 @@ from rooftop.classifiers.models import (
     flops_per_token,
     kv_bytes_per_token,
     kv_bytes_per_token_per_layer,
-    linear_parameters_per_token,
+    linear_parameters_per_token_per_gpu,
     weight_bytes_per_step,
 )
 
@@ -264,7 +264,7 @@ def prefill_chunk(
     attention = attention_flops_per_attended_token(model, tp, mla_absorbed=False) * (
         _causal_attended_token_layers(model, context_tokens, chunk_tokens)
     )
-    linear = 2.0 * linear_parameters_per_token(model) * chunk_tokens / tp
+    linear = 2.0 * linear_parameters_per_token_per_gpu(model, tp) * chunk_tokens
     return _cost(
         "prefill",
         roof,
