@@ -499,6 +499,13 @@ def stored_weight_bytes(arch: ModelArchitecture, weights: WeightFormat, tp: int 
     return _weight_bytes(arch, weights, None, rows, tp)
 
 
+def lm_head_bytes_per_gpu(arch: ModelArchitecture, tp: int = 1) -> float:
+    """The LM head's bytes on one GPU: ``vocab x d`` in BF16 (kept unquantized), vocab-split
+    ``/ tp``."""
+    _require_tp(tp)
+    return float(UNQUANTIZED_BYTES * arch.vocab_size * arch.hidden_size) / tp
+
+
 def expected_distinct_experts(num_experts: int, experts_per_token: int, tokens: int) -> float:
     """Expected distinct experts one MoE layer reads for ``tokens`` tokens routed top-``k``.
 

@@ -1,0 +1,108 @@
+"""Speculative decoding: what one verification step processes and what it yields. Pure.
+
+A speculative engine proposes ``k`` draft tokens per sequence (a draft model, an EAGLE/MTP head,
+or n-gram lookup), then the target model verifies all ``1 + k`` positions of every sequence in
+one forward step. The target's weights are read once for ``B x (1 + k)`` verified tokens; each
+sequence emits its accepted drafts plus one token of its own. With ``alpha`` the share of draft
+tokens accepted (vLLM: ``num_accepted_tokens / num_draft_tokens``)::
+
+    verified tokens per sequence = 1 + k
+    emitted tokens per sequence  = 1 + k x alpha    (vLLM's "mean acceptance length",
+                                                     1 + accepted / drafts)
+
+Counted per step, as the engines count them: vLLM ``vllm:spec_decode_num_drafts_total`` (one per
+sequence per step that drafted), ``..._num_draft_tokens_total`` (``k`` per draft) and
+``..._num_accepted_tokens_total`` (vllm/v1/spec_decode/metrics.py); SGLang reports the mean
+accept length (``sglang:spec_accept_length``), which is ``1 + k x alpha`` directly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+SpeculativeMethod = Literal["draft_model", "eagle", "eagle3", "mtp", "medusa", "ngram", "suffix"]
+SPECULATIVE_METHODS: tuple[SpeculativeMethod, ...] = get_args(SpeculativeMethod)
+
+HEAD_METHODS: tuple[SpeculativeMethod, ...] = ("eagle", "eagle3", "mtp")
+"""Methods whose drafter is one decoder layer on the target's hidden states plus the target's
+LM head (EAGLE, DeepSeek MTP), run once per draft token."""
+
+FREE_METHODS: tuple[SpeculativeMethod, ...] = ("ngram", "suffix")
+"""Methods that draft by looking tokens up on the host: no GPU cost."""
+
+
+class SpeculationError(ValueError):
+    """A speculative-decoding setting is out of range; the message names it."""
+
+
+@dataclass(frozen=True)
+class Speculation:
+    """How an engine speculates.
+
+    Attributes:
+        method: how drafts are made (:data:`SPECULATIVE_METHODS`).
+        num_speculative_tokens: ``k``, draft tokens proposed per sequence per step (>= 1).
+        acceptance_rate: ``alpha`` in 0-1, accepted / proposed draft tokens.
+    """
+
+    method: SpeculativeMethod
+    num_speculative_tokens: int
+    acceptance_rate: float
+
+    def __post_init__(self) -> None:
+        if self.method not in SPECULATIVE_METHODS:
+            raise SpeculationError(
+                f"speculative method must be one of {', '.join(SPECULATIVE_METHODS)}, "
+                f"got {self.method!r}"
+            )
+        k = self.num_speculative_tokens
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise SpeculationError(f"num_speculative_tokens must be an integer >= 1, got {k!r}")
+        a = self.acceptance_rate
+        if isinstance(a, bool) or not math.isfinite(a) or not 0 <= a <= 1:
+            raise SpeculationError(f"acceptance_rate must be a ratio in 0-1, got {a!r}")
+
+    @property
+    def verified_tokens_per_sequence(self) -> int:
+        """``1 + k``: positions the target model runs per sequence per step."""
+        return 1 + self.num_speculative_tokens
+
+    @property
+    def tokens_per_step_per_sequence(self) -> float:
+        """``1 + k x alpha``: tokens each sequence emits per step (mean acceptance length)."""
+        return 1.0 + self.num_speculative_tokens * self.acceptance_rate
+
+
+def acceptance_from_counters(
+    drafts: float, draft_tokens: float, accepted_tokens: float
+) -> tuple[float, float] | None:
+    """``(k, alpha)`` from counter increases over one window: ``k = draft_tokens / drafts``,
+    ``alpha = accepted_tokens / draft_tokens``; ``None`` when nothing was drafted.
+
+    Raises :class:`SpeculationError` when the counters contradict each other (more accepted
+    than proposed, negative deltas)."""
+    for name, value in (
+        ("drafts", drafts),
+        ("draft_tokens", draft_tokens),
+        ("accepted_tokens", accepted_tokens),
+    ):
+        if not math.isfinite(value) or value < 0:
+            raise SpeculationError(f"{name} must be a finite count >= 0, got {value!r}")
+    if drafts <= 0 or draft_tokens <= 0:
+        return None
+    if accepted_tokens > draft_tokens * (1 + 1e-9):
+        raise SpeculationError(
+            f"accepted tokens ({accepted_tokens:g}) exceed draft tokens ({draft_tokens:g})"
+        )
+    return draft_tokens / drafts, min(1.0, accepted_tokens / draft_tokens)
+
+
+def acceptance_from_accept_length(accept_length: float, k: int) -> float:
+    """``alpha`` from a mean accept length ``1 + k x alpha`` (SGLang), clamped to 0-1."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise SpeculationError(f"num_speculative_tokens must be an integer >= 1, got {k!r}")
+    if not math.isfinite(accept_length) or accept_length < 0:
+        raise SpeculationError(f"accept length must be a finite number >= 0, got {accept_length!r}")
+    return min(1.0, max(0.0, (accept_length - 1.0) / k))
