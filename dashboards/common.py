@@ -54,12 +54,14 @@ VERDICT_CODES: tuple[tuple[str, str], ...] = (
     ("memory", "blue"),
     ("compute", "purple"),
     ("latency", "orange"),
+    ("unknown", "#4a4a4a"),
 )
-"""Verdict states in code order (0..3) with their timeline colours."""
+"""Verdict states in code order (0..4) with their timeline colours. ``unknown`` (nothing to
+judge on) comes last so the older codes keep their numbers."""
 
 
 def verdict_code_expr(selector: str) -> str:
-    """The one-hot ``rooftop_gpu_bound`` as one number per target: 0 idle … 3 latency."""
+    """The one-hot ``rooftop_gpu_bound`` as one number per target: 0 idle … 3 latency, 4 unknown."""
     terms = [
         f'rooftop_gpu_bound{{{selector}, state="{state}"}} * {code}'
         for code, (state, _) in enumerate(VERDICT_CODES)

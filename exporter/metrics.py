@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rooftop.exporter.snapshot import EngineView, GpuView, Snapshot
+from rooftop.classifiers.verdict import STATES
 
 MetricType = Literal["gauge", "counter", "info"]
 Sample = tuple[tuple[str, ...], float | None]
@@ -21,7 +22,8 @@ Sample = tuple[tuple[str, ...], float | None]
 GPU_LABELS = ("gpu", "uuid")
 ENGINE_LABELS = ("engine", "model")
 TARGET_LABELS = ("gpu", "uuid", "engine", "model")
-VERDICT_STATES = ("idle", "memory", "compute", "latency")
+VERDICT_STATES = STATES
+"""unknown, idle, memory, compute, latency: the verdict's one-hot state set."""
 
 
 @dataclass(frozen=True)
@@ -604,7 +606,7 @@ METRICS: tuple[MetricDef, ...] = (
     MetricDef(
         "rooftop_gpu_bound",
         "gauge",
-        "Bottleneck verdict as a one-hot state set: idle, memory, compute or latency.",
+        "Bottleneck verdict as a one-hot state set: unknown, idle, memory, compute or latency.",
         "",
         (*TARGET_LABELS, "state"),
         _bound_states,

@@ -34,8 +34,7 @@ from rooftop.classifiers.verdict import (
     Verdict,
     VerdictEvidence,
     VerdictThresholds,
-    advance,
-    classify,
+    classify_held,
     published,
 )
 from rooftop.exporter.model_resolution import ResolvedModel, resolve_model
@@ -772,9 +771,8 @@ class Sampler:
                 reading is not None and THROTTLE_REASONS & set(reading.clock_event_reasons)
             ),
         )
-        observed = classify(evidence, self._thresholds)
-        state = advance(
-            self._hysteresis.get(key, HysteresisState()), observed, self._thresholds.hold_samples
+        state = classify_held(
+            self._hysteresis.get(key, HysteresisState()), evidence, self._thresholds
         )
         self._hysteresis[key] = state
         return published(state)

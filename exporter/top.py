@@ -33,7 +33,7 @@ class TopRow:
     model: str
     gpu_up: bool | None
     state: str | None
-    """``idle``, ``memory``, ``compute``, ``latency``; ``None`` with no verdict."""
+    """``unknown``, ``idle``, ``memory``, ``compute``, ``latency``; ``None`` with no verdict."""
     evidence: str | None
     reason: str | None
     prefill_tokens_per_second: float | None
