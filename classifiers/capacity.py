@@ -112,9 +112,7 @@ def capacity(
     )
 
 
-def kv_headroom_ratio(
-    engine_kv_capacity_tokens: float, needed_tokens: float
-) -> float | None:
+def kv_headroom_ratio(engine_kv_capacity_tokens: float, needed_tokens: float) -> float | None:
     """Engine KV capacity over what the live workload needs (``batch x context`` tokens):
     above 1 the cache has room, below 1 the engine must preempt or queue; ``None`` when
     nothing is needed."""

@@ -4,9 +4,11 @@ counter, side by side. Pure.
 vLLM (``vllm:estimated_flops_per_gpu_total``, ``vllm:estimated_read_bytes_per_gpu_total``,
 ``vllm:estimated_write_bytes_per_gpu_total``, behind ``--enable-mfu-metrics``) and SGLang
 (``sglang:estimated_*_per_gpu_total``) estimate FLOPs and bytes per GPU themselves; GPM/DCGM
-measure DRAM traffic (``DRAM_BW_UTIL`` x peak bandwidth). Each pair's ratio is
-``other / model``; the largest disagreement is the ratio furthest from 1 on a log scale
-(0.5x and 2x are equally far), reported when it lies outside ``1 / tolerance .. tolerance``.
+measure DRAM traffic (``DRAM_BW_UTIL`` x peak bandwidth). Each source is set against the
+model (``engine / model``, ``hardware / model``; ``hardware / engine`` only when the model has no
+figure), so the source that strays is the one named; the largest disagreement is the ratio
+furthest from 1 on a log scale (0.5x and 2x are equally far), reported when it lies outside
+``1 / tolerance .. tolerance``.
 
 Hints name the usual cause when the workload says which:
 
@@ -140,12 +142,14 @@ def cross_check(
     worst: tuple[float, Quantity, Pair, float] | None = None
     for quantity in ("flops", "bytes"):
         for pair in ("engine/model", "hardware/model", "hardware/engine"):
-            r = check.ratio(quantity, pair)  # type: ignore[arg-type]
+            if pair == "hardware/engine" and _model_figure(check, quantity) is not None:
+                continue
+            r = check.ratio(quantity, pair)
             if r is None or r <= 0:
                 continue
             distance = abs(math.log(r))
             if worst is None or distance > worst[0]:
-                worst = (distance, quantity, pair, r)  # type: ignore[assignment]
+                worst = (distance, quantity, pair, r)
     if worst is None or worst[0] <= math.log(tolerance):
         return check
     _, quantity, pair, r = worst
@@ -163,3 +167,9 @@ def cross_check(
         hardware_bytes_per_second,
         Disagreement(quantity, pair, r, phrase),
     )
+
+
+def _model_figure(check: CrossCheck, quantity: Quantity) -> float | None:
+    if quantity == "flops":
+        return check.model_flops_per_second
+    return check.model_bytes_per_second

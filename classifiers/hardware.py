@@ -22,12 +22,12 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 __all__ = [
+    "COLLECTIVE_BASE_LATENCY_SECONDS",
     "DTYPES",
     "GPU_CATALOG",
     "MEMORY_DATA_RATE_MULTIPLIER",
     "PCI_VENDOR_AMD",
     "PCI_VENDOR_NVIDIA",
-    "COLLECTIVE_BASE_LATENCY_SECONDS",
     "GpuSpec",
     "Interconnect",
     "MissingPeakError",
@@ -149,8 +149,6 @@ class Interconnect:
         _check_positive(f"{self.kind} hop latency", self.hop_latency_seconds)
         if not self.source.strip():
             raise ValueError(f"interconnect {self.kind!r} has no source")
-
-
 
 
 def _normalise_dtype(dtype: str) -> str:
@@ -339,18 +337,14 @@ _NVLINK_BOOK = (
     "jax-ml/scaling-book gpus.md 'At the node level' table (NVLink 3.0 Ampere 300, 4.0 Hopper "
     "450, 5.0 Blackwell 900 GB/s full-duplex egress per GPU)"
 )
-_PCIE_SPEC = (
-    "PCI-SIG PCIe x16 per direction: {gt} GT/s x 16 lanes x 128b/130b / 8 = {gb} GB/s"
-)
+_PCIE_SPEC = "PCI-SIG PCIe x16 per direction: {gt} GT/s x 16 lanes x 128b/130b / 8 = {gb} GB/s"
 NVLINK3 = Interconnect("nvlink3", 300e9, 0.47e-6, f"{_NVLINK_BOOK}; {_NCCL_TUNING}")
 NVLINK4 = Interconnect("nvlink4", 450e9, 0.47e-6, f"{_NVLINK_BOOK}; {_NCCL_TUNING}")
 NVLINK5 = Interconnect("nvlink5", 900e9, 0.47e-6, f"{_NVLINK_BOOK}; {_NCCL_TUNING}")
 PCIE4 = Interconnect(
     "pcie4", 31.5e9, 1.0e-6, _PCIE_SPEC.format(gt=16, gb="31.5") + "; " + _NCCL_TUNING
 )
-PCIE5 = Interconnect(
-    "pcie5", 63e9, 1.0e-6, _PCIE_SPEC.format(gt=32, gb=63) + "; " + _NCCL_TUNING
-)
+PCIE5 = Interconnect("pcie5", 63e9, 1.0e-6, _PCIE_SPEC.format(gt=32, gb=63) + "; " + _NCCL_TUNING)
 
 _LINKS: Mapping[str, Interconnect] = MappingProxyType(
     {

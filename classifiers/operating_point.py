@@ -232,9 +232,7 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
     decode_mfu = None
     if decode_flops is not None or prefill_flops is not None:
         mfu = model_flops_utilization(1.0, achieved, roof.peak_flops_per_second)
-        decode_mfu = model_flops_utilization(
-            1.0, decode_flops or 0.0, roof.peak_flops_per_second
-        )
+        decode_mfu = model_flops_utilization(1.0, decode_flops or 0.0, roof.peak_flops_per_second)
     workload_ai = decode.arithmetic_intensity_flops_per_byte
     if achieved > 0 and moved > 0:
         workload_ai = achieved / moved
@@ -255,9 +253,7 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
         decode_bound=decode.bound,
         prefill_arithmetic_intensity=chunk.arithmetic_intensity_flops_per_byte,
         workload_arithmetic_intensity=workload_ai,
-        crossover_batch=crossover_batch(
-            live.model, roof, context, live.weights, live.kv_dtype, tp
-        ),
+        crossover_batch=crossover_batch(live.model, roof, context, live.weights, live.kv_dtype, tp),
         decode_speed_of_light_ratio=sol_ratio,
         prefill_speed_of_light_ratio=prefill_ratio,
         decode_observed_bytes_per_token=observed_bytes,

@@ -56,7 +56,7 @@ from rooftop.classifiers.models import (
     lm_head_bytes_per_gpu,
     weight_bytes_per_step,
 )
-from rooftop.classifiers.speculative import FREE_METHODS, HEAD_METHODS, Speculation
+from rooftop.classifiers.speculative import FREE_METHODS, Speculation
 
 Bound = Literal["memory", "compute"]
 Phase = Literal["decode", "prefill"]
@@ -277,8 +277,7 @@ def _compute_seconds(roof: Roof, flops: float, attention_flops: float) -> float:
     """``(flops - attention) / GEMM peak + attention / attention peak``."""
     linear = flops - attention_flops
     return (
-        linear / roof.peak_flops_per_second
-        + attention_flops / roof.attention_peak_flops_per_second
+        linear / roof.peak_flops_per_second + attention_flops / roof.attention_peak_flops_per_second
     )
 
 

@@ -63,9 +63,9 @@ __all__ = [
     "HysteresisState",
     "Tier",
     "Verdict",
+    "VerdictCode",
     "VerdictEvidence",
     "VerdictState",
-    "VerdictCode",
     "VerdictThresholds",
     "advance",
     "classify",
@@ -277,11 +277,11 @@ class VerdictThresholds:
     compute_mfu_leave_ratio: float = 0.40
     """Dead band for ``compute`` on MFU (entered at 0.50), as for MBU."""
 
-    communication_share_ratio: float = 0.25
+    communication_share_ratio: float = 0.20
     """A busy GPU below both roofs is called communication-bound (latency, code
     ``communication``) when the model puts at least this share of its step in TP all-reduces.
-    rooftop's choice: a quarter of the step is what separates TP 8 decode of a 70B model at
-    batch 1 (24 %) from TP 2 (4 %)."""
+    rooftop's choice: a fifth of the step separates Llama-3.1-70B decode at batch 1 on H100 at
+    TP 8 (1.65 of 6.89 ms, 24 %) from TP 2 (3.4 %), where collectives are noise."""
 
     interconnect_busy_ratio: float = 0.30
     """…or when GPM's NVLink rates reach this share of the link's peak (both directions).
@@ -489,16 +489,10 @@ def _roof_verdict(
     """memory/compute from the roof signals, or ``None`` when neither roof is reached."""
     ai, ridge = ev.arithmetic_intensity_flops_per_byte, ev.ridge_point_flops_per_byte
     above_ridge = None if ai is None or ridge is None else ai >= ridge
-    if ev.mfu_upper_bound and ev.tensor_active_ratio is None:
-        # The workload intensity counts the same upper-bound prefill FLOPs: it may break a
-        # tie but never calls compute on its own.
-        intensity_decides = False
-    else:
-        intensity_decides = True
-    if compute is not None:
-        compute_high = compute.high
-    else:
-        compute_high = bool(above_ridge) and intensity_decides
+    # With upper-bound prefill FLOPs the workload intensity counts them too: it may break a
+    # tie but never calls compute on its own.
+    intensity_decides = not (ev.mfu_upper_bound and ev.tensor_active_ratio is None)
+    compute_high = compute.high if compute is not None else bool(above_ridge) and intensity_decides
     memory_high = memory is not None and memory.high
     if not (compute_high or memory_high):
         return None
@@ -637,9 +631,7 @@ def classify(
     flowing = tokens is not None and tokens > 0
 
     if tokens is None and activity is None:
-        gpu_part = (
-            "the GPU reports no utilization" if ev.tier != "none" else "no GPU counters"
-        )
+        gpu_part = "the GPU reports no utilization" if ev.tier != "none" else "no GPU counters"
         return _finish(
             "unknown",
             label,

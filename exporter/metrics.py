@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from rooftop.exporter.snapshot import EngineView, GpuView, Snapshot
 from rooftop.classifiers.verdict import STATES
+from rooftop.exporter.snapshot import EngineView, GpuView, Snapshot
 
 MetricType = Literal["gauge", "counter", "info"]
 Sample = tuple[tuple[str, ...], float | None]

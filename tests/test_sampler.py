@@ -286,7 +286,13 @@ def test_verdict_hysteresis_needs_three_samples_and_ignores_blips() -> None:
     assert verdict is not None and "tensor pipes 80% active" in verdict.reason
     # The exported state set is one-hot.
     bound = series(snapshot, "rooftop_gpu_bound")
-    assert sorted(bound.values()) == [0.0, 0.0, 0.0, 0.0, 1.0]  # unknown, idle, memory, compute, latency
+    assert sorted(bound.values()) == [
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        1.0,
+    ]  # unknown, idle, memory, compute, latency
     assert bound[tuple(sorted({**_target_labels(), "state": "compute"}.items()))] == 1.0
 
 
