@@ -154,8 +154,9 @@ def test_deepseek_v3_tp8_keeps_replicated_parts_whole(capsys: pytest.CaptureFixt
     """DeepSeek-V3 FP8 at TP 8 on H200, batch 1, 4096 tokens of context: the issue's
     independent figure is 801 tok/s on the memory roof, where an even 1/8 split of every weight
     gave 957. Replicated per GPU: fused q_a + kv_a 7168 x 2112 FP8 (+ block scales) x 61 =
-    923.7 MB, router 7168 x 256 BF16 x 58 = 212.9 MB (+ its bias), norms 2.0 MB: 1,138.6 MB, 7/8 of which an even split misses
-    (996.3 MB; worked in test_roofline.test_deepseek_mla_decode_kv_read)."""
+    923.7 MB, router 7168 x 256 BF16 x 58 = 212.9 MB (+ its bias), norms 2.0 MB: 1,138.6 MB,
+    7/8 of which an even split misses (996.3 MB; worked in
+    test_roofline.test_deepseek_mla_decode_kv_read)."""
     ds = lookup_model("deepseek-v3")
     assert replicated_weight_bytes(ds, "fp8", 8) == pytest.approx(996_278_388, rel=1e-9)
     argv = ["plan", "--gpu", "h200", "--model", "deepseek-v3", "--tp", "8", "--batch", "1"]
