@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rooftop.classifiers.capacity import kv_headroom_ratio
+from rooftop.classifiers.cross_check import CrossCheck, cross_check
 from rooftop.classifiers.models import KvDtype, WeightFormat
 from rooftop.classifiers.prefix_cache import computed_prefill
 from rooftop.classifiers.roofline import (
@@ -127,6 +128,10 @@ class OperatingPoint:
     """Model HBM bytes/s of the live mix."""
     engine_flops_per_second: float | None = None
     engine_bytes_per_second: float | None = None
+    hardware_bytes_per_second: float | None = None
+    """DRAM bytes/s the counters saw (GPM/DCGM), for the cross-check."""
+    cross_check: CrossCheck | None = None
+    """Model vs engine estimate vs hardware counters, when at least two are present."""
 
 
 def _flowing(rate: float | None) -> bool:
@@ -239,6 +244,23 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
     observed_ai = None
     if live.dram_bytes_per_second and live.dram_bytes_per_second > 0 and achieved > 0:
         observed_ai = achieved / live.dram_bytes_per_second
+    model_flops = achieved if (decode_rate or prefill_rate) else None
+    model_bytes = moved if (decode_rate or prefill_rate) else None
+    check = None
+    if (
+        live.engine_flops_per_second is not None
+        or live.engine_bytes_per_second is not None
+        or (live.dram_bytes_per_second is not None)
+    ):
+        check = cross_check(
+            model_flops_per_second=model_flops,
+            engine_flops_per_second=live.engine_flops_per_second,
+            model_bytes_per_second=model_bytes,
+            engine_bytes_per_second=live.engine_bytes_per_second,
+            hardware_bytes_per_second=live.dram_bytes_per_second,
+            moe=getattr(live.model, "moe", None) is not None,
+            prefill_upper_bound=prefill is not None and prefill.upper_bound,
+        )
     needed = float(batch * context) if context > 0 else None
     headroom = None
     if live.kv_capacity_tokens is not None and needed is not None:
@@ -273,10 +295,12 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
         prefill_tokens_per_step=per_step_prefill,
         kv_needed_tokens=needed,
         kv_headroom_ratio=headroom,
-        model_flops_per_second=achieved if (decode_rate or prefill_rate) else None,
-        model_bytes_per_second=moved if (decode_rate or prefill_rate) else None,
+        model_flops_per_second=model_flops,
+        model_bytes_per_second=model_bytes,
         engine_flops_per_second=live.engine_flops_per_second,
         engine_bytes_per_second=live.engine_bytes_per_second,
+        hardware_bytes_per_second=live.dram_bytes_per_second,
+        cross_check=check,
     )
 
 
