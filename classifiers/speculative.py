@@ -106,3 +106,40 @@ def acceptance_from_accept_length(accept_length: float, k: int) -> float:
     if not math.isfinite(accept_length) or accept_length < 0:
         raise SpeculationError(f"accept length must be a finite number >= 0, got {accept_length!r}")
     return min(1.0, max(0.0, (accept_length - 1.0) / k))
+
+
+def live_speculation(
+    configured: Speculation | None,
+    *,
+    drafts_per_second: float | None = None,
+    draft_tokens_per_second: float | None = None,
+    accepted_tokens_per_second: float | None = None,
+    accept_length: float | None = None,
+) -> Speculation | None:
+    """The speculation to model this cycle: the engine's counters first, its accept length
+    next, the configured setting last.
+
+    Counter rates give ``k`` and ``alpha`` directly (the method is the configured one, else
+    ``eagle``, the common head-based drafter). An accept length needs ``k`` from the setting.
+    With counters present but nothing drafted in the window (idle), the setting (if any)
+    stands. Contradictory counters (more accepted than drafted) fall back the same way.
+    """
+    method: SpeculativeMethod = configured.method if configured is not None else "eagle"
+    if (
+        drafts_per_second is not None
+        and draft_tokens_per_second is not None
+        and accepted_tokens_per_second is not None
+    ):
+        try:
+            found = acceptance_from_counters(
+                drafts_per_second, draft_tokens_per_second, accepted_tokens_per_second
+            )
+        except SpeculationError:
+            found = None
+        if found is not None:
+            k = max(1, round(found[0]))
+            return Speculation(method, k, found[1])
+    if accept_length is not None and configured is not None:
+        k = configured.num_speculative_tokens
+        return Speculation(method, k, acceptance_from_accept_length(accept_length, k))
+    return configured

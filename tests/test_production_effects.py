@@ -555,3 +555,24 @@ def test_cross_check_names_the_largest_disagreement() -> None:
     )
     assert agree.largest is None
     assert math.isclose(agree.ratio("bytes", "engine/model") or 0, 0.9)
+
+
+def test_live_speculation_prefers_counters_then_accept_length_then_setting() -> None:
+    """Counter rates 100 drafts/s, 300 draft tokens/s, 240 accepted/s: k = 3, alpha = 0.8. An
+    SGLang accept length of 2.5 with the configured k = 3: alpha = 0.5. Nothing drafted: the
+    setting (k = 4, alpha 0.6) stands."""
+    from rooftop.classifiers.speculative import live_speculation
+
+    setting = Speculation("mtp", 4, 0.6)
+    counted = live_speculation(
+        setting, drafts_per_second=100, draft_tokens_per_second=300, accepted_tokens_per_second=240
+    )
+    assert counted is not None and (counted.method, counted.num_speculative_tokens) == ("mtp", 3)
+    assert counted.acceptance_rate == pytest.approx(0.8)
+    by_length = live_speculation(Speculation("eagle", 3, 0.9), accept_length=2.5)
+    assert by_length is not None and by_length.acceptance_rate == pytest.approx(0.5)
+    idle = live_speculation(
+        setting, drafts_per_second=0, draft_tokens_per_second=0, accepted_tokens_per_second=0
+    )
+    assert idle == setting
+    assert live_speculation(None) is None
