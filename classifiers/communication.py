@@ -65,3 +65,18 @@ def step_communication_bytes(arch: ModelArchitecture, tokens_in_step: int, tp: i
         return 0.0
     message = float(tokens_in_step * arch.hidden_size * ACTIVATION_BYTES)
     return tensor_parallel_all_reduces(arch) * 2 * (tp - 1) / tp * message
+
+
+def interconnect_active_ratio(
+    tx_bytes_per_second: float | None,
+    rx_bytes_per_second: float | None,
+    link: Interconnect | None,
+) -> float | None:
+    """NVLink traffic (GPM ``NVLINK_TOTAL_TX/RX_PER_SEC``, DCGM ``NVLINK_TX/RX_BYTES``) over the
+    link's peak in both directions: ``(tx + rx) / (2 x per-direction bandwidth)``, 0-1; ``None``
+    without both rates or a link figure."""
+    if tx_bytes_per_second is None or rx_bytes_per_second is None or link is None:
+        return None
+    if tx_bytes_per_second < 0 or rx_bytes_per_second < 0:
+        raise ValueError("NVLink rates must not be negative")
+    return (tx_bytes_per_second + rx_bytes_per_second) / (2 * link.bandwidth_bytes_per_second)

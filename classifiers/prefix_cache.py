@@ -81,3 +81,13 @@ def per_sequence_context_tokens(
 def _finite_non_negative(name: str, value: float) -> None:
     if isinstance(value, bool) or not math.isfinite(value) or value < 0:
         raise PrefixCacheInputError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def hit_ratio_from_counters(queries: float | None, hits: float | None) -> float | None:
+    """``hits / queries`` over one window of token counters (vLLM
+    ``prefix_cache_{queries,hits}_total``), clamped to 0-1; ``None`` with no queries."""
+    if queries is None or hits is None or queries <= 0:
+        return None
+    if not (math.isfinite(queries) and math.isfinite(hits)) or hits < 0:
+        raise PrefixCacheInputError(f"prefix-cache counters must be finite and >= 0: {hits!r}")
+    return min(1.0, hits / queries)

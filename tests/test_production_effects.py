@@ -576,3 +576,15 @@ def test_live_speculation_prefers_counters_then_accept_length_then_setting() -> 
     )
     assert idle == setting
     assert live_speculation(None) is None
+
+
+def test_live_helpers_nvlink_share_and_prefix_hit_ratio() -> None:
+    """GPM NVLink 180 GB/s out and 180 GB/s in on NVLink 4 (450 GB/s each way): 40 % busy.
+    vLLM prefix counters over a window: 10,000 queried tokens, 8,000 hits: 0.8."""
+    from rooftop.classifiers.communication import interconnect_active_ratio
+    from rooftop.classifiers.prefix_cache import hit_ratio_from_counters
+
+    assert interconnect_active_ratio(180e9, 180e9, NVLINK4) == pytest.approx(0.4)
+    assert interconnect_active_ratio(180e9, None, NVLINK4) is None
+    assert hit_ratio_from_counters(10_000, 8_000) == pytest.approx(0.8)
+    assert hit_ratio_from_counters(0, 0) is None
