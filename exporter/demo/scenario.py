@@ -1,8 +1,8 @@
 """The demo node's scripted load: what one H100 SXM serving Llama-3.1-8B does, second by second.
 
 A cycle runs idle → batch-1 decode → speculative decode → large-batch decode → prefix-cached
-decode → long-prompt prefill bursts → a host-bound phase, and repeats. Every figure a phase produces (token rates, and the GPM readings
-the fake NVML backend reports) comes from the roofline model of that GPU and model, times an
+decode → long-prompt prefill bursts → a host-bound phase, and repeats. Every figure a phase
+produces (token rates, and the GPM readings the fake NVML backend reports) comes from the roofline model of that GPU and model, times an
 efficiency that says how close to speed of light the phase runs, plus a few percent of noise.
 """
 
