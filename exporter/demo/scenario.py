@@ -3,7 +3,8 @@
 A cycle runs idle → batch-1 decode → speculative decode → large-batch decode → prefix-cached
 decode → long-prompt prefill bursts → a host-bound phase, and repeats. Every figure a phase
 produces (token rates, and the GPM readings the fake NVML backend reports) comes from the
-roofline model of that GPU and model, times an efficiency that says how close to speed of light the phase runs, plus a few percent of noise.
+roofline model of that GPU and model, times an efficiency that says how close to speed of
+light the phase runs, plus a few percent of noise.
 """
 
 from __future__ import annotations
