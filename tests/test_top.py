@@ -310,3 +310,16 @@ def test_live_mode_refreshes_until_interrupted(exporter: ExporterHTTPServer) -> 
             process.wait(10)
     assert process.returncode == 0, err
     assert "vllm-0" in out and "Traceback" not in err
+
+
+def test_unknown_verdict_has_its_own_style() -> None:
+    """``unknown`` (nothing to judge on) is a state of its own in `rooftop top`, styled apart
+    from ``idle``; every exported state has a style."""
+    from rooftop.classifiers.verdict import STATES
+    from rooftop.exporter.commands.top import STATE_STYLES
+
+    assert set(STATE_STYLES) == set(STATES)
+    assert STATE_STYLES["unknown"] != STATE_STYLES["idle"]
+    row = _row(state="unknown", reason="unknown: nothing to judge on: no engine token counts")
+    assert verdict_text(row) == "unknown"
+    assert reason_text(row) == "nothing to judge on: no engine token counts"

@@ -36,7 +36,14 @@ DEFAULT_URL = f"http://localhost:{DEFAULT_PORT}/metrics"
 USER_ENV = "ROOFTOP_TOP_USER"
 PASSWORD_ENV = "ROOFTOP_TOP_PASSWORD"
 MAX_BODY_BYTES = 32 * 1024 * 1024
-STATE_STYLES = {"idle": "dim", "memory": "cyan", "compute": "green", "latency": "yellow"}
+STATE_STYLES = {
+    "unknown": "magenta",
+    "idle": "dim",
+    "memory": "cyan",
+    "compute": "green",
+    "latency": "yellow",
+}
+"""One style per verdict state; ``unknown`` (nothing to judge on) stands out from ``idle``."""
 
 
 class TopError(Exception):
