@@ -653,6 +653,23 @@ METRICS: tuple[MetricDef, ...] = (
         _per_engine(lambda e: e.engine_read_bytes_per_second),
     ),
     MetricDef(
+        "rooftop_engine_estimated_write_bytes_per_second",
+        "gauge",
+        "The engine's own write-bytes estimate rate (vLLM/SGLang --enable-mfu-metrics).",
+        "bytes_per_second",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.engine_write_bytes_per_second),
+    ),
+    MetricDef(
+        "rooftop_engine_prefix_cache_hit_ratio",
+        "gauge",
+        "Share of prompt tokens served from the prefix cache over the window (vLLM counters, "
+        "SGLang cache_hit_rate).",
+        "ratio",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.prefix_cache_hit_ratio),
+    ),
+    MetricDef(
         "rooftop_engine_process_cpu_cores",
         "gauge",
         "CPU cores used by the engine's process tree.",
