@@ -108,6 +108,11 @@ def acceptance_from_accept_length(accept_length: float, k: int) -> float:
     return min(1.0, max(0.0, (accept_length - 1.0) / k))
 
 
+MOSTLY_SPECULATIVE = 0.5
+"""Share of a window's generated tokens that speculative steps must have emitted for the
+window to be modelled as speculative (rooftop's choice: the majority decides the step shape)."""
+
+
 def live_speculation(
     configured: Speculation | None,
     *,
@@ -115,9 +120,16 @@ def live_speculation(
     draft_tokens_per_second: float | None = None,
     accepted_tokens_per_second: float | None = None,
     accept_length: float | None = None,
+    decode_tokens_per_second: float | None = None,
 ) -> Speculation | None:
     """The speculation to model this cycle: the engine's counters first, its accept length
     next, the configured setting last.
+
+    With ``decode_tokens_per_second`` given, the counters count only when speculative steps
+    produced most of the window's tokens (``drafts + accepted`` is what those steps emitted,
+    one bonus token per draft plus the accepted ones): a window that straddles the end of
+    speculation, or an engine that drafts for a few requests only, is not modelled as
+    speculating throughout.
 
     Counter rates give ``k`` and ``alpha`` directly (the method is the configured one, else
     ``eagle``, the common head-based drafter). An accept length needs ``k`` from the setting.
@@ -136,9 +148,17 @@ def live_speculation(
             )
         except SpeculationError:
             found = None
-        if found is not None:
+        emitted = drafts_per_second + accepted_tokens_per_second
+        mostly = (
+            decode_tokens_per_second is None
+            or decode_tokens_per_second <= 0
+            or emitted >= MOSTLY_SPECULATIVE * decode_tokens_per_second
+        )
+        if found is not None and mostly:
             k = max(1, round(found[0]))
             return Speculation(method, k, found[1])
+        if found is not None:
+            return None
     if accept_length is not None and configured is not None:
         k = configured.num_speculative_tokens
         return Speculation(method, k, acceptance_from_accept_length(accept_length, k))

@@ -576,6 +576,16 @@ def test_live_speculation_prefers_counters_then_accept_length_then_setting() -> 
     )
     assert idle == setting
     assert live_speculation(None) is None
+    # 100 drafts/s + 240 accepted/s = 340 tok/s emitted by speculative steps: of 1,000 tok/s
+    # generated that is a minority (a window straddling the end of speculation): not modelled.
+    straddling = live_speculation(
+        None,
+        drafts_per_second=100,
+        draft_tokens_per_second=300,
+        accepted_tokens_per_second=240,
+        decode_tokens_per_second=1_000,
+    )
+    assert straddling is None
 
 
 def test_live_helpers_nvlink_share_and_prefix_hit_ratio() -> None:

@@ -167,7 +167,10 @@ def demo_load(
         )
     batch = phase.batch
     context = phase.context_tokens
-    kv_usage = min(1.0, batch * context / kv_capacity_tokens)
+    # A prefix-cached share of each context is one shared prefix, stored once (vLLM's block
+    # sharing): resident tokens = c (h + B (1 - h)), h the phase's cached prompt share.
+    shared = phase.cached_prompt_share
+    kv_usage = min(1.0, context * (shared + batch * (1.0 - shared)) / kv_capacity_tokens)
     if phase.prefill:
         # Prefill of a long prompt: every token costs its FLOPs at the mean context so far.
         per_token = flops_per_token(model, context // 2)

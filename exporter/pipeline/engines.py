@@ -206,7 +206,7 @@ class EngineTracker:
         write_bytes = self.write_bytes.observe(now, reading.estimated_write_bytes_total)
         engine_bytes = None if read_bytes is None else read_bytes + (write_bytes or 0.0)
         itl = self.inter_token.observe(now, reading.inter_token_latency_sum_count)
-        speculation = self._speculation(reading, now)
+        speculation = self._speculation(reading, now, decode)
         queries = self.prefix_queries.observe(now, reading.prefix_cache_queries_total)
         hits = self.prefix_hits.observe(now, reading.prefix_cache_hits_total)
         try:
@@ -266,7 +266,9 @@ class EngineTracker:
             missing=reading.missing,
         )
 
-    def _speculation(self, reading: EngineReading, now: float) -> Speculation | None:
+    def _speculation(
+        self, reading: EngineReading, now: float, decode: float | None
+    ) -> Speculation | None:
         """This window's speculation: the engine's counters, its accept length, the setting."""
         drafts = self.spec_drafts.observe(now, reading.spec_drafts_total)
         draft_tokens = self.spec_draft_tokens.observe(now, reading.spec_draft_tokens_total)
@@ -278,6 +280,7 @@ class EngineTracker:
                 draft_tokens_per_second=draft_tokens,
                 accepted_tokens_per_second=accepted,
                 accept_length=reading.spec_accept_length,
+                decode_tokens_per_second=decode,
             )
         except SpeculationError as exc:  # odd counters: the setting, or nothing, stands
             log.debug("engine %s: speculative counters ignored: %s", self.name, exc)
