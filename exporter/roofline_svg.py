@@ -1,4 +1,4 @@
-"""A log-log roofline drawn as SVG text: the one drawing behind the landing page and ``plan --plot``.
+"""A log-log roofline as SVG text: the one drawing behind the landing page and ``plan --plot``.
 
 Pure: values in, markup out; no I/O, no clock. Both axes are log10. The roof is the attainable
 FLOP/s at an arithmetic intensity ``x`` (FLOP per byte of DRAM traffic)::
@@ -232,7 +232,9 @@ def _span(values: Iterable[float], low: float, high: float, min_decades: int) ->
     return max(lo, hi - MAX_DECADES), hi
 
 
-def figure_axes(figure: RooflineFigure, left: float, top: float, width: float, height: float) -> Axes:
+def figure_axes(
+    figure: RooflineFigure, left: float, top: float, width: float, height: float
+) -> Axes:
     """Decades that hold every roof corner and point: the intensity axis from two decades left
     of the lowest ridge to one right of the highest, the FLOP/s axis up to above the highest
     roof."""
@@ -286,8 +288,14 @@ def _grid(axes: Axes) -> list[str]:
             )
             if major:
                 parts.append(
-                    _text(px, axes.bottom + 15, decade_label(exponent), anchor="middle",
-                          fill=TEXT_DIM, cls="tick-x")
+                    _text(
+                        px,
+                        axes.bottom + 15,
+                        decade_label(exponent),
+                        anchor="middle",
+                        fill=TEXT_DIM,
+                        cls="tick-x",
+                    )
                 )
     for exponent in range(y_lo, y_hi + 1):
         for step in range(1, 10) if exponent < y_hi else (1,):
@@ -299,13 +307,30 @@ def _grid(axes: Axes) -> list[str]:
             )
             if major:
                 parts.append(
-                    _text(axes.left - 6, py + 4, decade_label(exponent), anchor="end",
-                          fill=TEXT_DIM, cls="tick-y")
+                    _text(
+                        axes.left - 6,
+                        py + 4,
+                        decade_label(exponent),
+                        anchor="end",
+                        fill=TEXT_DIM,
+                        cls="tick-y",
+                    )
                 )
     return parts
 
 
-def _roofs(figure: RooflineFigure, axes: Axes) -> list[str]:
+Box = tuple[float, float, float, float]
+
+
+def _label_box(x: float, y: float, text: str, anchor: str, size: float = 11) -> Box:
+    """The rough extent of a text label (left, top, right, bottom) for placement."""
+    w = len(text) * size * CHAR_WIDTH
+    left = x - w if anchor == "end" else x - w / 2 if anchor == "middle" else x
+    return (left, y - size, left + w, y + 2)
+
+
+def _roofs(figure: RooflineFigure, axes: Axes, boxes: list[Box]) -> list[str]:
+    """The roof lines and their labels; the labels' boxes go to ``boxes``."""
     bandwidth = figure.bandwidth_bytes_per_second
     x_min = 10.0 ** axes.x_decades[0]
     x_max = 10.0 ** axes.x_decades[1]
@@ -322,11 +347,10 @@ def _roofs(figure: RooflineFigure, axes: Axes) -> list[str]:
     # The bandwidth label sits along the slope, under the line, where it is furthest from
     # every point (their labels go above and to the right first).
     angle = math.degrees(math.atan2(y1 - y0, x1 - x0))
-    marks = [
-        (axes.x(p.intensity), axes.y(p.flops_per_second))
-        for p in (*figure.points, *figure.trail)
-        if _drawable(p.intensity) and _drawable(p.flops_per_second)
+    coordinates = [(p.intensity, p.flops_per_second) for p in figure.points] + [
+        (t.intensity, t.flops_per_second) for t in figure.trail
     ]
+    marks = [(axes.x(x), axes.y(y)) for x, y in coordinates if _drawable(x) and _drawable(y)]
     label = f"{figure.bandwidth_label} {si(bandwidth, 'B/s')}"
     half = len(label) * 11 * CHAR_WIDTH / 2
 
@@ -361,11 +385,14 @@ def _roofs(figure: RooflineFigure, axes: Axes) -> list[str]:
         # Labels of stacked roofs alternate above and below their line, so close roofs
         # (bf16 989 T and fp8 1.98 P are a third of a decade apart) never print over each other.
         above = index == len(ordered) - 1 or roof.primary
+        text = f"{roof.dtype} {si(roof.peak_flops_per_second, 'FLOP/s')}"
+        ty = ry - 6 if above else ry + 14
+        boxes.append(_label_box(axes.right - 4, ty, text, "end"))
         parts.append(
             _text(
                 axes.right - 4,
-                ry - 6 if above else ry + 14,
-                f"{roof.dtype} {si(roof.peak_flops_per_second, 'FLOP/s')}",
+                ty,
+                text,
                 anchor="end",
                 fill=ROOF,
                 cls="roof-label",
@@ -378,9 +405,9 @@ def _roofs(figure: RooflineFigure, axes: Axes) -> list[str]:
         f'<line class="ridge" x1="{_f(rx)}" y1="{_f(ry)}" x2="{_f(rx)}" y2="{_f(axes.bottom)}" '
         f'stroke="{ROOF}" stroke-opacity="0.6" stroke-dasharray="2 3"/>'
     )
-    parts.append(
-        _text(rx + 5, axes.bottom - 6, f"ridge {ridge:.0f} FLOP/B", fill=ROOF, cls="ridge-label")
-    )
+    text = f"ridge {ridge:.0f} FLOP/B"
+    boxes.append(_label_box(rx + 5, axes.bottom - 6, text, "start"))
+    parts.append(_text(rx + 5, axes.bottom - 6, text, fill=ROOF, cls="ridge-label"))
     return parts
 
 
@@ -417,10 +444,7 @@ def _marker(point: PlotPoint, px: float, py: float, size: float) -> str:
 
 def _point_title(point: PlotPoint) -> str:
     name = point.label or point.kind
-    return (
-        f"{name}: {si(point.flops_per_second, 'FLOP/s')} at "
-        f"{point.intensity:.3g} FLOP/byte"
-    )
+    return f"{name}: {si(point.flops_per_second, 'FLOP/s')} at {point.intensity:.3g} FLOP/byte"
 
 
 @dataclass
@@ -495,9 +519,7 @@ def _legend(figure: RooflineFigure, x: float, y: float) -> list[str]:
                 f'stroke="{color}" stroke-width="2"/>'
             )
         elif name == "prefill":
-            mark = (
-                f'<path d="M{_f(cursor + 5)} {_f(y - 10)} l5 5 l-5 5 l-5 -5 Z" fill="{color}"/>'
-            )
+            mark = f'<path d="M{_f(cursor + 5)} {_f(y - 10)} l5 5 l-5 5 l-5 -5 Z" fill="{color}"/>'
         elif name == "trail":
             mark = "".join(
                 f'<circle cx="{_f(cursor + 1 + 4 * i)}" cy="{_f(y - 4)}" r="1.6" '
@@ -542,29 +564,45 @@ def roofline_svg(
     ]
     if figure.title:
         parts.append(_text(left, 20, figure.title, size=13, cls="figure-title"))
-    parts.append(f'<clipPath id="{ident}-clip"><rect x="{_f(axes.left - 8)}" '
-                 f'y="{_f(axes.top - 8)}" width="{_f(axes.width + 16)}" '
-                 f'height="{_f(axes.height + 16)}"/></clipPath>')
+    parts.append(
+        f'<clipPath id="{ident}-clip"><rect x="{_f(axes.left - 8)}" '
+        f'y="{_f(axes.top - 8)}" width="{_f(axes.width + 16)}" '
+        f'height="{_f(axes.height + 16)}"/></clipPath>'
+    )
     parts += _grid(axes)
     parts.append(
-        _text(axes.left + axes.width / 2, height - 8, "arithmetic intensity (FLOP/byte)",
-              anchor="middle", fill=TEXT_DIM, cls="axis-title")
+        _text(
+            axes.left + axes.width / 2,
+            height - 8,
+            "arithmetic intensity (FLOP/byte)",
+            anchor="middle",
+            fill=TEXT_DIM,
+            cls="axis-title",
+        )
     )
     cy = axes.top + axes.height / 2
     parts.append(
-        _text(13, cy, "attainable FLOP/s", anchor="middle", fill=TEXT_DIM, cls="axis-title",
-              extra=f' transform="rotate(-90 13 {_f(cy)})"')
+        _text(
+            13,
+            cy,
+            "attainable FLOP/s",
+            anchor="middle",
+            fill=TEXT_DIM,
+            cls="axis-title",
+            extra=f' transform="rotate(-90 13 {_f(cy)})"',
+        )
     )
     parts.append(f'<g clip-path="url(#{ident}-clip)">')
-    parts += _roofs(figure, axes)
-    for point in sorted(figure.trail, key=lambda t: -t.age):
-        if not (_drawable(point.intensity) and _drawable(point.flops_per_second)):
+    roof_labels: list[Box] = []
+    parts += _roofs(figure, axes, roof_labels)
+    for past in sorted(figure.trail, key=lambda t: -t.age):
+        if not (_drawable(past.intensity) and _drawable(past.flops_per_second)):
             continue
-        color = DECODE if point.kind == "decode" else PREFILL
-        opacity = 0.12 + 0.5 * (1.0 - min(1.0, max(0.0, point.age)))
+        color = DECODE if past.kind == "decode" else PREFILL
+        opacity = 0.12 + 0.5 * (1.0 - min(1.0, max(0.0, past.age)))
         parts.append(
-            f'<circle class="trail {point.kind}" cx="{_f(axes.x(point.intensity))}" '
-            f'cy="{_f(axes.y(point.flops_per_second))}" r="2.5" fill="{color}" '
+            f'<circle class="trail {past.kind}" cx="{_f(axes.x(past.intensity))}" '
+            f'cy="{_f(axes.y(past.flops_per_second))}" r="2.5" fill="{color}" '
             f'fill-opacity="{opacity:.2f}"/>'
         )
     for gap in figure.gaps:
@@ -577,7 +615,7 @@ def roofline_svg(
             f'x2="{_f(gx)}" y2="{_f(axes.y(gap.speed_of_light_flops_per_second))}" '
             f'stroke="{SPEED_OF_LIGHT}" stroke-width="1.5" stroke-dasharray="3 3"/>'
         )
-    labels = _Labels(axes, 11)
+    labels = _Labels(axes, 11, list(roof_labels))
     drawable = [
         p for p in figure.points if _drawable(p.intensity) and _drawable(p.flops_per_second)
     ]
@@ -594,8 +632,9 @@ def roofline_svg(
         if point.label:
             lx, ly, anchor = labels.place(point.label, px, py, size)
             parts.append(
-                _text(lx, ly, point.label, anchor=anchor, fill=_point_color(point),
-                      cls="point-label")
+                _text(
+                    lx, ly, point.label, anchor=anchor, fill=_point_color(point), cls="point-label"
+                )
             )
     parts.append("</g>")
     parts += _legend(figure, axes.left + 4, axes.top - 10)
@@ -683,12 +722,12 @@ __all__ = [
     "GRAFANA_COLORS",
     "STATE_COLORS",
     "ComputeRoof",
-    "compute_roofs",
     "FigureInputError",
     "Gap",
     "PlotPoint",
     "RooflineFigure",
     "TrailPoint",
+    "compute_roofs",
     "decade_label",
     "figure_axes",
     "roofline_svg",

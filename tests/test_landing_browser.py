@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,13 +154,25 @@ def test_live_page_matches_metrics_and_follows_the_phases(demo: DemoServer, page
     assert all(card["segments"] >= 1 for card in final["cards"]), "empty verdict timeline"
 
 
-PHASE_SHOTS = (
-    ("idle", "idle", lambda prefill: True),
-    ("batch-1-decode", "memory", lambda prefill: True),
-    ("large-batch-decode", "compute", lambda prefill: prefill == 0),
-    ("long-prompt-prefill", "compute", lambda prefill: prefill > 0),
-    ("host-bound-decode", "latency", lambda prefill: True),
+PHASE_SHOTS: tuple[tuple[str, str, Callable[[float, float], bool]], ...] = (
+    # (file name, verdict, condition on (batch, prefill tokens/s)) of each scenario.PHASES
+    ("idle", "idle", lambda batch, prefill: True),
+    ("batch-1-decode", "memory", lambda batch, prefill: batch <= 2),
+    ("large-batch-decode", "compute", lambda batch, prefill: batch >= 100),
+    ("long-prompt-prefill", "compute", lambda batch, prefill: batch < 100 and prefill >= 1000),
+    ("host-bound-decode", "latency", lambda batch, prefill: True),
 )
+
+STAT = '(name => document.querySelector(`[data-stat="${name}"] b`).textContent)'
+
+
+def _number(text: str) -> float:
+    """``2.99 k`` → 2990; ``–`` → 0."""
+    text = text.strip()
+    if text in ("–", ""):
+        return 0.0
+    scale = {"k": 1e3, "M": 1e6, "G": 1e9}.get(text[-1], 1.0)
+    return float(text.rstrip("kMG ").strip()) * scale
 
 
 @pytest.mark.skipif(
@@ -182,12 +194,10 @@ def test_write_phase_screenshots(tmp_path: Path) -> None:
             page.navigate(server.url + "/")
             view = page.evaluate(PAGE_STATE)
             state = view["cards"][0]["state"]
-            prefill = page.evaluate(
-                "document.querySelector('[data-stat=\"prefill tok/s\"] b').textContent"
-            )
-            prefill_rate = 0.0 if prefill in ("0", "–") else 1.0
+            batch = _number(page.evaluate(f"{STAT}('batch')"))
+            prefill = _number(page.evaluate(f"{STAT}('prefill tok/s')"))
             for name, wanted, condition in pending:
-                if state == wanted and condition(prefill_rate):
+                if state == wanted and condition(batch, prefill):
                     stable[name] = stable.get(name, 0) + 1
                     # Wait a few refreshes into the phase, so the trail shows it.
                     if stable[name] >= 6:

@@ -60,7 +60,7 @@ def plan_figure(plan: Plan, spec: GpuSpec | None = None) -> RooflineFigure:
         f"{plan.model.name} ({plan.weights}) on {plan.gpu_name}: decode at "
         f"{plan.context_tokens:,} tokens of context{tp}"
     )
-    memory = spec.memory_type if spec is not None else "memory"
+    memory = (spec.memory_type if spec is not None else None) or "memory"
     return RooflineFigure(
         bandwidth_bytes_per_second=roof.peak_bandwidth_bytes_per_second,
         compute_roofs=roofs,

@@ -23,6 +23,7 @@ from rooftop.exporter.settings import (
     listen_host_port,
     load_settings,
 )
+from rooftop.exporter.snapshot import Snapshot
 from rooftop.exporter.sources.dcgm import DcgmSource
 from rooftop.exporter.sources.engine import EngineSource, EngineSourceError
 from rooftop.exporter.sources.engines import GenericAdapter, GenericConfig, adapter_for_family
@@ -30,7 +31,6 @@ from rooftop.exporter.sources.engines.base import EngineAdapter
 from rooftop.exporter.sources.gpu_mapping import PortGpuLocator
 from rooftop.exporter.sources.host import EngineCpuStats
 from rooftop.exporter.sources.nvml import NvmlSource, NvmlUnavailableError
-from rooftop.exporter.snapshot import Snapshot
 from rooftop.exporter.web.history import SnapshotHistory
 from rooftop.exporter.web.landing import landing_page
 from rooftop.exporter.webconfig import WebConfig, load_web_config

@@ -82,9 +82,7 @@ class SnapshotHistory:
     def record(self, snapshot: Snapshot) -> None:
         """Keep ``snapshot``'s points; forget entries older than the window (or out of order:
         a clock stepped back restarts the ring rather than drawing time backwards)."""
-        targets = {
-            target_key(t): past_point(t) for t in snapshot.targets[: self.max_targets]
-        }
+        targets = {target_key(t): past_point(t) for t in snapshot.targets[: self.max_targets]}
         entry = HistoryEntry(snapshot.unix_seconds, targets)
         with self._lock:
             if self._entries and self._entries[-1].unix_seconds > entry.unix_seconds:

@@ -11,6 +11,7 @@ refresh where scripts are off).
 from __future__ import annotations
 
 import html
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,8 +86,10 @@ def _rate(value: float | None) -> str:
 def _batch(engine: EngineView | None) -> float | None:
     if engine is None:
         return None
-    return engine.requests_running_mean if engine.requests_running_mean is not None else (
-        engine.requests_running
+    return (
+        engine.requests_running_mean
+        if engine.requests_running_mean is not None
+        else (engine.requests_running)
     )
 
 
@@ -138,7 +141,7 @@ def timeline_segments(
     states = [e.targets[key].state for e in history if e.unix_seconds < now and key in e.targets]
     times.append(now)
     states.append(state_now)
-    spacings = sorted(b - a for a, b in zip(times, times[1:], strict=False) if b > a)
+    spacings = sorted(b - a for a, b in itertools.pairwise(times) if b > a)
     usual = spacings[len(spacings) // 2] if spacings else 1.0
     segments: list[tuple[float, float, str]] = []
     for index in range(len(times) - 1):
@@ -183,18 +186,33 @@ def target_panel(
             _percent(point.prefill_speed_of_light_ratio if point else None),
             "prefill FLOP/s over the compute roof",
         ),
-        Stat("MBU", _percent(point.model_bandwidth_utilization_ratio if point else None),
-             "model bytes/s over peak memory bandwidth"),
-        Stat("MFU", _percent(point.model_flops_utilization_ratio if point else None),
-             "model FLOP/s over the dense compute roof"),
+        Stat(
+            "MBU",
+            _percent(point.model_bandwidth_utilization_ratio if point else None),
+            "model bytes/s over peak memory bandwidth",
+        ),
+        Stat(
+            "MFU",
+            _percent(point.model_flops_utilization_ratio if point else None),
+            "model FLOP/s over the dense compute roof",
+        ),
         Stat("decode tok/s", _rate(decode_rate), "generated tokens per second"),
         Stat("prefill tok/s", _rate(prefill_rate), "prompt tokens computed per second"),
-        Stat("batch", "–" if batch is None else f"{batch:.1f}".removesuffix(".0"),
-             "running requests, mean over the rate window"),
-        Stat("KV use", _percent(engine.kv_usage_ratio if engine else None),
-             "share of the engine's KV cache in use"),
-        Stat("telemetry", gpu.tier if gpu is not None else "none",
-             "GPU counter tier: gpm, dcgm, nvml or none"),
+        Stat(
+            "batch",
+            "–" if batch is None else f"{batch:.1f}".removesuffix(".0"),
+            "running requests, mean over the rate window",
+        ),
+        Stat(
+            "KV use",
+            _percent(engine.kv_usage_ratio if engine else None),
+            "share of the engine's KV cache in use",
+        ),
+        Stat(
+            "telemetry",
+            gpu.tier if gpu is not None else "none",
+            "GPU counter tier: gpm, dcgm, nvml or none",
+        ),
     )
     figure: RooflineFigure | None = None
     no_figure = ""
@@ -207,8 +225,12 @@ def target_panel(
             sol_flops = point.decode_speed_of_light_tokens_per_second * point.decode_flops_per_token
             observed = point.decode_achieved_flops_per_second
             points.append(
-                PlotPoint(point.decode_arithmetic_intensity, sol_flops, "speed-of-light",
-                          f"speed of light @ batch {point.batch}")
+                PlotPoint(
+                    point.decode_arithmetic_intensity,
+                    sol_flops,
+                    "speed-of-light",
+                    f"speed of light @ batch {point.batch}",
+                )
             )
             if observed:
                 points.append(
@@ -217,8 +239,12 @@ def target_panel(
                 gaps.append(Gap(point.decode_arithmetic_intensity, observed, sol_flops))
             if point.prefill_achieved_flops_per_second:
                 points.append(
-                    PlotPoint(point.prefill_arithmetic_intensity,
-                              point.prefill_achieved_flops_per_second, "prefill", "prefill")
+                    PlotPoint(
+                        point.prefill_arithmetic_intensity,
+                        point.prefill_achieved_flops_per_second,
+                        "prefill",
+                        "prefill",
+                    )
                 )
         elif not target.engine:
             no_figure = "no engine on this GPU"
@@ -236,9 +262,9 @@ def target_panel(
         subheading=" · ".join(sub),
         state=state,
         evidence=verdict.evidence if verdict is not None else "none",
-        reason=verdict.reason if verdict is not None else "no verdict: " + (
-            no_figure or "waiting for the engine's rates"
-        ),
+        reason=verdict.reason
+        if verdict is not None
+        else "no verdict: " + (no_figure or "waiting for the engine's rates"),
         stats=stats,
         figure=figure,
         no_figure_reason=no_figure,
@@ -353,8 +379,10 @@ def landing_page(
         f'<span><i style="background:{STATE_COLORS[s]}"></i>{STATE_TITLES[s]}</span>'
         for s in STATES_SHOWN
     )
-    sequence = "" if snapshot is None else (
-        f' data-sequence="{snapshot.sequence}" data-unix-seconds="{snapshot.unix_seconds!r}"'
+    sequence = (
+        ""
+        if snapshot is None
+        else (f' data-sequence="{snapshot.sequence}" data-unix-seconds="{snapshot.unix_seconds!r}"')
     )
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
