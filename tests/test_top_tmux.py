@@ -106,7 +106,8 @@ def _sol(row: str) -> int:
 
 
 def test_top_in_tmux_at_80_columns(demo: DemoServer, tmux: Tmux) -> None:
-    command = f"{sys.executable} -m rooftop.exporter top --url {demo.url} --interval 0.5"  # the base URL: top finds /metrics itself
+    # The base URL, as people type it: top finds /metrics itself.
+    command = f"{sys.executable} -m rooftop.exporter top --url {demo.url} --interval 0.5"
     tmux.run("new-session", "-d", "-s", "top", "-x", "80", "-y", "24", command)
     tmux.run("set-option", "-t", "top", "remain-on-exit", "on")
 
