@@ -361,6 +361,9 @@ def _roofs(figure: RooflineFigure, axes: Axes, boxes: list[Box]) -> list[str]:
 
     fraction = max((f / 20 for f in range(2, 13)), key=lambda f: (min(clearance(f), 60.0), -f))
     lx, ly = x0 + (x1 - x0) * fraction + 4, y0 + (y1 - y0) * fraction + 14
+    run = 2 * half * math.cos(math.radians(angle))
+    rise = 2 * half * math.sin(math.radians(angle))  # negative: the slope goes up
+    boxes.append((lx, ly + rise - 11, lx + run, ly + 3))
     parts.append(
         _text(
             lx,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import getpass
 import os
 import select
@@ -217,6 +218,11 @@ def render_table(
     """The screen for one view at ``width`` columns: the totals line, a status line, the column
     header, one line per target sorted by ``sort``, and the sources that are down."""
     columns = [c for c in COLUMNS if width >= WIDE_COLUMNS or not c.wide_only]
+    # A wide terminal gives the model its whole name (HF names run to ~40 characters).
+    columns = [
+        dataclasses.replace(c, width=min(44, max(c.width, width // 5))) if c.title == "MODEL" else c
+        for c in columns
+    ]
     used = sum(c.width for c in columns) + len(columns)
     reason_width = width - used
     show_reason = reason_width >= MIN_REASON_WIDTH

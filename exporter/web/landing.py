@@ -10,6 +10,8 @@ refresh where scripts are off).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import itertools
 from collections.abc import Sequence
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 from rooftop.classifiers.hardware import UnknownGpuError, lookup_gpu
 from rooftop.exporter.roofline_svg import (
+    GRAFANA_COLORS,
     STATE_COLORS,
     ComputeRoof,
     Gap,
@@ -65,6 +68,7 @@ class TargetPanel:
     heading: str
     subheading: str
     state: str
+    gpu_down: bool
     evidence: str
     reason: str
     stats: tuple[Stat, ...]
@@ -256,11 +260,13 @@ def target_panel(
             gaps=tuple(gaps),
             bandwidth_label=_memory_type(gpu),
         )
+    gpu_down = gpu is not None and not gpu.up
     return TargetPanel(
         key=key,
         heading=heading,
         subheading=" · ".join(sub),
         state=state,
+        gpu_down=gpu_down,
         evidence=verdict.evidence if verdict is not None else "none",
         reason=verdict.reason
         if verdict is not None
@@ -319,9 +325,21 @@ SCRIPT = (
 )
 
 
+def content_security_policy(script: str) -> str:
+    """Nothing from outside, and no script but the page's own (by its SHA-256): an engine or
+    model name that carried markup could not run even if it escaped the escaping."""
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    return (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+        f"connect-src 'self'; script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
+    )
+
+
 def _card(panel: TargetPanel, index: int, window_seconds: float) -> str:
     color = state_color(panel.state)
     title = STATE_TITLES.get(panel.state, panel.state)
+    if panel.gpu_down and panel.state == "unknown":
+        color, title = GRAFANA_COLORS["red"], "GPU down"
     if panel.figure is not None:
         plot = roofline_svg(panel.figure, 640, 380, element_id=f"roofline-{index}")
         if panel.no_figure_reason:
@@ -351,6 +369,31 @@ def _card(panel: TargetPanel, index: int, window_seconds: float) -> str:
     )
 
 
+def _targets(snapshot: Snapshot) -> list[TargetView]:
+    """The snapshot's targets, plus one for each GPU that has none (a lost GPU is never
+    hidden), in GPU order."""
+    covered = {t.uuid for t in snapshot.targets if t.uuid}
+    extra = [
+        TargetView(
+            gpu=str(g.identity.index),
+            uuid=g.identity.uuid,
+            engine="",
+            model="",
+            peak_flops_per_second=g.peak_flops_per_second.get(g.compute_dtype),
+            peak_bandwidth_bytes_per_second=g.peak_bandwidth_bytes_per_second,
+            ridge_point_flops_per_byte=g.ridge_point_flops_per_byte,
+        )
+        for g in snapshot.gpus
+        if g.identity.uuid not in covered
+    ]
+    every = [*snapshot.targets, *extra]
+    return sorted(every, key=lambda t: (_gpu_order(t.gpu), t.engine, t.model))
+
+
+def _gpu_order(gpu: str) -> tuple[int, str]:
+    return (int(gpu), "") if gpu.isdigit() else (1 << 30, gpu)
+
+
 def landing_page(
     snapshot: Snapshot | None,
     history: Sequence[HistoryEntry] = (),
@@ -363,7 +406,7 @@ def landing_page(
         meta = "starting"
         demo = ""
     else:
-        panels = [target_panel(snapshot, t, history) for t in snapshot.targets]
+        panels = [target_panel(snapshot, t, history) for t in _targets(snapshot)]
         cards = "".join(_card(p, i, window_seconds) for i, p in enumerate(panels)) or (
             '<p class="empty">no GPU or engine found yet: pass --engine URL, '
             "or see /metrics for each source's status</p>"
@@ -379,6 +422,7 @@ def landing_page(
         f'<span><i style="background:{STATE_COLORS[s]}"></i>{STATE_TITLES[s]}</span>'
         for s in STATES_SHOWN
     )
+    script = SCRIPT % REFRESH_SECONDS
     sequence = (
         ""
         if snapshot is None
@@ -387,6 +431,8 @@ def landing_page(
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        "<meta http-equiv='Content-Security-Policy' "
+        f'content="{content_security_policy(script)}">'
         f"<title>rooftop</title><noscript><meta http-equiv='refresh' "
         f"content='{REFRESH_SECONDS}'></noscript><style>{STYLE}</style></head><body>"
         f"<header><h1>rooftop</h1>{demo}"
@@ -394,5 +440,5 @@ def landing_page(
         "</nav>"
         f"<span class='meta' id='meta'>{html.escape(meta)}</span></header>"
         f"<main id='live'{sequence}><div class='legend'>{legend}</div>{cards}</main>"
-        f"<script>{SCRIPT % REFRESH_SECONDS}</script></body></html>"
+        f"<script>{script}</script></body></html>"
     )
