@@ -361,9 +361,13 @@ def _roofs(figure: RooflineFigure, axes: Axes, boxes: list[Box]) -> list[str]:
 
     fraction = max((f / 20 for f in range(2, 13)), key=lambda f: (min(clearance(f), 60.0), -f))
     lx, ly = x0 + (x1 - x0) * fraction + 4, y0 + (y1 - y0) * fraction + 14
-    run = 2 * half * math.cos(math.radians(angle))
-    rise = 2 * half * math.sin(math.radians(angle))  # negative: the slope goes up
-    boxes.append((lx, ly + rise - 11, lx + run, ly + 3))
+    # The rotated label blocks point labels as a chain of small boxes along its baseline.
+    pieces = max(1, math.ceil(len(label) / 3))
+    step_x = 2 * half * math.cos(math.radians(angle)) / pieces
+    step_y = 2 * half * math.sin(math.radians(angle)) / pieces  # negative: the slope goes up
+    for i in range(pieces):
+        bx, by = lx + i * step_x, ly + i * step_y
+        boxes.append((bx, by - 11, bx + step_x, by + 3))
     parts.append(
         _text(
             lx,
@@ -462,14 +466,22 @@ class _Labels:
     def block(self, x: float, y: float, r: float) -> None:
         self.taken.append((x - r, y - r, x + r, y + r))
 
-    def place(self, text: str, px: float, py: float, r: float) -> tuple[float, float, str]:
+    def place(
+        self, text: str, px: float, py: float, r: float, below: bool = False
+    ) -> tuple[float, float, str]:
+        """``below``: try below the marker first (another marker sits right above it)."""
         w, h = len(text) * self.size * CHAR_WIDTH, self.size
         gap = r + 4
-        candidates = [
+        above_spots = [
             (px + gap, py - gap + h * 0.3, "start"),
             (px - gap, py - gap + h * 0.3, "end"),
+        ]
+        below_spots = [
             (px + gap, py + gap + h * 0.7, "start"),
             (px - gap, py + gap + h * 0.7, "end"),
+        ]
+        candidates = below_spots + above_spots if below else above_spots + below_spots
+        candidates += [
             (px + gap, py + h * 0.35, "start"),
             (px - gap, py + h * 0.35, "end"),
         ]
@@ -633,7 +645,8 @@ def roofline_svg(
         parts.append(marker)
     for point, px, py in placed:
         if point.label:
-            lx, ly, anchor = labels.place(point.label, px, py, size)
+            below = any(abs(ox - px) < 2 * size and oy < py - 1 for _, ox, oy in placed)
+            lx, ly, anchor = labels.place(point.label, px, py, size, below)
             parts.append(
                 _text(
                     lx, ly, point.label, anchor=anchor, fill=_point_color(point), cls="point-label"

@@ -366,6 +366,8 @@ def run(args: argparse.Namespace) -> int:
             history.setdefault(row_key(row), deque(maxlen=SPARK_WIDTH)).append(
                 row.decode_speed_of_light_ratio
             )
+        for gone in set(history) - {row_key(row) for row in view.rows}:
+            del history[gone]  # bounded: only the rows on screen keep a sparkline
         return view
 
     try:
