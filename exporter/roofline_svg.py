@@ -355,11 +355,22 @@ def _roofs(figure: RooflineFigure, axes: Axes, boxes: list[Box]) -> list[str]:
     half = len(label) * 11 * CHAR_WIDTH / 2
 
     def clearance(fraction: float) -> float:
-        cx = x0 + (x1 - x0) * fraction + half * math.cos(math.radians(angle))
-        cy = y0 + (y1 - y0) * fraction + half * math.sin(math.radians(angle)) + 10
-        return min((math.hypot(cx - mx, cy - my) for mx, my in marks), default=1e9)
+        """Pixels from the nearest point to the label's start, middle or end."""
+        sx = x0 + (x1 - x0) * fraction
+        sy = y0 + (y1 - y0) * fraction + 10
+        along = [
+            (
+                sx + t * half * math.cos(math.radians(angle)),
+                sy + t * half * math.sin(math.radians(angle)),
+            )
+            for t in (0.0, 1.0, 2.0)
+        ]
+        return min(
+            (math.hypot(cx - mx, cy - my) for cx, cy in along for mx, my in marks), default=1e9
+        )
 
-    fraction = max((f / 20 for f in range(2, 13)), key=lambda f: (min(clearance(f), 60.0), -f))
+    # Up to half-way: further up, the label would run into the lower compute roofs (fp32).
+    fraction = max((f / 20 for f in range(0, 11)), key=lambda f: (min(clearance(f), 120.0), -f))
     lx, ly = x0 + (x1 - x0) * fraction + 4, y0 + (y1 - y0) * fraction + 14
     # The rotated label blocks point labels as a chain of small boxes along its baseline.
     pieces = max(1, math.ceil(len(label) / 3))
