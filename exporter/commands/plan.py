@@ -173,6 +173,13 @@ def register(subparsers: Any) -> None:
         "--draft-model", help="draft model id or config.json (with --spec-method draft_model)"
     )
     parser.add_argument("--json", action="store_true", help="print the stable JSON object")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE",
+        help="also draw the roofline with one point per batch to FILE.svg, or FILE.png with "
+        "the plotting extra (pip install 'rooftop[plot]')",
+    )
     parser.set_defaults(func=run)
 
 
@@ -211,6 +218,15 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except (UnknownGpuError, UnknownModelError) as exc:
         print(f"rooftop plan: {exc.args[0] if exc.args else exc}", file=err)
         return 2
+    if getattr(args, "plot", None) is not None:
+        from rooftop.exporter.commands.plan_plot import PlotError, write_plot
+
+        spec = lookup_gpu(args.gpu) if args.gpu and args.peak_flops is None else None
+        try:
+            print(f"rooftop plan: wrote {write_plot(plan, args.plot, spec)}", file=err)
+        except PlotError as exc:
+            print(f"rooftop plan: {exc}", file=err)
+            return 2
     if args.json:
         json.dump(plan_json(plan), out, indent=2)
         out.write("\n")
