@@ -156,7 +156,7 @@ def _fleet(layout: Layout) -> None:
                     "none",
                 )
                 for state in STATES
-                if state != "idle"
+                if state not in ("idle", "unknown")
             ),
         ],
     )

@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -34,6 +35,7 @@ from pydantic_settings import (
 )
 
 from rooftop.classifiers.models import KvDtype, WeightFormat
+from rooftop.classifiers.speculative import SpeculativeMethod
 from rooftop.exporter.sources.engines.generic import GenericConfig
 from rooftop.exporter.sources.http import check_http_url
 
@@ -89,6 +91,27 @@ GenericEngine = Annotated[GenericConfig, BeforeValidator(_generic_from_mapping)]
 """For in-house servers: which of their metrics mean what (the adapter's own config type)."""
 
 
+class SpeculativeConfig(_Strict):
+    """How an engine speculates, for engines that run speculative decoding but export no
+    counters for it (or to pin the method and ``k``, which no counter names).
+
+    ``acceptance`` is the share of draft tokens accepted (0-1); when the engine exports its
+    counters (vLLM, llama.cpp) or its accept length (SGLang) the live figure replaces it.
+    ``draft_model``: the draft's catalog id, HF id or config.json, for ``method: draft_model``.
+    """
+
+    method: SpeculativeMethod
+    num_speculative_tokens: int = Field(ge=1, le=64)
+    acceptance: float = Field(default=0.7, ge=0.0, le=1.0)
+    draft_model: str | None = None
+
+    @model_validator(mode="after")
+    def _draft(self) -> SpeculativeConfig:
+        if self.method == "draft_model" and not self.draft_model:
+            raise ValueError("speculative method draft_model needs draft_model (its id or path)")
+        return self
+
+
 class EngineConfig(_Strict):
     """One engine endpoint."""
 
@@ -107,6 +130,8 @@ class EngineConfig(_Strict):
     pid: int | None = Field(default=None, ge=1)
     """The engine's main process, when discovery by port cannot see it."""
     generic: GenericEngine | None = None
+    speculative: SpeculativeConfig | None = None
+    """Speculative decoding this engine runs (see :class:`SpeculativeConfig`)."""
 
     @field_validator("url")
     @classmethod

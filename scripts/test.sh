@@ -27,14 +27,16 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # pays nothing here). The script never stops, kills or reconfigures anything: the tests start
 # their own Prometheus (and every other server) on free ports and stop them by PID, so a
 # Prometheus that the package (or the user) runs as a service is left alone.
-#   always:       prometheus (promtool and the server), openssl (test certificates)
+#   always:       prometheus (promtool and the server), openssl (test certificates), chromium
+#                 (the landing page in a real browser), tmux (`rooftop top` in a real terminal),
+#                 libcairo2 (`plan --plot FILE.png` through CairoSVG)
 #   full run:     build-essential (llama.cpp from source; cmake comes from PyPI with the sdist),
 #                 podman buildah skopeo umoci mmdebstrap uidmap fuse-overlayfs slirp4netns (the
-#                 image build), victoria-metrics (fleet test), chromium (dashboard test), tmux
-packages=(prometheus openssl)
+#                 image build), victoria-metrics (fleet test)
+packages=(prometheus openssl chromium tmux libcairo2)
 if [ "$quick" -eq 0 ]; then
   packages+=(build-essential podman buildah skopeo umoci mmdebstrap uidmap fuse-overlayfs
-    slirp4netns victoria-metrics chromium tmux)
+    slirp4netns victoria-metrics)
 fi
 missing=()
 for package in "${packages[@]}"; do

@@ -322,3 +322,35 @@ def test_generic_engine_unknown_key_is_named() -> None:
             }
         )
     assert "unknown key x" in str(caught.value) and "generation_tokens" in str(caught.value)
+
+
+def test_speculative_engine_setting() -> None:
+    """``speculative: {method, num_speculative_tokens, acceptance}`` per engine; the method list
+    is the classifier's."""
+    from typing import get_args
+
+    from rooftop.classifiers.speculative import SPECULATIVE_METHODS
+    from rooftop.exporter.settings import EngineConfig, SpeculativeMethod
+
+    assert get_args(SpeculativeMethod) == SPECULATIVE_METHODS
+    engine = EngineConfig.model_validate(
+        {
+            "url": "http://127.0.0.1:8000/metrics",
+            "speculative": {"method": "eagle", "num_speculative_tokens": 3, "acceptance": 0.8},
+        }
+    )
+    assert engine.speculative is not None and engine.speculative.num_speculative_tokens == 3
+    with pytest.raises(ValueError, match="draft_model"):
+        EngineConfig.model_validate(
+            {
+                "url": "http://127.0.0.1:8000/metrics",
+                "speculative": {"method": "draft_model", "num_speculative_tokens": 3},
+            }
+        )
+    with pytest.raises(ValueError):
+        EngineConfig.model_validate(
+            {
+                "url": "http://127.0.0.1:8000/metrics",
+                "speculative": {"method": "eagle", "num_speculative_tokens": 3, "acceptance": 2},
+            }
+        )
