@@ -35,7 +35,7 @@ from rooftop.exporter.roofline_svg import (
 )
 from rooftop.exporter.web.history import SnapshotHistory, target_key
 from rooftop.exporter.web.landing import landing_page, target_panel, timeline_segments
-from tests.test_collector import golden_snapshot
+from tests.serving.test_collector import golden_snapshot
 
 SVG = "{http://www.w3.org/2000/svg}"
 H100_BW = 3.35e12
