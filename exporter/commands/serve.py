@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def _adapter(config: EngineConfig) -> EngineAdapter | None:
+def engine_adapter(config: EngineConfig) -> EngineAdapter | None:
     if config.generic is not None:
         generic = config.generic.model_dump()
         generic["label_filters"] = tuple(sorted(config.generic.label_filters.items()))
@@ -170,7 +170,7 @@ def engine_source(settings: Settings, config: EngineConfig) -> EngineSource:
         config.url,
         timeout_seconds=settings.engine_timeout_seconds,
         max_body_bytes=settings.engine_max_body_bytes,
-        adapter=_adapter(config),
+        adapter=engine_adapter(config),
         max_series=settings.engine_max_series,
     )
 

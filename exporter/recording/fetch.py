@@ -1,0 +1,88 @@
+"""HTTP bodies at the fetch boundary: engines' and dcgm-exporter's expositions as received.
+
+Sources take a ``fetch(url, timeout_seconds, max_bytes) -> text`` callable; recording wraps the
+real one, replay answers from the recording. Keys are :func:`public_url` forms of the URL:
+never the ``user:password@`` part (it is sent as a basic-auth header, which is not recorded
+either), never a query string's values. Error messages are recorded with URLs redacted the
+same way. A replayed fetch raises :class:`~rooftop.exporter.sources.engine.EngineFetchError`
+with the recorded message, which the sources handle as they did live.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+from rooftop.exporter.recording.format import RecordingError
+from rooftop.exporter.recording.tape import HTTP_CHANNEL, Player, Recorder
+from rooftop.exporter.sources.engine import EngineFetchError, Fetch
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+
+
+def public_url(url: str) -> str:
+    """``url`` without userinfo and with each query value replaced by ``redacted``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc.rpartition("@")[2]
+    query = (
+        "&".join(
+            f"{pair.partition('=')[0]}=redacted" if pair else pair
+            for pair in parts.query.split("&")
+        )
+        if parts.query
+        else ""
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def redact_text(text: str) -> str:
+    """Every URL in ``text`` in its :func:`public_url` form (for recorded error messages)."""
+    return _URL.sub(lambda match: public_url(match.group(0)), text)
+
+
+def recording_fetch(inner: Fetch, recorder: Recorder) -> Fetch:
+    """``inner``, with each body (or the failure) recorded under the URL's public form."""
+
+    def fetch(url: str, timeout_seconds: float, max_bytes: int) -> str:
+        cycle = recorder.current()
+        key = public_url(url)
+        try:
+            text = inner(url, timeout_seconds, max_bytes)
+        except Exception as error:
+            recorder.add(
+                cycle,
+                HTTP_CHANNEL,
+                key,
+                {"error": redact_text(str(error)), "type": type(error).__name__},
+            )
+            raise
+        recorder.add(cycle, HTTP_CHANNEL, key, {"text": text})
+        return text
+
+    return fetch
+
+
+def replay_fetch(player: Player) -> Fetch:
+    """A fetch that answers each URL with its next recorded body or failure in this cycle."""
+
+    def fetch(url: str, timeout_seconds: float, max_bytes: int) -> str:
+        key = public_url(url)
+        outcome = player.take(HTTP_CHANNEL, key)
+        if outcome is None:
+            raise EngineFetchError(f"{key}: not fetched in this cycle of the recording")
+        if not isinstance(outcome, dict):
+            raise RecordingError(f"http {key}: recorded outcome {outcome!r} is not an object")
+        if "text" in outcome and isinstance(outcome["text"], str):
+            return outcome["text"]
+        message = str(outcome.get("error", "recorded failure"))
+        if outcome.get("type") == "EngineFetchError":
+            raise EngineFetchError(message)
+        raise OSError(message)
+
+    return fetch
+
+
+__all__ = ["public_url", "recording_fetch", "redact_text", "replay_fetch"]
