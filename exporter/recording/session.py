@@ -130,6 +130,8 @@ def settings_from_recording(
     try:
         return Settings.model_validate(data)
     except ValidationError as error:
+        if overrides and all(p["loc"] and p["loc"][0] in overrides for p in error.errors()):
+            raise ConfigError(describe_validation_error(error)) from None
         raise RecordingError(
             f"the recording was made by rooftop {recording.version} with settings this rooftop "
             f"{rooftop_version()} cannot load:\n  {describe_validation_error(error)}"
