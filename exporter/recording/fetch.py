@@ -3,44 +3,26 @@
 Sources take a ``fetch(url, timeout_seconds, max_bytes) -> text`` callable; recording wraps the
 real one, replay answers from the recording. Keys are :func:`public_url` forms of the URL:
 never the ``user:password@`` part (it is sent as a basic-auth header, which is not recorded
-either), never a query string's values. Error messages are recorded with URLs redacted the
+either), never the value of a secret-looking query parameter (``token``, ``api_key`` ...). Error messages are recorded with URLs redacted the
 same way. A replayed fetch raises :class:`~rooftop.exporter.sources.engine.EngineFetchError`
 with the recorded message, which the sources handle as they did live.
 """
 
 from __future__ import annotations
 
-import re
-from urllib.parse import urlsplit, urlunsplit
-
 from rooftop.exporter.recording.format import RecordingError
 from rooftop.exporter.recording.tape import HTTP_CHANNEL, Player, Recorder
+from rooftop.exporter.settings import redact_url
 from rooftop.exporter.sources.engine import EngineFetchError, Fetch
 
-_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
-
-
 def public_url(url: str) -> str:
-    """``url`` without userinfo and with each query value replaced by ``redacted``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = parts.netloc.rpartition("@")[2]
-    query = (
-        "&".join(
-            f"{pair.partition('=')[0]}=redacted" if pair else pair
-            for pair in parts.query.split("&")
-        )
-        if parts.query
-        else ""
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    """``url`` as it may be recorded: :func:`~rooftop.exporter.settings.redact_url`."""
+    return redact_url(url)
 
 
 def redact_text(text: str) -> str:
-    """Every URL in ``text`` in its :func:`public_url` form (for recorded error messages)."""
-    return _URL.sub(lambda match: public_url(match.group(0)), text)
+    """Every URL in ``text`` redacted the same way (for recorded error messages)."""
+    return redact_url(text)
 
 
 def recording_fetch(inner: Fetch, recorder: Recorder) -> Fetch:
