@@ -3,9 +3,10 @@
 Sources take a ``fetch(url, timeout_seconds, max_bytes) -> text`` callable; recording wraps the
 real one, replay answers from the recording. Keys are :func:`public_url` forms of the URL:
 never the ``user:password@`` part (it is sent as a basic-auth header, which is not recorded
-either), never the value of a secret-looking query parameter (``token``, ``api_key`` ...). Error messages are recorded with URLs redacted the
-same way. A replayed fetch raises :class:`~rooftop.exporter.sources.engine.EngineFetchError`
-with the recorded message, which the sources handle as they did live.
+either), never the value of a secret-looking query parameter (``token``, ``api_key`` ...).
+Error messages are recorded with URLs redacted the same way. A replayed fetch raises
+:class:`~rooftop.exporter.sources.engine.EngineFetchError` with the recorded message, which the
+sources handle as they did live.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from rooftop.exporter.recording.format import RecordingError
 from rooftop.exporter.recording.tape import HTTP_CHANNEL, Player, Recorder
 from rooftop.exporter.settings import redact_url
 from rooftop.exporter.sources.engine import EngineFetchError, Fetch
+
 
 def public_url(url: str) -> str:
     """``url`` as it may be recorded: :func:`~rooftop.exporter.settings.redact_url`."""
