@@ -24,6 +24,7 @@ from rooftop.exporter.cli import main
 from rooftop.exporter.collector import render_snapshot
 from rooftop.exporter.demo.engine import DemoEngineState
 from rooftop.exporter.demo.node import DemoNode
+from rooftop.exporter.demo.nvml_fake import FakeNvmlBackend
 from rooftop.exporter.recording.codec import TextDeltas
 from rooftop.exporter.recording.fetch import public_url, redact_text
 from rooftop.exporter.recording.format import (
@@ -40,7 +41,6 @@ from rooftop.exporter.recording.session import (
 )
 from rooftop.exporter.settings import EngineConfig, Settings
 from rooftop.exporter.snapshot import Snapshot
-from rooftop.exporter.sources.nvml_fake import FakeNvmlBackend
 from tests.conftest import FIXTURES
 
 NVML_FIXTURE = FIXTURES / "nvml" / "h100_sxm_x2_l40s.json"

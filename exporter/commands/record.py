@@ -96,15 +96,7 @@ def _with_local_engines(settings: Settings) -> Settings:
         return settings
     from rooftop.exporter.commands.serve import discover_local_engines
 
-    found = discover_local_engines(settings)
-    configs = tuple(
-        EngineConfig(
-            url=source.url,
-            name=source.name,
-            family=source.adapter.family if source.adapter is not None else None,
-        )
-        for source in found
-    )
+    configs = tuple(discover_local_engines(settings))
     if not configs:
         log.warning("no engine configured and none answered on localhost; recording GPUs only")
     return settings.model_copy(update={"engines": configs})

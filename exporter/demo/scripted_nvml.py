@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rooftop.exporter.sources.nvml_fake import FakeNvmlBackend
+from rooftop.exporter.demo.nvml_fake import FakeNvmlBackend
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from rooftop.exporter.recording.codec import CodecError, decode_value, encode_value
 from rooftop.exporter.recording.format import RecordingError
 from rooftop.exporter.recording.tape import Player, Recorder
-from rooftop.exporter.sources.nvml import (
+from rooftop.exporter.sources.nvml_api import (
     GpmMetricValue,
     MemoryInfo,
     NvmlBackend,

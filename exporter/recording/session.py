@@ -14,6 +14,7 @@ cycles that differ, so "same verdicts as the user saw" is checked, not assumed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import threading
@@ -45,18 +46,18 @@ from rooftop.exporter.recording.host import (
 from rooftop.exporter.recording.nvml import RecordingNvmlBackend, ReplayNvmlBackend, driver_facts
 from rooftop.exporter.recording.tape import Player, Recorder
 from rooftop.exporter.sampler import GpuLocator, GpuSource, ProcessStatsProvider, Sampler
-from rooftop.exporter.settings import ConfigError, EngineConfig, Settings, describe_validation_error
+from rooftop.exporter.settings import ConfigError, Settings, describe_validation_error
 from rooftop.exporter.snapshot import Snapshot
-from rooftop.exporter.sources.dcgm import DcgmSource
-from rooftop.exporter.sources.engine import EngineSource, Fetch, fetch_text
 from rooftop.exporter.sources.gpu_mapping import PortGpuLocator, PsutilProcessTable
 from rooftop.exporter.sources.host import EngineCpuStats, PsutilProcessProvider
+from rooftop.exporter.sources.http import Fetch, fetch_text
 from rooftop.exporter.sources.nvml import (
     NvmlBackend,
     NvmlSource,
     NvmlUnavailableError,
     RealNvmlBackend,
 )
+from rooftop.exporter.wiring import dcgm_source, engine_source
 
 log = logging.getLogger(__name__)
 
@@ -169,20 +170,6 @@ class Wiring:
             closer()
 
 
-def _engine_source(settings: Settings, config: EngineConfig, fetch: Fetch) -> EngineSource:
-    from rooftop.exporter.commands.serve import engine_adapter
-
-    return EngineSource(
-        config.label,
-        config.url,
-        timeout_seconds=settings.engine_timeout_seconds,
-        max_body_bytes=settings.engine_max_body_bytes,
-        adapter=engine_adapter(config),
-        fetch=fetch,
-        max_series=settings.engine_max_series,
-    )
-
-
 def _wire(
     settings: Settings,
     boundaries: _Boundaries,
@@ -203,20 +190,11 @@ def _wire(
         except NvmlUnavailableError as error:
             log.warning("NVML unavailable, continuing without local GPUs: %s", error)
             nvml, nvml_error = None, str(error)
-    dcgm = None
-    if settings.dcgm_url:
-        dcgm = DcgmSource(
-            settings.dcgm_url,
-            fetch=boundaries.fetch,
-            pod_name=settings.kubernetes_pod_name,
-            pod_namespace=settings.kubernetes_pod_namespace,
-            clock=boundaries.dcgm_clock,
-        )
     sampler = Sampler(
         settings,
         gpu_source,
-        [_engine_source(settings, config, boundaries.fetch) for config in settings.engines],
-        dcgm_source=dcgm,
+        engine_factory=functools.partial(engine_source, settings, fetch=boundaries.fetch),
+        dcgm_source=dcgm_source(settings, boundaries.fetch, boundaries.dcgm_clock),
         process_stats=boundaries.process_stats,
         gpu_locator=boundaries.locator,
         monotonic=boundaries.monotonic,
