@@ -276,13 +276,13 @@ def run_phase(
     phase: Any, workloads: Any, metrics_url: str, interval: float, settle: float
 ) -> PhaseResult:
     log(f"phase {phase.name}: {phase.description}, {phase.seconds:g} s, expect {phase.expected}")
-    workload = workloads.make(phase)
+    held = [workloads.make(phase)]  # a list, so the buffers can be let go after the phase
     stop = threading.Event()
     failure: list[BaseException] = []
 
     def body() -> None:
         try:
-            workload.run(stop)
+            held[0].run(stop)
         except BaseException as error:  # reported in the table, the run goes on
             failure.append(error)
 
@@ -301,6 +301,7 @@ def run_phase(
             samples.append(sample)
     stop.set()
     worker.join(60)
+    held.clear()  # free the phase's buffers before the next phase allocates
     workloads.release()
     if failure:
         log(f"  workload failed: {failure[0]!r}")
@@ -415,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
         help="write the report and recording into the checkout (default unless --dry-run)",
     )
     parser.add_argument("--no-install", action="store_true", help="use the checkout as it is")
+    parser.add_argument(
+        "--copy-to", type=Path, help="also copy the report, recording and logs here (e.g. $OUT)"
+    )
     parser.add_argument(
         "--phase-seconds", type=float, help="copy/matmul/tiny (default 40; dry 2.5)"
     )
@@ -553,6 +557,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(recording, target)
         (fixtures / f"{name}.prom").write_text(golden_exposition(env, target))
         log(f"wrote {report} and {target} (+ .prom golden exposition)")
+    if args.copy_to is not None:
+        args.copy_to.mkdir(parents=True, exist_ok=True)
+        copied = [report, *fixtures.glob(f"{name}.*"), *work.glob("*.log"), config_path]
+        for path in copied:
+            if path.is_file():
+                shutil.copyfile(path, args.copy_to / path.name)
+        log(f"copied {len(copied)} file(s) to {args.copy_to}")
     log(f"{'PASS' if passed else 'FAIL'} in {elapsed:.0f} s")
     return 0 if passed else 1
 
