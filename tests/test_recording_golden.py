@@ -7,6 +7,11 @@ Regenerate the ``.prom`` files with ``ROOFTOP_UPDATE_GOLDEN=1`` and review the d
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -58,3 +63,56 @@ def test_dry_run_recording_shows_every_phase_verdict() -> None:
     header = session.recording.header
     assert header["nvml"]["gpus"][0]["name"] == "NVIDIA H200"
     assert header["nvml"]["driver_version"] == "fake"
+
+
+def _rooftop_lines(text: str) -> list[str]:
+    """The ``rooftop_*`` families of an exposition (HELP, TYPE, samples), timestamps aside."""
+    out = []
+    for line in normalized_exposition(text).splitlines():
+        name = line.split(" ", 3)[2] if line.startswith("#") else line.split("{", 1)[0]
+        if name.startswith("rooftop_") and not name.startswith("rooftop_snapshot_age"):
+            out.append(line)
+    return out
+
+
+def test_serve_replay_serves_the_golden_exposition() -> None:
+    """``rooftop serve --replay`` as a process: once the replay has reached its end, /metrics
+    carries exactly the golden exposition's rooftop series (timestamps aside)."""
+    path = FIXTURES / "recordings" / "nvidia-h200-fake-dryrun.jsonl.gz"
+    golden = _rooftop_lines(path.with_name("nvidia-h200-fake-dryrun.prom").read_text())
+    assert len(golden) > 50
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rooftop.exporter",
+            "serve",
+            "--replay",
+            str(path),
+            "--replay-speed",
+            "0",
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    served: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and served != golden:
+            time.sleep(0.2)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    served = _rooftop_lines(r.read().decode())
+            except OSError:
+                continue
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert served == golden
