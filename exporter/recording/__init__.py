@@ -11,4 +11,9 @@ Modules: :mod:`.format` (file layout, versions), :mod:`.codec` (values and text 
 :mod:`.tape` (the per-cycle recorder and player, clocks), :mod:`.nvml` (recording and replaying
 NVML backends), :mod:`.fetch` (HTTP bodies), :mod:`.host` (process readings),
 :mod:`.session` (wiring a sampler for recording or replay).
+
+Limits, by design: a call that hung past its deadline replays as an unreadable GPU or a failed
+fetch (the same state, not the same wait); Kubernetes engine discovery is not recorded (record
+with ``--engine`` URLs); an engine whose ``model`` is a local ``config.json`` path needs that
+file at the same path on the replaying machine, as the model files themselves are not recorded.
 """
