@@ -260,10 +260,12 @@ class PhaseResult:
     means: dict[str, float | None]
     bytes_ratio: float | None = None
     bytes_checked: bool = False
+    error: str | None = None
+    """The workload's exception, when it failed (the phase then fails)."""
 
     @property
     def verdict_ok(self) -> bool:
-        return self.published == self.expected
+        return self.published == self.expected and self.error is None
 
     @property
     def bytes_ok(self) -> bool:
@@ -327,6 +329,7 @@ def run_phase(
         means=means,
         bytes_ratio=ratio,
         bytes_checked=phase.name == "decode-b1",
+        error=repr(failure[0])[:300] if failure else None,
     )
     log(
         f"  published {published} ({result.agreeing:.0%} of {len(samples)} samples)"
@@ -521,6 +524,11 @@ def main(argv: list[str] | None = None) -> int:
         processes.stop("serve", signal.SIGTERM)
         processes.stop_all()
         endpoint.stop()
+        if args.copy_to is not None:  # the logs come out even when the run itself failed
+            args.copy_to.mkdir(parents=True, exist_ok=True)
+            for path in [*work.glob("*.log"), config_path, recording]:
+                if path.is_file():
+                    shutil.copyfile(path, args.copy_to / path.name)
     replay = replay_check(env, recording) if recording.exists() else {"reproduced": False}
     header = replay.get("driver_version") or "unknown"
     gpu_name = facts.get("name", "unknown GPU")
@@ -547,7 +555,8 @@ def main(argv: list[str] | None = None) -> int:
         f"rate window {rate_window:g} s, "
         f"hold {hold}. Medians over each phase after {settle:.0f} s of settling.\n\n"
         f"{rendered}\n\n"
-        f"Replay of the recording (`rooftop probe --replay`): reproduced = "
+        + "".join(f"- {r.name}: workload failed: `{r.error}`\n" for r in results if r.error)
+        + f"\nReplay of the recording (`rooftop probe --replay`): reproduced = "
         f"{replay.get('reproduced')}, {replay.get('cycles')} cycles.\n\n"
         f"Result: {'PASS' if passed else 'FAIL'}.\n"
     )
