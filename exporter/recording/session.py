@@ -362,7 +362,14 @@ class ReplaySummary:
 
     @property
     def reproduced(self) -> bool:
+        """Every cycle's verdicts and exposition (timestamps aside) as recorded."""
         return not self.differences
+
+    @property
+    def verdicts_reproduced(self) -> bool:
+        """Every cycle's verdicts as recorded. A rooftop of another version that adds a metric
+        changes the exposition but must not change a verdict without saying so."""
+        return not any(d.what.startswith("verdict ") for d in self.differences)
 
 
 def differences(
