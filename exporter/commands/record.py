@@ -18,11 +18,12 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rooftop.exporter.recording.session import RecordSession
 from rooftop.exporter.settings import ConfigError, EngineConfig, Settings, load_settings
-from rooftop.exporter.sources.nvml import NvmlBackend
+
+if TYPE_CHECKING:
+    from rooftop.exporter.sources.nvml import NvmlBackend
 
 log = logging.getLogger("rooftop")
 
@@ -110,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
     if args.seconds is not None and not args.seconds > 0:
         print(f"rooftop record: --seconds must be > 0, got {args.seconds}", file=sys.stderr)
         return 2
+    # Imported here, not at the top: every `rooftop` command builds this parser, and the
+    # pipeline is not needed to print `rooftop top` (start-up time).
+    from rooftop.exporter.recording.session import RecordSession
+
     demo = None
     try:
         settings = load_settings(_flags(args), args.config)
