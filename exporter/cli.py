@@ -38,6 +38,11 @@ COMMANDS: tuple[Command, ...] = (
         "run the exporter: poll GPUs and engines, serve /metrics",
     ),
     Command(
+        "record",
+        "record",
+        "record what the sources read into a file that serve/probe --replay can replay",
+    ),
+    Command(
         "probe",
         "probe",
         "read one engine /metrics (URL or file) and show what rooftop extracts",
