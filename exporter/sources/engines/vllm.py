@@ -27,10 +27,12 @@ from rooftop.exporter.sources.engines.base import (
     ExtraEndpoint,
     Extras,
     Families,
+    FamilySelection,
     build_reading,
 )
 from rooftop.exporter.sources.exposition import (
     get_family,
+    labelled_samples,
     mean_values,
     names_with_prefix,
     preferred_label,
@@ -82,7 +84,7 @@ def _version_family(families: Families) -> str:
     labels: set[str] = set()
     for name, family in families.items():
         if name.startswith(("vllm:", "vllm_")):
-            for sample in family.samples:
+            for sample in labelled_samples(family):
                 labels.update(sample.labels)
     if "engine" in labels:
         return "vllm-v1"
@@ -148,9 +150,14 @@ def _prefill_computed(families: Families, prompt: float | None) -> float | None:
     return None
 
 
+_READS = FamilySelection(prefixes=("vllm:",))
+"""Every family in the engine's namespace (a new one needs no line here), bucket lines skipped."""
+
+
 @dataclass(frozen=True)
 class VllmAdapter:
     family: str = "vllm"
+    reads: FamilySelection = _READS
     extra_endpoints: tuple[ExtraEndpoint, ...] = ()
 
     def recognise(self, families: Families) -> str | None:
