@@ -3,12 +3,14 @@ format corners where a skipped line still decides what the kept ones mean."""
 
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import Path
 
 import pytest
 
 from rooftop.exporter.sources.engine import EngineSource
-from rooftop.exporter.sources.engines import ADAPTERS, detect_engine
+from rooftop.exporter.sources.engines import ADAPTERS, EngineAdapter, detect_engine
 from rooftop.exporter.sources.exposition import (
     ExpositionError,
     label_values,
@@ -134,7 +136,7 @@ def test_series_cap_counts_lines_as_the_reference_does() -> None:
     assert "z" in parse_exposition(text, max_series=3)
 
 
-def test_openmetrics_goes_through_the_reference_and_is_restricted() -> None:
+def test_openmetrics_goes_through_the_reference_and_is_narrowed() -> None:
     text = (
         "# TYPE vllm:generation_tokens counter\n"
         'vllm:generation_tokens_total{engine="0"} 5.0\n'
@@ -143,5 +145,22 @@ def test_openmetrics_goes_through_the_reference_and_is_restricted() -> None:
         "# EOF\n"
     )
     families = parse_exposition(text, select=FamilySelection(prefixes=("vllm:",)))
-    assert list(families) == ["vllm:generation_tokens"]
+    assert list(families) == ["vllm:generation_tokens", "python_gc_objects_collected"]
     assert families["vllm:generation_tokens"].samples[0].value == 5.0
+    assert families["python_gc_objects_collected"].samples == []  # listed, not read
+
+
+_CALLS = re.compile(r'(?:get_family\(\s*families,|families\.get\()((?:\s*"[^"]+",?)+)')
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=lambda a: a.family)
+def test_every_family_an_adapter_names_is_in_its_selection(adapter: EngineAdapter) -> None:
+    """A family read but not selected would silently read as absent: every namespaced literal
+    and every name handed to ``get_family``/``families.get`` in the adapter's module is kept."""
+    source = inspect.getsource(inspect.getmodule(type(adapter)))  # type: ignore[arg-type]
+    names = set(re.findall(r'"([a-z]+:[a-z0-9_:]+)"', source))
+    for group in _CALLS.findall(source):
+        names.update(re.findall(r'"([^"]+)"', group))
+    assert names
+    missing = sorted(n for n in names if not adapter.reads.keeps(n.removesuffix("_total")))
+    assert not missing, f"{adapter.family}: add to its FamilySelection: {missing}"

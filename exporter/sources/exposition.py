@@ -87,13 +87,12 @@ def parse_exposition_reference(
 
 
 def restrict(families: Families, select: FamilySelection) -> dict[str, Metric]:
-    """``families`` narrowed to what ``select`` keeps (the reference for the selective parser)."""
+    """``families`` with samples only where ``select`` keeps them (the definition the selective
+    parser is tested against): every family stays listed."""
     out: dict[str, Metric] = {}
     for name, family in families.items():
-        if not select.keeps(name):
-            continue
         kept = Metric(family.name, family.documentation, family.type, family.unit)
-        if select.samples:
+        if select.keeps(name):
             kept.samples = family.samples if select.buckets else labelled_samples(family)
         out[name] = kept
     return out

@@ -43,14 +43,20 @@ from prometheus_client.samples import Sample
 _NUMBER: Final = (
     r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:nan|inf|infinity))"
 )
-_LABEL_PAIR: Final = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"'
+_LABEL_VALUE: Final = r'="[^"\\]*(?:\\.[^"\\]*)*"'
 _SAMPLE_LINE: Final = re.compile(
     r"([a-zA-Z_:][a-zA-Z0-9_:]*)"
-    rf"(?:\{{((?:{_LABEL_PAIR})(?:,{_LABEL_PAIR})*)?\}})?"
+    r"(?:\{("
+    rf"(?!__)([a-zA-Z_][a-zA-Z0-9_]*)(?!.*,\3=){_LABEL_VALUE}"
+    rf"(?:,(?!__)([a-zA-Z_][a-zA-Z0-9_]*)(?!.*,\4=){_LABEL_VALUE})*"
+    r")?\})?"
     rf" ({_NUMBER})(?: ({_NUMBER}))?"
 )
-_LABEL: Final = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-_LABEL_NAME: Final = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*"')
+"""Groups: 1 name, 2 label text, 5 value, 6 timestamp. The look-aheads keep what the
+reference rejects beyond the grammar out of the fast path: a reserved ``__`` label name, a
+label name repeated later in the line (a quoted value holding ``,name=`` also sends the line
+to the reference: slower, never wrong)."""
+_LABEL: Final = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"\\]*(?:\\.[^"\\]*)*)"')
 _WS: Final = "[ \t\n\r\x0b\x0c]"  # string.whitespace: prometheus_client's token separators
 _METADATA: Final = re.compile(
     rf"#{_WS}+(HELP|TYPE){_WS}+([a-zA-Z_:][a-zA-Z0-9_:]*)(?:{_WS}+(.*))?", re.DOTALL
@@ -58,7 +64,7 @@ _METADATA: Final = re.compile(
 _ESCAPE: Final = re.compile(r'\\[\\n"]')
 _HELP_ESCAPE: Final = re.compile(r"\\[\\n]")
 _UNESCAPED: Final = {"\\\\": "\\", "\\n": "\n", '\\"': '"'}
-_ODD_LINE_BREAKS: Final = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_ODD_LINE_BREAKS: Final = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 """Characters ``str.splitlines`` breaks on besides ``\\n`` (the reference's series count uses it;
 lines, as prometheus_client reads them, end at ``\\n`` only)."""
 _ALLOWED_SUFFIXES: Final = {
@@ -75,11 +81,17 @@ def _unescape(match: re.Match[str]) -> str:
 
 
 def _number(text: str) -> float:
-    """As prometheus_client reads a value: an ``int`` where ``int()`` accepts it, else float."""
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
+    """As prometheus_client reads a value: an ``int`` where ``int()`` accepts it, else float.
+
+    Within the fast grammar ``int()`` accepts exactly the optionally signed digit strings; the
+    test avoids raising (and catching) a ValueError for every ``1.0``."""
+    digits = text[1:] if text[0] in "+-" else text
+    if digits.isdigit():
+        try:
+            return int(text)
+        except ValueError:  # over sys.get_int_max_str_digits(): float, as the reference
+            return float(text)
+    return float(text)
 
 
 def _variants(name: str) -> tuple[str, ...]:
@@ -97,12 +109,14 @@ def _variants(name: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class FamilySelection:
-    """The families an adapter reads: by name (in any spelling ``get_family`` accepts) or by
-    name prefix, and whether it reads histogram ``_bucket`` samples (none does today).
+    """The families whose samples an adapter reads: by name (in any spelling ``get_family``
+    accepts) or by name prefix, and whether it reads histogram ``_bucket`` samples (none does
+    today). Every family is listed whatever the selection (names cost nothing more to know);
+    the families left out have no samples.
 
     ``prefixes`` ending in ``:`` also cover the underscore spelling (``vllm:`` and ``vllm_``),
-    as ``exposition.names_with_prefix`` does. ``samples=False`` keeps every family name with no
-    samples at all: what recognition needs.
+    as ``exposition.names_with_prefix`` does. ``samples=False``: names only, what recognition
+    needs.
     """
 
     names: tuple[str, ...] = ()
@@ -125,17 +139,19 @@ class FamilySelection:
         object.__setattr__(self, "_prefixes", tuple(spellings))
 
     def keeps(self, family: str) -> bool:
-        """Whether the parsed families include ``family`` (a name as parsed: no ``_total`` on
-        counters)."""
-        if self.everything or not self.samples:
+        """Whether the samples of ``family`` (a name as parsed: no ``_total`` on counters) are
+        kept. Every family is listed either way; the others have no samples."""
+        if not self.samples:
+            return False
+        if self.everything:
             return True
         return family in self._names or (bool(self._prefixes) and family.startswith(self._prefixes))
 
     def _samples_of(self, raw_name: str) -> bool:
         """Whether samples of a raw family named ``raw_name`` are built (``x_total`` may merge
         into the counter ``x``)."""
-        if not self.samples:
-            return False
+        if not self.samples or raw_name.endswith("_created"):
+            return False  # *_created families are dropped whole
         return self.keeps(raw_name) or (
             raw_name.endswith("_total") and self.keeps(raw_name[: -len("_total")])
         )
@@ -182,8 +198,9 @@ class SeriesCapError(ValueError):
 def parse_selected(
     text: str, selection: FamilySelection, max_series: int
 ) -> dict[str, Metric] | None:
-    """``{family name: Metric}`` for the families ``selection`` keeps, exactly as the reference
-    path (prometheus_client + merge) gives them, ``_bucket`` samples dropped unless asked for.
+    """``{family name: Metric}`` of every family, with samples for those ``selection`` keeps,
+    exactly as the reference path (prometheus_client + merge) gives them; ``_bucket`` samples
+    dropped unless asked for (or unless a family has nothing else).
 
     ``None`` when the body leaves the fast grammar (or is not valid at all): the caller then
     parses it with the reference parser. Raises :class:`SeriesCapError` over ``max_series``
@@ -193,7 +210,7 @@ def parse_selected(
         families = _families(text, selection, max_series)
     except _Fallback:
         return None
-    if _ODD_LINE_BREAKS.search(text) is not None:
+    if any(char in text for char in _ODD_LINE_BREAKS):
         # The reference counts lines with str.splitlines, which also breaks on these: never
         # fewer lines than here, so only a body under the cap here needs the second count.
         lines = sum(1 for line in text.splitlines() if line.lstrip()[:1] not in ("", "#"))
@@ -262,16 +279,11 @@ def _families(text: str, selection: FamilySelection, max_series: int) -> list[_F
             raise _Fallback
         sample_name = found.group(1)
         if sample_name in allowed:
-            if not sample_name.endswith("_created"):
-                count += 1
+            count += 1  # (a *_created family is dropped whole, so its count never matters)
             if samples is not None and sample_name != bucket_name:
                 samples.append(_sample(found))
-            else:
-                if samples is not None:
-                    skipped.append(line)  # built only if the family has nothing else
-                label_text = found.group(2)
-                if label_text is not None:
-                    _check_label_names(label_text)
+            elif samples is not None:
+                skipped.append(line)  # built only if the family has nothing else
             continue
         if name:
             close()
@@ -283,8 +295,6 @@ def _families(text: str, selection: FamilySelection, max_series: int) -> list[_F
             single: list[Sample] | None = [_sample(found)]
         else:
             single = None
-            if found.group(2) is not None:
-                _check_label_names(found.group(2))
         out.append(
             _family(
                 sample_name,
@@ -352,23 +362,13 @@ def _built(line: str) -> re.Match[str]:
     return found
 
 
-def _check_label_names(label_text: str) -> None:
-    """What the reference rejects in a line's labels beyond the grammar: a repeated label
-    name, a reserved ``__`` one. (A line that is skipped is still validated.)"""
-    names = _LABEL_NAME.findall(label_text)
-    if len(names) > 1 and len(set(names)) != len(names):
-        raise _Fallback
-    if "__" in label_text and any(name.startswith("__") for name in names):
-        raise _Fallback
-
-
 def _sample(found: re.Match[str]) -> Sample:
-    name, label_text, value, stamp = found.groups()
+    name, label_text, value, stamp = found.group(1, 2, 5, 6)
     labels: dict[str, str] = {}
     if label_text:
         for label, label_value in _LABEL.findall(label_text):
-            if label.startswith("__") or label in labels:
-                raise _Fallback  # reserved or repeated label: the reference raises
+            if label in labels:
+                raise _Fallback  # the look-ahead missed nothing; kept as a guard
             labels[label] = (
                 _ESCAPE.sub(_unescape, label_value) if "\\" in label_value else label_value
             )
@@ -441,12 +441,11 @@ def _merge(families: Iterable[_Family], selection: FamilySelection) -> dict[str,
             del by_name[name + "_total"]
     out: dict[str, Metric] = {}
     for name, family in by_name.items():
-        if not selection.keeps(name):
-            continue
         metric = Metric(name, family.documentation, family.type)
-        if selection.samples and family.samples:
-            metric.samples = family.samples
-        elif selection.samples and family.skipped:
-            metric.samples = [_sample(_built(line)) for line in family.skipped]
+        if selection.keeps(name):
+            if family.samples:
+                metric.samples = family.samples
+            elif family.skipped:
+                metric.samples = [_sample(_built(line)) for line in family.skipped]
         out[name] = metric
     return out

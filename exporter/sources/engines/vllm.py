@@ -34,7 +34,6 @@ from rooftop.exporter.sources.exposition import (
     get_family,
     labelled_samples,
     mean_values,
-    names_with_prefix,
     preferred_label,
     recognise_namespaced,
     sum_count,
@@ -63,6 +62,24 @@ _MODEL_FAMILIES = (
     "vllm:iteration_tokens_total",
 )
 
+_READS = FamilySelection(
+    names=(
+        *_CLAIMING,
+        *_MODEL_FAMILIES,
+        "vllm:prompt_tokens_by_source",
+        "vllm:prefix_cache_hits",
+        "vllm:gpu_prefix_cache_hits",
+        "vllm:estimated_flops_per_gpu",
+        "vllm:estimated_read_bytes_per_gpu",
+        "vllm:estimated_write_bytes_per_gpu",
+        "vllm:inter_token_latency_seconds",
+        "vllm:time_per_output_token_seconds",
+    )
+)
+"""Every family ``extract`` reads, one a line (a vLLM exports ~40, mostly histograms it skips).
+The version and the model fallback look at these families only, so the reading is the same
+whether the body was parsed whole or with this selection."""
+
 _HINTS = {
     "weights_dtype": "not in vLLM's exposition; rooftop takes it from the model config",
     "estimated_flops_total": "start vLLM ≥0.20 with --enable-mfu-metrics",
@@ -82,8 +99,9 @@ _HINTS = {
 
 def _version_family(families: Families) -> str:
     labels: set[str] = set()
-    for name, family in families.items():
-        if name.startswith(("vllm:", "vllm_")):
+    for name in _READS.names:
+        family = get_family(families, name)
+        if family is not None:
             for sample in labelled_samples(family):
                 labels.update(sample.labels)
     if "engine" in labels:
@@ -150,10 +168,6 @@ def _prefill_computed(families: Families, prompt: float | None) -> float | None:
     return None
 
 
-_READS = FamilySelection(prefixes=("vllm:",))
-"""Every family in the engine's namespace (a new one needs no line here), bucket lines skipped."""
-
-
 @dataclass(frozen=True)
 class VllmAdapter:
     family: str = "vllm"
@@ -167,7 +181,7 @@ class VllmAdapter:
         # Triton's vLLM backend labels {model, version} instead of model_name.
         model = preferred_label(
             families,
-            (*_MODEL_FAMILIES, *names_with_prefix(families, "vllm:")),
+            (*_MODEL_FAMILIES, *_READS.names),
             ("model_name", "model"),
         )
         prompt = sum_values(get_family(families, "vllm:prompt_tokens"))
