@@ -235,12 +235,31 @@ def _families(text: str, selection: FamilySelection, max_series: int) -> list[_F
     match_metadata = _METADATA.fullmatch
 
     skipped: list[str] = []
+    block: re.Pattern[str] | None = None
 
     def close() -> None:
         out.append(_family(name, documentation, typ, samples, count, skipped))
 
-    for raw in text.split("\n"):
-        line = raw.strip()
+    position, size = 0, len(text)
+    while position < size:
+        if block is not None:
+            run = block.match(text, position)
+            if run is not None and run.end() > position:
+                # A run of lines nobody reads, validated in one regex call: only counted.
+                lines = text.count("\n", position, run.end())
+                sample_lines += lines
+                if sample_lines > max_series:
+                    raise SeriesCapError(_count_sample_lines(text), max_series)
+                count += lines
+                if samples is not None:
+                    skipped.append(text[position : run.end()])
+                position = run.end()
+                continue
+        end = text.find("\n", position)
+        if end < 0:
+            end = size
+        line = text[position:end].strip()
+        position = end + 1
         if not line:
             continue
         if line[0] == "#":
@@ -270,6 +289,12 @@ def _families(text: str, selection: FamilySelection, max_series: int) -> list[_F
                 typ = rest
                 allowed = tuple(name + s for s in _ALLOWED_SUFFIXES.get(typ, ("",)))
             bucket_name = name + "_bucket" if typ == "histogram" and not buckets else ""
+            if samples is None:
+                block = _block((name, *allowed))
+            elif bucket_name:
+                block = _block((name, bucket_name))
+            else:
+                block = None
             continue
         sample_lines += 1
         if sample_lines > max_series:
@@ -291,6 +316,7 @@ def _families(text: str, selection: FamilySelection, max_series: int) -> list[_F
             "", "", "untyped", (), None, 0, ""
         )  # fmt: skip
         skipped = []
+        block = None
         if selection._samples_of(sample_name):
             single: list[Sample] | None = [_sample(found)]
         else:
@@ -308,6 +334,28 @@ def _families(text: str, selection: FamilySelection, max_series: int) -> list[_F
     if name:
         close()
     return out
+
+
+_BLOCK_LABELS: Final = (
+    rf"(?:\{{(?:(?!__)([a-zA-Z_][a-zA-Z0-9_]*)(?!.*,\1=){_LABEL_VALUE}"
+    rf"(?:,(?!__)([a-zA-Z_][a-zA-Z0-9_]*)(?!.*,\2=){_LABEL_VALUE})*)?\}})?"
+)
+_BLOCKS: dict[tuple[str, ...], re.Pattern[str]] = {}
+_MAX_BLOCKS: Final = 4096
+
+
+def _block(key: tuple[str, ...]) -> re.Pattern[str]:
+    """A regex matching a run of whole lines (each ending in ``\\n``) in the fast grammar whose
+    metric name is one of ``key[1:]``: the lines of a family that are only counted. Compiled
+    once per family shape and kept (a bounded cache: engines' family names are stable)."""
+    pattern = _BLOCKS.get(key)
+    if pattern is None:
+        if len(_BLOCKS) >= _MAX_BLOCKS:
+            _BLOCKS.clear()
+        names = "|".join(re.escape(n) for n in sorted(set(key[1:]), key=len, reverse=True))
+        pattern = re.compile(rf"(?:(?:{names}){_BLOCK_LABELS} {_NUMBER}(?: {_NUMBER})?\n)*")
+        _BLOCKS[key] = pattern
+    return pattern
 
 
 _KEYWORDS: Final = ("HELP", "TYPE")
@@ -446,6 +494,11 @@ def _merge(families: Iterable[_Family], selection: FamilySelection) -> dict[str,
             if family.samples:
                 metric.samples = family.samples
             elif family.skipped:
-                metric.samples = [_sample(_built(line)) for line in family.skipped]
+                metric.samples = [
+                    _sample(_built(line))
+                    for chunk in family.skipped
+                    for line in chunk.split("\n")
+                    if line
+                ]
         out[name] = metric
     return out
