@@ -54,7 +54,7 @@ class _Row:
         for values, value in samples:
             if value is None or math.isnan(value):
                 continue
-            number = floatToGoString(value)
+            number = floatToGoString(value)  # type: ignore[no-untyped-call]
             if len(values) == len(names):
                 if not names:
                     yield f"{prefix} {number}\n"
