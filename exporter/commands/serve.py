@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rooftop.exporter.collector import ExpositionCache
+from rooftop.exporter.memory import limit_malloc_arenas
 from rooftop.exporter.sampler import GpuLocator, GpuSource, ProcessStatsProvider, Sampler
 from rooftop.exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
 from rooftop.exporter.settings import (
@@ -208,6 +209,7 @@ def discover_local_engines(settings: Settings) -> list[EngineSource]:
 
 
 def serve(settings: Settings, web_config: WebConfig | None) -> int:
+    limit_malloc_arenas()  # before any worker thread allocates (exporter/memory.py)
     gpu_source: GpuSource | None = None
     process_stats: ProcessStatsProvider | None = None
     locator: GpuLocator | None = None
