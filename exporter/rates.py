@@ -47,6 +47,13 @@ class WindowedCounter:
         elapsed = self._samples[-1][0] - self._samples[0][0]
         return increase / elapsed if elapsed > 0 else None
 
+    def span_seconds(self) -> float:
+        """Seconds the current rate covers (first to last sample in the window); 0 before two
+        samples."""
+        if len(self._samples) < 2:
+            return 0.0
+        return self._samples[-1][0] - self._samples[0][0]
+
     def reset(self) -> None:
         self._samples.clear()
 

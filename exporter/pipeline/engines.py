@@ -273,6 +273,24 @@ class EngineTracker:
         drafts = self.spec_drafts.observe(now, reading.spec_drafts_total)
         draft_tokens = self.spec_draft_tokens.observe(now, reading.spec_draft_tokens_total)
         accepted = self.spec_accepted.observe(now, reading.spec_accepted_tokens_total)
+        # Counters that appeared mid-window (an engine that exports its spec_decode families
+        # once it first drafts) cover only part of the generation counter's window: spread
+        # their increase over the whole window, so the speculative share of the window's
+        # tokens compares like with like (k and alpha, ratios of these, are unchanged).
+        spec_span = self.spec_drafts.span_seconds()
+        whole_span = self.generation.span_seconds()
+        if (
+            drafts is not None
+            and draft_tokens is not None
+            and accepted is not None
+            and 0 < spec_span < whole_span
+        ):
+            coverage = spec_span / whole_span
+            drafts, draft_tokens, accepted = (
+                drafts * coverage,
+                draft_tokens * coverage,
+                accepted * coverage,
+            )
         try:
             return live_speculation(
                 configured_speculation(self.config),
