@@ -578,9 +578,13 @@ class PartlySpeculatingVllm(SpeculatingVllm):
 
     speculative_share: float = 0.5
     first_exported_fetch: int = 0
+    drafting_lead: int = 0
+    """Fetches before the first export that drafting began (the first value seen is not 0)."""
 
     def advance(self, now: float) -> None:
-        if self.last_at is not None and self.fetches >= self.first_exported_fetch:
+        if self.last_at is not None and (
+            self.fetches >= self.first_exported_fetch - self.drafting_lead
+        ):
             emitted = self.decode_tokens_per_second * (now - self.last_at)
             self.drafts_total += self.speculative_share * emitted / 3.4
         RecordedVllm.advance(self, now)
@@ -591,18 +595,24 @@ class PartlySpeculatingVllm(SpeculatingVllm):
         return super().fetch(url, timeout_seconds, max_bytes)
 
 
-@pytest.mark.parametrize(("first_exported_fetch", "share"), [(0, 0.5), (6, 0.4)])
+@pytest.mark.parametrize(
+    ("first_exported_fetch", "lead", "share"), [(0, 0, 0.5), (6, 0, 0.4), (6, 1, 0.45)]
+)
 def test_partly_speculative_window_is_the_token_weighted_blend(
-    first_exported_fetch: int, share: float
+    first_exported_fetch: int, lead: int, share: float
 ) -> None:
     """4 sequences at 680 tok/s, half of them from EAGLE steps (k 3, alpha 0.8: 3.4 tokens per
     step) and half from plain steps: 1 / (0.5 / 3.4 + 0.5 / 1) = 1.545 tokens per step per
     sequence, share 0.5. With speculation (and its counters) starting at fetch 6, the 10 s rate
     window at fetch 14 holds 2 s of plain decode and 8 s of half-speculative decode: share
-    0.5 x 8 / 10 = 0.4, tokens per step 1 / (0.4 / 3.4 + 0.6) = 1.394. (A rate over the counters'
-    own 8 s span would say 0.5.)"""
+    0.5 x 8 / 10 = 0.4, tokens per step 1 / (0.4 / 3.4 + 0.6) = 1.394 (a rate over the counters'
+    own 8 s span would say 0.5). Drafting from fetch 5, the families first seen at fetch 6 with
+    one second of drafts in them: they count from 0 at fetch 5, share 0.5 x 9 / 10 = 0.45."""
     vllm = PartlySpeculatingVllm(
-        decode_tokens_per_second=680.0, running=4, first_exported_fetch=first_exported_fetch
+        decode_tokens_per_second=680.0,
+        running=4,
+        first_exported_fetch=first_exported_fetch,
+        drafting_lead=lead,
     )
     harness = Harness(engines={"vllm-a": (URL_A, vllm, ["0"])})
     harness.set_memory_bound()
