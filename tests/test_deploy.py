@@ -688,11 +688,21 @@ def test_generated_copies_match_the_dashboards_package() -> None:
     assert not stale, f"run `python deploy/generate.py`; stale: {stale}"
 
 
-def test_prometheus_rule_holds_the_generated_rule_groups(kubectl: str) -> None:
-    (rule,) = by_kind(render(kubectl, K8S / "monitoring"), "PrometheusRule")
-    groups = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))["groups"]
-    assert rule["spec"]["groups"] == groups
-    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [("rooftop", RULES_FILE), ("rooftop-fleet", RULES_FILE.with_name("rooftop.fleet.rules.yaml"))],
+)
+def test_prometheus_rule_holds_the_generated_rule_groups(
+    kubectl: str, name: str, source: Path
+) -> None:
+    rules = {
+        r["metadata"]["name"]: r
+        for r in by_kind(render(kubectl, K8S / "monitoring"), "PrometheusRule")
+    }
+    assert sorted(rules) == ["rooftop", "rooftop-fleet"]
+    groups = yaml.safe_load(source.read_text(encoding="utf-8"))["groups"]
+    assert rules[name]["spec"]["groups"] == groups
+    assert rules[name]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
 
 # --- kube-prometheus-stack discovery ------------------------------------------------------
@@ -746,7 +756,7 @@ def test_kube_prometheus_stack_values_reach_every_rendered_object(
     objects = [doc for doc in yaml.safe_load_all(done.stdout) if doc]
     monitoring = [o for o in objects if o["apiVersion"].startswith("monitoring.coreos.com/")]
     kinds = sorted(o["kind"] for o in monitoring)
-    assert kinds == ["PodMonitor", "PrometheusRule", "ServiceMonitor"]
+    assert kinds == ["PodMonitor", "PrometheusRule", "PrometheusRule", "ServiceMonitor"]
     for obj in monitoring:
         assert obj["metadata"]["labels"]["release"] == "monitoring", obj["kind"]
     dashboards = [o for o in by_kind(objects, "ConfigMap") if "dashboard" in o["metadata"]["name"]]
@@ -812,7 +822,7 @@ def test_example_is_complete_and_in_one_namespace(kubectl: str) -> None:
     objects = render(kubectl, K8S / "examples" / "vllm")
     kinds = sorted(obj["kind"] for obj in objects)
     assert kinds == sorted(
-        ["Namespace", "Deployment", "Service", "PodMonitor", "PrometheusRule"]
+        ["Namespace", "Deployment", "Service", "PodMonitor", "PrometheusRule", "PrometheusRule"]
         + ["ConfigMap"] * len(list((REPO / "dashboards").glob("*.json")))
     )
     namespaced = [obj for obj in objects if obj["kind"] != "Namespace"]
