@@ -55,6 +55,33 @@ WEIGHTED_RATIOS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+SHIPPED_METRICS: tuple[str, ...] = (
+    "rooftop_build_info",
+    "rooftop_gpu_bound",
+    "rooftop_engine_decode_tokens_per_second",
+    "rooftop_engine_prefill_tokens_per_second",
+    "rooftop_decode_speed_of_light_ratio",
+    "rooftop_model_bandwidth_utilization_ratio",
+    "rooftop_model_flops_utilization_ratio",
+    "rooftop_arithmetic_intensity_flops_per_byte",
+    "rooftop_achieved_flops_per_second",
+    "rooftop_gpu_ridge_point_flops_per_byte",
+    "rooftop_gpu_peak_memory_bandwidth_bytes_per_second",
+    # Prometheus's own per-target series: target health and scrape cost upstream.
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+)
+"""What each cluster sends upstream (remote_write ``write_relabel_configs`` keep-list): the
+inputs of these fleet rules and of the fleet dashboard, nothing else. Everything else rooftop
+exports stays in the cluster's own Prometheus for the per-node dashboards and alerts."""
+
+
+def shipped_metrics_regex() -> str:
+    """The keep-list as one ``__name__`` regex for ``write_relabel_configs``."""
+    return "|".join(SHIPPED_METRICS)
+
+
 @dataclass(frozen=True)
 class FleetRule:
     record: str

@@ -176,3 +176,21 @@ def test_unit_tests_catch_a_changed_rule(
     )
     assert result.returncode == 1
     assert broken in result.stdout + result.stderr
+
+
+def test_the_keep_list_ships_everything_the_fleet_rules_and_dashboard_read() -> None:
+    import json as json_module
+
+    from rooftop.dashboards.fleet import FLEET_UID
+    from rooftop.dashboards.fleet_rules import SHIPPED_METRICS
+    from rooftop.dashboards.generate import generated_files
+
+    texts = [rule.expr for rule in fleet_recording_rules()]
+    dashboard = json_module.loads(generated_files()[f"{FLEET_UID}.json"])
+    for panel in dashboard["panels"]:
+        texts += [target["expr"] for target in panel.get("targets", [])]
+    for variable in dashboard["templating"]["list"]:
+        texts.append(str(variable.get("query", "")))
+    read = {m for text in texts for m in re.findall(r"(?<![\w:])(rooftop_[a-z0-9_]+)", text)}
+    assert read, "found no metric names"
+    assert read <= set(SHIPPED_METRICS), f"not shipped upstream: {read - set(SHIPPED_METRICS)}"
