@@ -23,8 +23,8 @@ from rooftop.classifiers.hardware import GpuSpec, lookup_gpu
 from rooftop.classifiers.model_catalog import catalog_models, lookup_model, resolve_model_id
 from rooftop.classifiers.models import ModelArchitecture, kv_bytes_per_token, stored_weight_bytes
 from rooftop.exporter.demo.engine import DemoEngineServer, DemoEngineState
+from rooftop.exporter.demo.nvml_fake import FakeGpu, FakeNvmlBackend
 from rooftop.exporter.demo.scenario import DemoLoad, demo_load
-from rooftop.exporter.sources.nvml_fake import FakeGpu, FakeNvmlBackend
 from rooftop.exporter.telemetry import ProcessCpu
 
 DEMO_GPU = "h100-sxm"
