@@ -193,6 +193,10 @@ class Fleet:
                 # Answer queries up to now: the default hides the last 30 s of fresh data.
                 "-search.latencyOffset=1s",
                 "-search.disableCache",
+                # A fixed lookback, as Prometheus/Mimir/Thanos have (5 m there): by default VM
+                # derives it from the median sample interval, which after the 1 s -> 5 s
+                # switch makes 5 s-old samples look stale.
+                "-search.maxLookback=30s",
             ],
         )
         wait_for(
