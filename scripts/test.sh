@@ -30,6 +30,14 @@ if ! command -v promtool >/dev/null 2>&1; then
   as_root pkill -x prometheus >/dev/null 2>&1 || true
 fi
 
+if [ "$quick" -eq 0 ] && ! command -v vmalert >/dev/null 2>&1; then
+  # The fleet simulation (tests/test_fleet_simulation.py) remote-writes into VictoriaMetrics
+  # and evaluates the fleet rules with vmalert; both ship in Debian's victoria-metrics.
+  echo "== installing Debian's victoria-metrics (vmalert included)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends victoria-metrics >/dev/null
+  as_root systemctl stop victoria-metrics >/dev/null 2>&1 || true
+fi
 
 if [ "$quick" -eq 0 ] && { ! command -v c++ >/dev/null 2>&1 || ! command -v cmake >/dev/null 2>&1; }; then
   echo "== installing a C++ toolchain (the llama.cpp server is built from source once)"
