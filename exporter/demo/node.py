@@ -65,6 +65,8 @@ def demo_fake_gpu(gpu: GpuSpec, uuid: str, index: int) -> FakeGpu:
     """A fake NVML device that identifies as ``gpu`` and whose bus width x max memory clock
     give the catalog's bandwidth (``clock = bandwidth x 8 / (2 x width)``), so the sampler's
     NVML-versus-catalog check agrees with itself."""
+    if gpu.id == DEMO_GPU:  # the recorded H100 SXM5 figures the fake NVML defaults to
+        return FakeGpu(uuid=uuid, pci_bus_id=f"00000000:{0x18 + index:02X}:00.0")
     width = (
         GDDR_BUS_WIDTH_BITS if (gpu.memory_type or "").startswith("GDDR") else HBM_BUS_WIDTH_BITS
     )
@@ -135,7 +137,8 @@ class DemoNode:
             raise DemoConfigError(f"demo model {self.model_id!r}: {error}") from None
         # Engines report the Hugging Face id, as vLLM's model_name label does.
         model_name = next(m.hf_id for m in catalog_models() if m.id == catalog_id)
-        self.kv_blocks = demo_kv_blocks(self.gpu_spec, self.model)
+        default = self.gpu_id == DEMO_GPU and catalog_id == resolve_model_id(DEMO_MODEL)
+        self.kv_blocks = DEMO_KV_BLOCKS if default else demo_kv_blocks(self.gpu_spec, self.model)
         self.backend = FakeNvmlBackend(
             [
                 demo_fake_gpu(self.gpu_spec, self.gpu_uuid(index), index)
@@ -227,8 +230,9 @@ class DemoNode:
                 kernel_busy=current.kernel_busy_ratio,
                 memory_controller_busy=current.memory_controller_busy_ratio,
                 power_watts=current.power_watts,
+                # 74 / 72 GB of an 80 GB H100 (busy / idle), scaled to the GPU's memory.
                 memory_used_bytes=int(
-                    (self.gpu_spec.memory_bytes or 80e9) * (0.92 if current.batch else 0.9)
+                    (self.gpu_spec.memory_bytes or 80e9) / 80e9 * (74e9 if current.batch else 72e9)
                 ),
                 sm_clock_hz=1.98e9,
             )
