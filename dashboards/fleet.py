@@ -161,7 +161,7 @@ def _totals(layout: Layout) -> None:
         ],
         h=4,
     )
-    verdicts = {state: color for state, color in VERDICT_CODES}
+    verdicts: dict[str, str] = {state: color for state, color in VERDICT_CODES}
     layout.line(
         [
             (

@@ -29,7 +29,7 @@ DASHBOARDS: dict[str, Callable[[], db.Dashboard]] = {
 }
 NODE_DASHBOARDS = (f"{ROOFLINE_UID}.json", f"{OVERVIEW_UID}.json")
 """The dashboards that read one Prometheus scraping rooftop; the fleet one reads a central
-store with the fleet rules (tests/test_fleet_simulation.py checks it there)."""
+store with the fleet rules (tests/live/test_fleet_simulation.py checks it there)."""
 RULES_RELATIVE_PATH = f"rules/{RULES_FILE_NAME}"
 FLEET_RULES_RELATIVE_PATH = f"rules/{FLEET_RULES_FILE_NAME}"
 

@@ -2,7 +2,7 @@
 
 By default an H100 SXM serving Llama-3.1-8B; ``gpu_id``/``model_id`` pick any NVIDIA GPU of the
 catalog and any catalog model that fits it in BF16 (a fleet of demo nodes with different GPUs,
-models and phases is how tests/test_fleet_simulation.py loads a real store).
+models and phases is how tests/live/test_fleet_simulation.py loads a real store).
 
 What is simulated: the GPUs (a fake NVML backend behind the same interface as the real one,
 its GPM readings generated from the roofline model each cycle), the engines' load (a local
