@@ -305,6 +305,7 @@ def _worst() -> table.Panel:
             "`rooftop_decode_speed_of_light_ratio` the clusters ship upstream."
         )
         .datasource(DATASOURCE)
+        .unit("percentunit")
         .cell_height(cm.TableCellHeight.SM)
         .with_target(instant_table(worst_gpus_expr(), "A"))
         .with_transformation(
