@@ -147,7 +147,9 @@ def test_demo_shows_every_verdict_and_exits_on_sigterm(
     # stays below 1 (read as one token per step it would be ~2.4).
     assert len(speculative) >= 3, speculative
     assert all(state == "memory" for state, _, _ in speculative), speculative
-    assert all("3.40 tokens per step per sequence" in reason for _, reason, _ in speculative)
+    # The reason label names the effect with its number elided (a bounded label value); the
+    # 3.4 tokens per step is the gauge rooftop_decode_tokens_per_step_per_sequence, above.
+    assert all("x tokens per step per sequence" in reason for _, reason, _ in speculative)
     assert all(sol is not None and sol < 1.0 for _, _, sol in speculative), speculative
     # Prefix caching: prefill FLOPs counted from computed tokens, decode still memory-bound.
     assert len(prefix_cached) >= 3, prefix_cached
