@@ -14,6 +14,8 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from rooftop.dashboards.common import OVERVIEW_UID, ROOFLINE_UID
+from rooftop.dashboards.fleet import FLEET_UID, fleet_dashboard
+from rooftop.dashboards.fleet_rules import FLEET_RULES_FILE_NAME, fleet_rules_yaml
 from rooftop.dashboards.overview import overview_dashboard
 from rooftop.dashboards.prometheus_rules import RULES_FILE_NAME, RuleParameters, rules_yaml
 from rooftop.dashboards.roofline import roofline_dashboard
@@ -23,8 +25,13 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DASHBOARDS: dict[str, Callable[[], db.Dashboard]] = {
     f"{ROOFLINE_UID}.json": roofline_dashboard,
     f"{OVERVIEW_UID}.json": overview_dashboard,
+    f"{FLEET_UID}.json": fleet_dashboard,
 }
+NODE_DASHBOARDS = (f"{ROOFLINE_UID}.json", f"{OVERVIEW_UID}.json")
+"""The dashboards that read one Prometheus scraping rooftop; the fleet one reads a central
+store with the fleet rules (tests/live/test_fleet_simulation.py checks it there)."""
 RULES_RELATIVE_PATH = f"rules/{RULES_FILE_NAME}"
+FLEET_RULES_RELATIVE_PATH = f"rules/{FLEET_RULES_FILE_NAME}"
 
 
 def dashboard_json(builder: db.Dashboard) -> str:
@@ -36,6 +43,7 @@ def generated_files(params: RuleParameters | None = None) -> dict[str, str]:
     """Every generated file's text by its path relative to the ``dashboards/`` directory."""
     files = {name: dashboard_json(build()) for name, build in DASHBOARDS.items()}
     files[RULES_RELATIVE_PATH] = rules_yaml(params)
+    files[FLEET_RULES_RELATIVE_PATH] = fleet_rules_yaml()
     return files
 
 

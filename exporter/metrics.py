@@ -8,6 +8,7 @@ is skipped, so what is unknown is absent rather than zero.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -144,6 +145,27 @@ def _bound_states(snapshot: Snapshot) -> Iterator[Sample]:
             yield (target.gpu, target.uuid, target.engine, target.model, state), value
 
 
+_NUMBER = re.compile(
+    r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?:x\b|(?![\w.]))"
+)  # a free-standing number, or a factor such as 0.18x
+
+
+def reason_label(reason: str) -> str:
+    """The verdict's reason as a bounded label value: every number replaced by ``x``.
+
+    The classifier writes its reason with the live numbers ("DRAM 64% of peak bandwidth (≥ 60%),
+    batch 256.5, AI 207 < ridge 295"), and refreshes it every cycle while the state holds. As a
+    label value that would be a new series on every sample, for every GPU: unbounded churn in
+    every TSDB above the exporter. The label keeps the words and comparisons, which say which
+    rule decided and why ("DRAM x% of peak bandwidth (≥ x%), batch x, AI x < ridge x"); the
+    numbers are each their own gauge (``rooftop_gpu_dram_active_ratio``,
+    ``rooftop_arithmetic_intensity_flops_per_byte``, ...). Identifiers such as ``fp8`` or
+    ``h100`` keep their digits: only free-standing numbers (and factors such as ``0.18x``) are
+    replaced.
+    """
+    return _NUMBER.sub("x", reason)
+
+
 def _bound_info(snapshot: Snapshot) -> Iterator[Sample]:
     for target in snapshot.targets:
         if target.verdict is None:
@@ -157,7 +179,7 @@ def _bound_info(snapshot: Snapshot) -> Iterator[Sample]:
                 target.model,
                 verdict.state,
                 verdict.evidence,
-                verdict.reason,
+                reason_label(verdict.reason),
             ),
             1.0,
         )
@@ -695,7 +717,7 @@ METRICS: tuple[MetricDef, ...] = (
     MetricDef(
         "rooftop_gpu_bound_info",
         "info",
-        "The verdict with the evidence tier it rests on and a one-line reason.",
+        "The verdict with the evidence tier it rests on and a one-line reason (numbers as x).",
         "",
         (*TARGET_LABELS, "state", "evidence", "reason"),
         _bound_info,

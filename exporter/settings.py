@@ -223,6 +223,12 @@ class Settings(BaseSettings):
     demo_engines: int = Field(default=1, ge=1, le=64)
     demo_cycle_seconds: float = Field(default=120.0, ge=10, le=3600)
     demo_seed: int = 1
+    demo_gpu: str = "h100-sxm"
+    """Catalog id of the demo's simulated GPUs (an NVIDIA GPU: h100-sxm, h200, l40s, ...)."""
+    demo_model: str = "meta-llama/Llama-3.1-8B-Instruct"
+    """Catalog model the demo engines serve (Hugging Face id or catalog id)."""
+    demo_offset_seconds: float = Field(default=0.0, ge=0)
+    """Where in its load cycle the demo node starts, so several demo nodes differ in phase."""
 
     @field_validator("listen_address")
     @classmethod
@@ -245,6 +251,28 @@ class Settings(BaseSettings):
                 lookup_gpu(value)
             except UnknownGpuError as error:
                 raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("demo_gpu")
+    @classmethod
+    def _demo_gpu(cls, value: str) -> str:
+        from rooftop.classifiers.hardware import UnknownGpuError, lookup_gpu
+
+        try:
+            lookup_gpu(value)
+        except UnknownGpuError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("demo_model")
+    @classmethod
+    def _demo_model(cls, value: str) -> str:
+        from rooftop.classifiers.model_catalog import UnknownModelError, resolve_model_id
+
+        try:
+            resolve_model_id(value)
+        except UnknownModelError as error:
+            raise ValueError(str(error)) from None
         return value
 
     @field_validator("discover_ports", mode="before")

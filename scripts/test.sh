@@ -32,11 +32,12 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 #                 libcairo2 (`plan --plot FILE.png` through CairoSVG)
 #   full run:     build-essential (llama.cpp from source; cmake comes from PyPI with the sdist),
 #                 podman buildah skopeo umoci mmdebstrap uidmap fuse-overlayfs slirp4netns (the
-#                 image build), victoria-metrics (fleet test)
+#                 image build, scripts/build_image.sh; runc where crun cannot start
+#                 containers), victoria-metrics (fleet test)
 packages=(prometheus openssl chromium tmux libcairo2)
 if [ "$quick" -eq 0 ]; then
   packages+=(build-essential podman buildah skopeo umoci mmdebstrap uidmap fuse-overlayfs
-    slirp4netns victoria-metrics)
+    slirp4netns runc victoria-metrics)
 fi
 missing=()
 for package in "${packages[@]}"; do

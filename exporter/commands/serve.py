@@ -117,6 +117,20 @@ def register(subparsers: Any) -> None:
         help="length of the demo's load cycle (default 120)",
     )
     parser.add_argument(
+        "--demo-gpu", dest="demo_gpu", metavar="ID", help="catalog id of the demo's GPUs"
+    )
+    parser.add_argument(
+        "--demo-model", dest="demo_model", metavar="ID", help="catalog model the demo serves"
+    )
+    parser.add_argument(
+        "--demo-offset-seconds",
+        dest="demo_offset_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="where in its load cycle the demo starts (default 0)",
+    )
+    parser.add_argument("--demo-seed", dest="demo_seed", type=int, metavar="N")
+    parser.add_argument(
         "--replay",
         type=Path,
         metavar="FILE",
@@ -157,6 +171,10 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "demo_gpus",
         "demo_engines",
         "demo_cycle_seconds",
+        "demo_gpu",
+        "demo_model",
+        "demo_offset_seconds",
+        "demo_seed",
     )
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
@@ -319,14 +337,20 @@ def serve(
     before_cycle = None
     demo = None
     if settings.demo:
-        from rooftop.exporter.demo.node import DemoNode
+        from rooftop.exporter.demo.node import DemoConfigError, DemoNode
 
-        demo = DemoNode(
-            gpus=settings.demo_gpus,
-            engines=settings.demo_engines,
-            cycle_seconds=settings.demo_cycle_seconds,
-            seed=settings.demo_seed,
-        )
+        try:
+            demo = DemoNode(
+                gpus=settings.demo_gpus,
+                engines=settings.demo_engines,
+                cycle_seconds=settings.demo_cycle_seconds,
+                seed=settings.demo_seed,
+                gpu_id=settings.demo_gpu,
+                model_id=settings.demo_model,
+                offset_seconds=settings.demo_offset_seconds,
+            )
+        except DemoConfigError as error:
+            raise ConfigError(str(error)) from None
         demo.start()
         demo_engines = [
             EngineConfig(url=url, name=demo.engine_name(i), gpus=(demo.engine_gpu(i),))
@@ -339,9 +363,11 @@ def serve(
         process_stats = demo
         before_cycle = demo.advance
         log.info(
-            "demo node: %d simulated H100 SXM, %d simulated vLLM engine(s) at %s",
+            "demo node: %d simulated %s, %d simulated vLLM engine(s) serving %s at %s",
             settings.demo_gpus,
+            demo.gpu_spec.name,
             settings.demo_engines,
+            demo.model.name,
             ", ".join(demo.engine_urls()),
         )
     else:

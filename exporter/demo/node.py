@@ -1,4 +1,8 @@
-"""The demo node: the real pipeline against a simulated H100 SXM node serving Llama-3.1-8B.
+"""The demo node: the real pipeline against a simulated GPU node serving one model.
+
+By default an H100 SXM serving Llama-3.1-8B; ``gpu_id``/``model_id`` pick any NVIDIA GPU of the
+catalog and any catalog model that fits it in BF16 (a fleet of demo nodes with different GPUs,
+models and phases is how tests/live/test_fleet_simulation.py loads a real store).
 
 What is simulated: the GPUs (a fake NVML backend behind the same interface as the real one,
 its GPM readings generated from the roofline model each cycle), the engines' load (a local
@@ -16,8 +20,8 @@ import threading
 from dataclasses import dataclass, field
 
 from rooftop.classifiers.hardware import GpuSpec, lookup_gpu
-from rooftop.classifiers.model_catalog import lookup_model
-from rooftop.classifiers.models import ModelArchitecture
+from rooftop.classifiers.model_catalog import catalog_models, lookup_model, resolve_model_id
+from rooftop.classifiers.models import ModelArchitecture, kv_bytes_per_token, stored_weight_bytes
 from rooftop.exporter.demo.engine import DemoEngineServer, DemoEngineState
 from rooftop.exporter.demo.nvml_fake import FakeGpu, FakeNvmlBackend
 from rooftop.exporter.demo.scenario import DemoLoad, demo_load
@@ -28,6 +32,55 @@ DEMO_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 DEMO_KV_BLOCKS = 27_000
 """An 80 GB H100 at 0.9 memory utilisation holds ~56 GB of KV for Llama-3.1-8B in BF16:
 56e9 / (131072 B/token x 16 tokens/block) = ~27k blocks."""
+GPU_MEMORY_UTILIZATION = 0.9
+"""vLLM's default ``--gpu-memory-utilization``."""
+KV_BLOCK_TOKENS = 16
+HBM_BUS_WIDTH_BITS = 5120
+GDDR_BUS_WIDTH_BITS = 384
+
+
+class DemoConfigError(ValueError):
+    """A demo GPU or model that cannot be simulated; the message says what to pick instead."""
+
+
+def demo_kv_blocks(gpu: GpuSpec, model: ModelArchitecture) -> int:
+    """KV blocks an engine gets: ``(0.9 x memory - BF16 weights) / (KV bytes/token x 16)``.
+
+    H100 SXM (80e9 B) with Llama-3.1-8B: (72e9 - 16.06e9) / (131072 x 16) = ~26.7k blocks, the
+    figure behind :data:`DEMO_KV_BLOCKS`. Raises :class:`DemoConfigError` when the weights do
+    not fit.
+    """
+    memory = gpu.memory_bytes or 80e9
+    free = GPU_MEMORY_UTILIZATION * memory - stored_weight_bytes(model, "bf16")
+    per_block = kv_bytes_per_token(model, "bf16") * KV_BLOCK_TOKENS
+    if free < 1000 * per_block:
+        raise DemoConfigError(
+            f"{model.name} in BF16 does not fit on one {gpu.name} ({memory / 1e9:.0f} GB) with "
+            "room for KV: pick a smaller model or a larger GPU"
+        )
+    return int(free // per_block)
+
+
+def demo_fake_gpu(gpu: GpuSpec, uuid: str, index: int) -> FakeGpu:
+    """A fake NVML device that identifies as ``gpu`` and whose bus width x max memory clock
+    give the catalog's bandwidth (``clock = bandwidth x 8 / (2 x width)``), so the sampler's
+    NVML-versus-catalog check agrees with itself."""
+    if gpu.id == DEMO_GPU:  # the recorded H100 SXM5 figures the fake NVML defaults to
+        return FakeGpu(uuid=uuid, pci_bus_id=f"00000000:{0x18 + index:02X}:00.0")
+    width = (
+        GDDR_BUS_WIDTH_BITS if (gpu.memory_type or "").startswith("GDDR") else HBM_BUS_WIDTH_BITS
+    )
+    clock_mhz = round(gpu.memory_bandwidth_bytes_per_second * 8 / (2 * width) / 1e6)
+    memory = int(gpu.memory_bytes or 80e9)
+    return FakeGpu(
+        uuid=uuid,
+        name=gpu.nvml_names[0],
+        pci_device_id=gpu.pci_device_ids[0] if gpu.pci_device_ids else FakeGpu.pci_device_id,
+        pci_bus_id=f"00000000:{0x18 + index:02X}:00.0",
+        memory_total_bytes=memory,
+        max_memory_clock_mhz=clock_mhz,
+        memory_bus_width_bits=width,
+    )
 
 
 @dataclass
@@ -51,6 +104,13 @@ class DemoNode:
     engines: int = 1
     cycle_seconds: float = 120.0
     seed: int = 1
+    gpu_id: str = DEMO_GPU
+    """Catalog id of the simulated GPUs (an NVIDIA GPU with a BF16 peak)."""
+    model_id: str = DEMO_MODEL
+    """Catalog model the engines serve (a Hugging Face id or a catalog alias)."""
+    offset_seconds: float = 0.0
+    """Where in the load cycle the node starts (seconds), so nodes of a fleet differ in phase."""
+    kv_blocks: int = field(init=False)
     backend: FakeNvmlBackend = field(init=False)
     gpu_spec: GpuSpec = field(init=False)
     model: ModelArchitecture = field(init=False)
@@ -60,25 +120,38 @@ class DemoNode:
     _last_at: float | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.gpu_spec = lookup_gpu(DEMO_GPU)
-        self.model = lookup_model(DEMO_MODEL)
+        try:
+            self.gpu_spec = lookup_gpu(self.gpu_id)
+        except LookupError as error:
+            raise DemoConfigError(f"demo GPU {self.gpu_id!r}: {error}") from None
+        if self.gpu_spec.vendor != "nvidia" or not self.gpu_spec.nvml_names:
+            raise DemoConfigError(
+                f"demo GPU {self.gpu_id!r}: the demo simulates NVML, pick an NVIDIA GPU"
+            )
+        if "bf16" not in self.gpu_spec.peak_flops_per_second:
+            raise DemoConfigError(f"demo GPU {self.gpu_id!r}: the catalog has no BF16 peak")
+        try:
+            catalog_id = resolve_model_id(self.model_id)
+            self.model = lookup_model(catalog_id)
+        except LookupError as error:
+            raise DemoConfigError(f"demo model {self.model_id!r}: {error}") from None
+        # Engines report the Hugging Face id, as vLLM's model_name label does.
+        model_name = next(m.hf_id for m in catalog_models() if m.id == catalog_id)
+        default = self.gpu_id == DEMO_GPU and catalog_id == resolve_model_id(DEMO_MODEL)
+        self.kv_blocks = DEMO_KV_BLOCKS if default else demo_kv_blocks(self.gpu_spec, self.model)
         self.backend = FakeNvmlBackend(
             [
-                FakeGpu(
-                    uuid=self.gpu_uuid(index),
-                    name="NVIDIA H100 80GB HBM3",
-                    pci_bus_id=f"00000000:{0x18 + index:02X}:00.0",
-                )
+                demo_fake_gpu(self.gpu_spec, self.gpu_uuid(index), index)
                 for index in range(self.gpus)
             ]
         )
         for index in range(self.engines):
-            state = DemoEngineState(DEMO_MODEL, num_gpu_blocks=DEMO_KV_BLOCKS)
+            state = DemoEngineState(model_name, num_gpu_blocks=self.kv_blocks)
             self._engines.append(
                 _DemoEngine(
                     state=state,
                     server=DemoEngineServer(state, self._lock),
-                    offset_seconds=self.cycle_seconds * index / self.engines,
+                    offset_seconds=self.offset_seconds + self.cycle_seconds * index / self.engines,
                     rng=random.Random(self.seed * 1000 + index),
                 )
             )
@@ -119,7 +192,7 @@ class DemoNode:
                     self.cycle_seconds,
                     self.gpu_spec,
                     self.model,
-                    DEMO_KV_BLOCKS * engine.state.block_size,
+                    self.kv_blocks * engine.state.block_size,
                     engine.rng,
                 )
                 engine.load = load
@@ -157,7 +230,10 @@ class DemoNode:
                 kernel_busy=current.kernel_busy_ratio,
                 memory_controller_busy=current.memory_controller_busy_ratio,
                 power_watts=current.power_watts,
-                memory_used_bytes=int(74e9) if current.batch else int(72e9),
+                # 74 / 72 GB of an 80 GB H100 (busy / idle), scaled to the GPU's memory.
+                memory_used_bytes=int(
+                    (self.gpu_spec.memory_bytes or 80e9) / 80e9 * (74e9 if current.batch else 72e9)
+                ),
                 sm_clock_hz=1.98e9,
             )
 

@@ -63,6 +63,9 @@ INVALID: list[tuple[str, Any, str]] = [
     ("demo_engines", 100, "demo_engines"),
     ("demo_cycle_seconds", 5, "demo_cycle_seconds"),
     ("demo_seed", "seven", "demo_seed"),
+    ("demo_gpu", "h100-sxmm", "demo_gpu"),
+    ("demo_model", "no-such-model-xyz", "demo_model"),
+    ("demo_offset_seconds", -1, "demo_offset_seconds"),
     ("discovery_interval_seconds", 0.5, "discovery_interval_seconds"),
     ("kubelet_pod_resources_socket", 3.5, "kubelet_pod_resources_socket"),
 ]

@@ -176,7 +176,7 @@ def test_once_prints_the_table(
 ) -> None:
     assert main(["top", "--url", _url(exporter), "--once"]) == 0
     out = capsys.readouterr().out
-    for cell in ("vllm-0", MODEL, "150", "68%", "1.0 < 295", "memory", "DRAM 70% of peak"):
+    for cell in ("vllm-0", MODEL, "150", "68%", "1.0 < 295", "memory", "DRAM x% of peak"):
         assert cell in out, cell
     assert "GPU down" in out
     assert f"down: {DOWN_URL}" in out

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from rooftop.dashboards.common import INSTANCE_VAR, JOB_VAR
-from rooftop.dashboards.generate import generated_files
+from rooftop.dashboards.generate import NODE_DASHBOARDS, generated_files
 
 ACROSS_INSTANCES = re.compile(r"^(model|pod):")
 """Recording rules that aggregate per model or per pod, across instances: no instance label
@@ -67,6 +67,8 @@ def _ids(items: list[tuple[str, Any]]) -> list[str]:
 
 def test_every_dashboard_has_the_datasource_job_and_instance_variables() -> None:
     for name, dashboard in _dashboards().items():
+        if name not in NODE_DASHBOARDS:
+            continue
         variables = {v["name"]: v for v in dashboard["templating"]["list"]}
         datasource = variables.get("datasource")
         assert datasource is not None, name
@@ -114,7 +116,15 @@ def test_targets_follow_the_linter_rules(name: str, title: str, target: dict[str
         assert re.search(r"\b(rate|irate|increase)\s*\(\s*$", before), (
             f"{title}: counter {counter.group(1)} not aggregated with rate/increase: {expr}"
         )
-    # target-job-rule / target-instance-rule.
+    # target-job-rule / target-instance-rule, for the per-node dashboards. The fleet
+    # dashboard reads cluster-level rules from a central store: every selector filters
+    # the cluster variable instead (there is no one job or instance to pick).
+    if name not in NODE_DASHBOARDS:
+        fleet_selectors = re.findall(r"[a-z_:]*rooftop_[a-z0-9_:]+\s*\{([^}]*)\}", expr)
+        assert fleet_selectors or "vector(" in expr, f"{title}: no rooftop selector in {expr}"
+        for matchers in fleet_selectors:
+            assert 'cluster=~"$cluster"' in matchers, f"{title}: no cluster filter in {expr}"
+        return
     selectors = SELECTOR.findall(expr)
     assert selectors, f"{title}: no rooftop selector in {expr}"
     for metric, matchers in selectors:

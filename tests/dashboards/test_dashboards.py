@@ -24,8 +24,10 @@ from rooftop.dashboards.common import (
     VARIABLE_NAMES,
     substitute_variables,
 )
+from rooftop.dashboards.fleet import FLEET_UID
 from rooftop.dashboards.generate import (
     DASHBOARDS,
+    NODE_DASHBOARDS,
     PACKAGE_DIR,
     dashboard_json,
     generated_files,
@@ -61,10 +63,16 @@ def _recording_labels() -> dict[str, set[str]]:
 KNOWN_SERIES = {**METRIC_LABELS, **_recording_labels()}
 
 
-def _dashboards() -> dict[str, dict[str, Any]]:
+def _all_dashboards() -> dict[str, dict[str, Any]]:
     return {
         name: json.loads(text) for name, text in generated_files().items() if name.endswith(".json")
     }
+
+
+def _dashboards() -> dict[str, dict[str, Any]]:
+    """The per-node dashboards (one Prometheus scraping rooftop); the fleet dashboard reads
+    fleet rules from a central store and has its own tests (test_fleet_dashboard.py)."""
+    return {name: d for name, d in _all_dashboards().items() if name in NODE_DASHBOARDS}
 
 
 def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
@@ -130,8 +138,8 @@ def test_rooftop_dashboards_command_writes_the_same_files(tmp_path: Path) -> Non
 
 
 def test_uids_titles_and_panel_ids_are_stable_and_unique() -> None:
-    dashboards = _dashboards()
-    assert {d["uid"] for d in dashboards.values()} == {ROOFLINE_UID, OVERVIEW_UID}
+    dashboards = _all_dashboards()
+    assert {d["uid"] for d in dashboards.values()} == {ROOFLINE_UID, OVERVIEW_UID, FLEET_UID}
     for name, dashboard in dashboards.items():
         assert name == f"{dashboard['uid']}.json"
         ids = [panel["id"] for panel in _panels(dashboard)]
@@ -140,7 +148,7 @@ def test_uids_titles_and_panel_ids_are_stable_and_unique() -> None:
 
 
 def test_panels_fit_the_grid_without_overlapping() -> None:
-    for name, dashboard in _dashboards().items():
+    for name, dashboard in _all_dashboards().items():
         boxes = []
         for panel in dashboard["panels"]:
             pos = panel["gridPos"]

@@ -37,6 +37,10 @@ RULES_FILE = REPO / "dashboards" / "rules" / "rooftop.rules.yaml"
 # Oldest Kubernetes these manifests promise (native sidecar era, internalTrafficPolicy GA) and
 # the newest schema set kubernetes-validate ships.
 K8S_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
+# The classic sidecar form is for clusters before native sidecars (1.28 alpha, 1.29 default):
+# its variants are validated against an older schema too, which has no container
+# restartPolicy field at all.
+CLASSIC_K8S_VERSIONS = ("1.25.0", *K8S_VERSIONS)
 
 KUSTOMIZATIONS = ("dcgm-node-local", "daemonset", "monitoring", "examples/vllm")
 GPU_OPTIONS = ("gpu/nvml", "gpu/dcgm", "gpu/engine-only")
@@ -46,6 +50,13 @@ SIDECAR_VARIANTS: dict[str, tuple[str, ...]] = {
     "nvml-process-mapping": ("sidecar", "gpu/nvml", "gpu/process-mapping"),
     "dcgm": ("sidecar", "gpu/dcgm"),
     "engine-only": ("sidecar", "gpu/engine-only"),
+    "classic-dcgm": ("sidecar", "gpu/dcgm", "sidecar-classic"),
+    "classic-nvml-process-mapping": (
+        "sidecar",
+        "gpu/nvml",
+        "gpu/process-mapping",
+        "sidecar-classic",
+    ),
 }
 
 # Values the downward API would give, to feed env vars with valueFrom to the settings loader.
@@ -232,13 +243,13 @@ def render(kubectl: str, directory: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
-def validate_object(obj: dict[str, Any]) -> None:
+def validate_object(obj: dict[str, Any], versions: tuple[str, ...] = K8S_VERSIONS) -> None:
     key = (obj.get("apiVersion"), obj.get("kind"))
     schema = CUSTOM_SCHEMAS.get(key)  # type: ignore[arg-type]
     if schema is not None:
         jsonschema.validate(obj, schema)
         return
-    for version in K8S_VERSIONS:
+    for version in versions:
         problem = None
         try:
             kubernetes_validate.validate(obj, version, strict=True)
@@ -262,9 +273,23 @@ def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
 
 
 def container(spec: dict[str, Any], name: str) -> dict[str, Any]:
-    matches = [c for c in spec["containers"] if c["name"] == name]
-    assert len(matches) == 1, f"expected one container {name!r}, got {spec['containers']}"
+    """The container ``name``, a regular one or an init container (native sidecars are those)."""
+    every = spec["containers"] + spec.get("initContainers", [])
+    matches = [c for c in every if c["name"] == name]
+    assert len(matches) == 1, f"expected one container {name!r}, got {every}"
     return matches[0]
+
+
+def names(containers: list[dict[str, Any]] | None) -> list[str]:
+    return [c["name"] for c in containers or []]
+
+
+def default_container(spec: dict[str, Any], annotations: dict[str, str]) -> str:
+    """The container ``kubectl logs/exec/attach`` pick without ``-c``: the pod annotation
+    ``kubectl.kubernetes.io/default-container`` if set, else ``spec.containers[0]``
+    (kubectl's podcmd.FindOrDefaultContainerByName; init containers are never the default)."""
+    name = annotations.get("kubectl.kubernetes.io/default-container")
+    return name if name else spec["containers"][0]["name"]
 
 
 def env_values(ctr: dict[str, Any]) -> dict[str, str]:
@@ -288,11 +313,31 @@ spec:
   template:
     metadata: {labels: {app: vllm}}
     spec:
+      initContainers:
+        - name: model-download
+          image: vllm/vllm-openai:v0.10.0
+          command: [huggingface-cli, download, Qwen/Qwen2.5-7B-Instruct]
       containers:
         - name: vllm
           image: vllm/vllm-openai:v0.10.0
           args: [--model=Qwen/Qwen2.5-7B-Instruct, --port=8000]
           ports: [{name: http, containerPort: 8000}]
+          resources: {limits: {nvidia.com/gpu: 1}}
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: offline-batch
+  labels: {app: offline-batch, rooftop.dev/sidecar: "true"}
+spec:
+  template:
+    metadata: {labels: {app: offline-batch}}
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: vllm
+          image: vllm/vllm-openai:v0.10.0
+          command: [python3, -m, vllm.entrypoints.openai.run_batch, -i, /in.jsonl, -o, /out.jsonl]
           resources: {limits: {nvidia.com/gpu: 1}}
 ---
 apiVersion: apps/v1
@@ -358,14 +403,27 @@ def test_kustomization_renders_valid_objects(kubectl: str, name: str) -> None:
 
 @pytest.mark.parametrize("variant", sorted(SIDECAR_VARIANTS))
 def test_sidecar_variant_renders_valid_objects(kubectl: str, tmp_path: Path, variant: str) -> None:
-    for obj in render_variant(kubectl, tmp_path, SIDECAR_VARIANTS[variant]):
-        validate_object(obj)
+    components = SIDECAR_VARIANTS[variant]
+    versions = CLASSIC_K8S_VERSIONS if "sidecar-classic" in components else K8S_VERSIONS
+    for obj in render_variant(kubectl, tmp_path, components):
+        validate_object(obj, versions)
+
+
+def test_native_sidecar_needs_a_container_restart_policy_field() -> None:
+    """The check above means something: a schema from before native sidecars rejects one."""
+    (vllm, *_) = yaml.safe_load_all(PLAIN_VLLM)
+    spec = pod_spec(vllm)
+    spec["initContainers"] = [{"name": "rooftop", "image": "rooftop", "restartPolicy": "Always"}]
+    kubernetes_validate.validate(vllm, "1.29.0", strict=True)
+    with pytest.raises(jsonschema.ValidationError, match="restartPolicy"):
+        kubernetes_validate.validate(vllm, "1.25.0", strict=True)
 
 
 def test_every_kustomization_directory_is_exercised() -> None:
     """A new kustomization or component under deploy/kubernetes must be added to the lists."""
     used = set(KUSTOMIZATIONS) | {c for combo in SIDECAR_VARIANTS.values() for c in combo}
     used |= {"podmonitor"}  # included by daemonset and examples/vllm
+    used |= {"kube-prometheus-stack"}  # test_kube_prometheus_stack_*
     present = {str(p.parent.relative_to(K8S)) for p in K8S.rglob("kustomization.yaml")}
     assert present == used
 
@@ -385,12 +443,25 @@ def test_sidecar_joins_the_engine_pod(kubectl: str, tmp_path: Path) -> None:
     objects = render_variant(kubectl, tmp_path, ("sidecar", "podmonitor"))
     deployments = {d["metadata"]["name"]: d for d in by_kind(objects, "Deployment")}
     router = pod_spec(deployments["router"])
-    assert [c["name"] for c in router["containers"]] == ["router"], "unlabelled: untouched"
+    assert names(router["containers"]) == ["router"], "unlabelled: untouched"
+    assert "initContainers" not in router
 
     vllm = deployments["vllm"]
     spec = pod_spec(vllm)
-    assert [c["name"] for c in spec["containers"]] == ["vllm", "rooftop"]
-    engine, rooftop = container(spec, "vllm"), container(spec, "rooftop")
+    # A native sidecar: first of the init containers (it starts before the model download and
+    # the engine), restartPolicy Always; the engine is still the only regular container.
+    assert names(spec["initContainers"]) == ["rooftop", "model-download"]
+    assert names(spec["containers"]) == ["vllm"]
+    engine, rooftop = container(spec, "vllm"), spec["initContainers"][0]
+    assert rooftop["restartPolicy"] == "Always"
+    assert "restartPolicy" not in spec["initContainers"][1], "the engine's init container kept"
+    annotations = vllm["spec"]["template"]["metadata"].get("annotations", {})
+    assert default_container(spec, annotations) == "vllm", "kubectl logs/exec reach the engine"
+
+    # The engine starts once rooftop listens: a startup probe on the always-200 /healthz.
+    assert rooftop["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "rooftop"}
+    probe = rooftop["startupProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] <= 60
 
     # The engine URL is on loopback, on the engine container's port.
     engines = json.loads(env_values(rooftop)["ROOFTOP_ENGINES"])
@@ -413,6 +484,77 @@ def test_sidecar_joins_the_engine_pod(kubectl: str, tmp_path: Path) -> None:
     assert "nvidia.com/gpu" not in str(rooftop.get("resources")), "a GPU request takes a GPU"
     assert rooftop["resources"]["requests"] == {"cpu": "50m", "memory": "64Mi"}
     assert not spec.get("shareProcessNamespace")
+
+
+def test_native_sidecar_lets_a_job_complete(kubectl: str, tmp_path: Path) -> None:
+    """In a Job the exporter must be a native sidecar: the kubelet stops it when the engine
+    exits, so the pod (and the Job) completes; a regular container would keep it running."""
+    objects = render_variant(kubectl, tmp_path, ("sidecar", "gpu/dcgm"))
+    (job,) = by_kind(objects, "Job")
+    spec = pod_spec(job)
+    assert spec["restartPolicy"] == "Never"
+    assert names(spec["containers"]) == ["vllm"]
+    assert names(spec["initContainers"]) == ["rooftop"]
+    rooftop = spec["initContainers"][0]
+    assert rooftop["restartPolicy"] == "Always"
+    assert "ROOFTOP_DCGM_URL" in env_values(rooftop), "the GPU option reaches Jobs too"
+    assert job["spec"]["template"]["metadata"]["labels"]["rooftop.dev/scrape"] == "true"
+
+
+def test_classic_sidecar_is_a_regular_container_after_the_engine(
+    kubectl: str, tmp_path: Path
+) -> None:
+    (tmp_path / "native").mkdir()
+    (tmp_path / "classic").mkdir()
+    native = {
+        d["metadata"]["name"]: d
+        for d in render_variant(kubectl, tmp_path / "native", SIDECAR_VARIANTS["dcgm"])
+        if d["kind"] == "Deployment"
+    }
+    classic = {
+        d["metadata"]["name"]: d
+        for d in render_variant(kubectl, tmp_path / "classic", SIDECAR_VARIANTS["classic-dcgm"])
+        if d["kind"] == "Deployment"
+    }
+    spec = pod_spec(classic["vllm"])
+    assert names(spec["containers"]) == ["vllm", "rooftop"]
+    assert names(spec["initContainers"]) == ["model-download"]
+    assert default_container(spec, {}) == "vllm"
+    moved = spec["containers"][1]
+    assert "restartPolicy" not in moved and "startupProbe" not in moved
+    # Everything else about the container is what the native form had, GPU option included.
+    expected = dict(pod_spec(native["vllm"])["initContainers"][0])
+    del expected["restartPolicy"], expected["startupProbe"]
+    assert moved == expected
+    assert_restricted(spec, moved)
+
+
+@pytest.mark.parametrize(
+    ("components", "message"),
+    [
+        (("gpu/dcgm",), "testing value"),  # a GPU option without the sidecar
+        (("sidecar", "sidecar-classic", "gpu/dcgm"), "testing value"),  # classic not last
+        (("sidecar-classic",), "testing value"),
+    ],
+)
+def test_components_in_the_wrong_order_fail_the_build(
+    kubectl: str, tmp_path: Path, components: tuple[str, ...], message: str
+) -> None:
+    (tmp_path / "engines.yaml").write_text(PLAIN_VLLM)
+    kustomization = {
+        "resources": ["engines.yaml"],
+        "components": [os.path.relpath(K8S / name, tmp_path) for name in components],
+    }
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    done = subprocess.run(
+        [kubectl, "kustomize", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0, done.stdout
+    assert message in done.stderr and "initContainers/0/name" in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("variant", sorted(SIDECAR_VARIANTS))
@@ -467,7 +609,8 @@ def rooftop_containers(kubectl: str, tmp_path: Path) -> list[tuple[str, dict[str
     for name in KUSTOMIZATIONS:
         for obj in render(kubectl, K8S / name):
             if obj["kind"] in ("Deployment", "DaemonSet"):
-                for ctr in pod_spec(obj)["containers"]:
+                spec = pod_spec(obj)
+                for ctr in spec["containers"] + spec.get("initContainers", []):
                     if ctr["name"] == "rooftop":
                         found.append((name, ctr))
     return found
@@ -569,11 +712,117 @@ def test_generated_copies_match_the_dashboards_package() -> None:
     assert not stale, f"run `python deploy/generate.py`; stale: {stale}"
 
 
-def test_prometheus_rule_holds_the_generated_rule_groups(kubectl: str) -> None:
-    (rule,) = by_kind(render(kubectl, K8S / "monitoring"), "PrometheusRule")
-    groups = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))["groups"]
-    assert rule["spec"]["groups"] == groups
-    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [("rooftop", RULES_FILE), ("rooftop-fleet", RULES_FILE.with_name("rooftop.fleet.rules.yaml"))],
+)
+def test_prometheus_rule_holds_the_generated_rule_groups(
+    kubectl: str, name: str, source: Path
+) -> None:
+    rules = {
+        r["metadata"]["name"]: r
+        for r in by_kind(render(kubectl, K8S / "monitoring"), "PrometheusRule")
+    }
+    assert sorted(rules) == ["rooftop", "rooftop-fleet"]
+    groups = yaml.safe_load(source.read_text(encoding="utf-8"))["groups"]
+    assert rules[name]["spec"]["groups"] == groups
+    assert rules[name]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+# --- kube-prometheus-stack discovery ------------------------------------------------------
+
+KPS = K8S / "kube-prometheus-stack"
+USER_SERVICE_MONITOR = """\
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: vllm-api
+  labels: {app.kubernetes.io/name: vllm}
+spec:
+  selector: {matchLabels: {app.kubernetes.io/name: vllm}}
+  endpoints: [{port: http}]
+"""
+
+
+def render_with_values(
+    kubectl: str, tmp_path: Path, values: dict[str, str] | None
+) -> subprocess.CompletedProcess[str]:
+    """The complete example plus a ServiceMonitor of the user's, under the component, with a
+    values object built from values.example.yaml (``None``: no values object at all)."""
+    resources = [os.path.relpath(K8S / "examples" / "vllm", tmp_path), "servicemonitor.yaml"]
+    (tmp_path / "servicemonitor.yaml").write_text(USER_SERVICE_MONITOR)
+    if values is not None:
+        example = yaml.safe_load((KPS / "values.example.yaml").read_text())
+        assert set(values) <= set(example["data"]), "only the documented keys"
+        example["data"].update(values)
+        (tmp_path / "values.yaml").write_text(yaml.safe_dump(example))
+        resources.insert(0, "values.yaml")
+    kustomization = {"resources": resources, "components": [os.path.relpath(KPS, tmp_path)]}
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    return subprocess.run(
+        [kubectl, "kustomize", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_kube_prometheus_stack_values_reach_every_rendered_object(
+    kubectl: str, tmp_path: Path
+) -> None:
+    done = render_with_values(
+        kubectl,
+        tmp_path,
+        {"release": "monitoring", "dashboardLabelValue": "yes", "dashboardFolder": "LLM serving"},
+    )
+    assert done.returncode == 0, done.stderr
+    objects = [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    monitoring = [o for o in objects if o["apiVersion"].startswith("monitoring.coreos.com/")]
+    kinds = sorted(o["kind"] for o in monitoring)
+    assert kinds == ["PodMonitor", "PrometheusRule", "PrometheusRule", "ServiceMonitor"]
+    for obj in monitoring:
+        assert obj["metadata"]["labels"]["release"] == "monitoring", obj["kind"]
+    dashboards = [o for o in by_kind(objects, "ConfigMap") if "dashboard" in o["metadata"]["name"]]
+    assert len(dashboards) == len(list((REPO / "dashboards").glob("*.json")))
+    for config_map in dashboards:
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "yes"
+        assert config_map["metadata"]["annotations"]["grafana_folder"] == "LLM serving"
+    # The values object is read, never applied; nothing else changed.
+    assert all(o["metadata"]["name"] != "rooftop-monitoring-values" for o in objects)
+    (deployment,) = by_kind(objects, "Deployment")
+    assert "release" not in deployment["metadata"]["labels"]
+    for obj in objects:
+        if obj["kind"] != "ServiceMonitor":  # no strict schema for it here
+            validate_object(obj)
+
+
+def test_kube_prometheus_stack_defaults_match_the_chart_defaults(
+    kubectl: str, tmp_path: Path
+) -> None:
+    """Without the component the objects already carry the chart's defaults; the example
+    values file states the same defaults."""
+    objects = render(kubectl, K8S / "examples" / "vllm")
+    example = yaml.safe_load((KPS / "values.example.yaml").read_text())["data"]
+    assert example == {
+        "release": "kube-prometheus-stack",
+        "dashboardLabelValue": "1",
+        "dashboardFolder": "rooftop",
+    }
+    for obj in objects:
+        if obj["apiVersion"].startswith("monitoring.coreos.com/"):
+            assert obj["metadata"]["labels"]["release"] == example["release"]
+        if obj["kind"] == "ConfigMap":
+            assert obj["metadata"]["labels"]["grafana_dashboard"] == example["dashboardLabelValue"]
+            assert obj["metadata"]["annotations"]["grafana_folder"] == example["dashboardFolder"]
+
+
+def test_kube_prometheus_stack_without_values_names_what_is_missing(
+    kubectl: str, tmp_path: Path
+) -> None:
+    done = render_with_values(kubectl, tmp_path, None)
+    assert done.returncode != 0
+    assert "rooftop-monitoring-values" in done.stderr, done.stderr
 
 
 def test_dashboard_configmaps_hold_the_committed_json_exactly(kubectl: str) -> None:
@@ -597,7 +846,7 @@ def test_example_is_complete_and_in_one_namespace(kubectl: str) -> None:
     objects = render(kubectl, K8S / "examples" / "vllm")
     kinds = sorted(obj["kind"] for obj in objects)
     assert kinds == sorted(
-        ["Namespace", "Deployment", "Service", "PodMonitor", "PrometheusRule"]
+        ["Namespace", "Deployment", "Service", "PodMonitor", "PrometheusRule", "PrometheusRule"]
         + ["ConfigMap"] * len(list((REPO / "dashboards").glob("*.json")))
     )
     namespaced = [obj for obj in objects if obj["kind"] != "Namespace"]

@@ -574,6 +574,9 @@ INVALID_SETTINGS: list[tuple[str, object, str]] = [
     ("demo_engines", 65, "demo_engines"),
     ("demo_cycle_seconds", 1, "demo_cycle_seconds"),
     ("demo_seed", "abc", "demo_seed"),
+    ("demo_gpu", "no-such-gpu", "demo_gpu"),
+    ("demo_model", "no-such-model-xyz", "demo_model"),
+    ("demo_offset_seconds", -5, "demo_offset_seconds"),
     ("no_such_setting", 1, "no_such_setting"),
 ]
 
