@@ -6,8 +6,10 @@ file named by ``--config``, defaults. Unknown keys are rejected; a bad value nam
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +17,14 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -116,12 +125,50 @@ class EngineConfig(_Strict):
         return parts.netloc.rpartition("@")[2]  # never the userinfo: labels are public
 
 
+_GPU_UUID = re.compile(r"^(GPU|MIG)-[0-9A-Za-z][0-9A-Za-z-]*$")
+"""NVML's UUID forms: ``GPU-<hex groups>`` for a device, ``MIG-<...>`` for a MIG instance."""
+
+
+def _closest(word: str, known: Any, cutoff: float = 0.6) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known``, or nothing when none is close."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=cutoff)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class GpuOverride(_Strict):
     """Replace catalog peaks (datasheet or measured attainable ceilings) for a GPU."""
 
     peak_flops_per_second: dict[str, float] | None = None
+    """Dense peak FLOP/s by dtype (``bf16``, ``fp8``, ...; aliases such as ``bfloat16`` too)."""
     memory_bandwidth_bytes_per_second: float | None = Field(default=None, gt=0)
     note: str = "configured override"
+
+    @field_validator("peak_flops_per_second")
+    @classmethod
+    def _peaks(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return None
+        from rooftop.classifiers.hardware import normalise_dtype
+
+        peaks: dict[str, float] = {}
+        for dtype, peak in value.items():
+            key = normalise_dtype(dtype)  # ValueError names the closest dtype
+            if not math.isfinite(peak) or peak <= 0:
+                raise ValueError(f"{dtype}: peak must be a positive FLOP/s figure, got {peak!r}")
+            if key in peaks:
+                raise ValueError(f"{dtype}: {key} is given twice (aliases of one dtype)")
+            peaks[key] = peak
+        return peaks
+
+    @model_validator(mode="after")
+    def _overrides_something(self) -> GpuOverride:
+        if not self.peak_flops_per_second and self.memory_bandwidth_bytes_per_second is None:
+            raise ValueError(
+                "an override needs peak_flops_per_second or memory_bandwidth_bytes_per_second"
+            )
+        if not self.note.strip():
+            raise ValueError("note must say where the figures come from")
+        return self
 
 
 class Settings(BaseSettings):
@@ -203,6 +250,31 @@ class Settings(BaseSettings):
                 raise ValueError(str(error)) from None
         return value
 
+    @field_validator("gpu_overrides")
+    @classmethod
+    def _overrides(cls, value: dict[str, GpuOverride]) -> dict[str, GpuOverride]:
+        """Keys are catalog ids or NVML UUIDs; an NVML name is taken as its catalog id. A key
+        that is neither would never match a GPU, so it is an error naming the closest id."""
+        from rooftop.classifiers.hardware import UnknownGpuError, closest_gpu_ids, lookup_gpu
+
+        keyed: dict[str, GpuOverride] = {}
+        for key, override in value.items():
+            if _GPU_UUID.match(key):
+                resolved = key
+            else:
+                try:
+                    resolved = lookup_gpu(key).id
+                except UnknownGpuError:
+                    closest = ", ".join(closest_gpu_ids(key))
+                    raise ValueError(
+                        f"{key!r} is neither a catalog GPU id nor a GPU UUID (GPU-...); "
+                        f"closest ids: {closest} (`rooftop gpus` lists them all)"
+                    ) from None
+            if resolved in keyed:
+                raise ValueError(f"{key!r}: {resolved} is overridden twice")
+            keyed[resolved] = override
+        return keyed
+
     @field_validator("discover_ports", mode="before")
     @classmethod
     def _ports(cls, value: Any) -> Any:
@@ -224,10 +296,20 @@ class Settings(BaseSettings):
     def _thresholds(cls, value: dict[str, float]) -> dict[str, float]:
         from rooftop.classifiers.verdict import VerdictThresholds
 
-        known = set(VerdictThresholds.__dataclass_fields__)
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(f"unknown threshold(s) {unknown}; known: {sorted(known)}")
+        known = set(VerdictThresholds.__dataclass_fields__) - {"hold_samples"}
+        for name in sorted(set(value) - known):
+            raise ValueError(
+                f"unknown threshold {name!r}{_closest(name, known)}; known: {sorted(known)}"
+                + (
+                    " (hold_samples is the verdict_hold_samples setting)"
+                    if name == "hold_samples"
+                    else ""
+                )
+            )
+        try:
+            VerdictThresholds(**value)  # type: ignore[arg-type]
+        except ValueError as error:
+            raise ValueError(str(error)) from None
         return value
 
     @classmethod
@@ -327,12 +409,23 @@ def load_settings(
         raise ConfigError(f"invalid configuration:\n  {error} (expected JSON)") from None
 
 
+def _known_keys(loc: tuple[int | str, ...]) -> tuple[str, ...]:
+    """The field names of the model that holds the key at ``loc``."""
+    model: type[BaseModel] = Settings
+    if len(loc) >= 3 and loc[0] == "engines":
+        model = GenericEngineConfig if len(loc) >= 4 and loc[2] == "generic" else EngineConfig
+    elif len(loc) >= 3 and loc[0] == "gpu_overrides":
+        model = GpuOverride
+    return tuple(model.model_fields)
+
+
 def describe_validation_error(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
         where = ".".join(str(part) for part in problem["loc"]) or "settings"
-        message = problem["msg"]
+        message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "extra_forbidden":
-            message = "unknown setting (check the spelling; see `rooftop serve --help`)"
+            hint = _closest(str(problem["loc"][-1]), _known_keys(problem["loc"]))
+            message = f"unknown setting{hint} (docs/configuration.md lists every key)"
         lines.append(f"{where}: {message}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
