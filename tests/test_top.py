@@ -21,6 +21,7 @@ import pytest
 
 from rooftop.exporter.cli import main
 from rooftop.exporter.collector import ExpositionCache
+from rooftop.exporter.commands.top import metrics_url
 from rooftop.exporter.server import ExporterHTTPServer
 from rooftop.exporter.top import (
     NotRooftopError,
@@ -191,8 +192,32 @@ def test_once_marks_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
 def test_url_that_is_not_rooftop(
     exporter: ExporterHTTPServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["top", "--url", _url(exporter, "/"), "--once"]) == 1
+    assert main(["top", "--url", _url(exporter, "/healthz"), "--once"]) == 1
     assert "not a rooftop exporter" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", ["", "/"])
+def test_base_url_reads_metrics(
+    exporter: ExporterHTTPServer, capsys: pytest.CaptureFixture[str], path: str
+) -> None:
+    """The README's `rooftop top --url http://localhost:9753` form: /metrics is appended."""
+    assert main(["top", "--url", _url(exporter, path), "--once"]) == 0
+    out = capsys.readouterr().out
+    assert "vllm-0" in out and f"{_url(exporter)}" in out
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("http://localhost:9753", "http://localhost:9753/metrics"),
+        ("http://localhost:9753/", "http://localhost:9753/metrics"),
+        ("https://h:1/?x=1", "https://h:1/metrics?x=1"),
+        ("http://h:1/metrics", "http://h:1/metrics"),
+        ("http://proxy/rooftop/node-1/metrics", "http://proxy/rooftop/node-1/metrics"),
+    ],
+)
+def test_metrics_url(given: str, expected: str) -> None:
+    assert metrics_url(given) == expected
 
 
 def test_engine_url_is_not_rooftop(capsys: pytest.CaptureFixture[str]) -> None:
@@ -231,7 +256,7 @@ def test_nothing_listening(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--url", "localhost:9753"], "is not an http(s) URL"),
+        (["--url", "localhost:9753"], "did you mean http://localhost:9753?"),
         (["--interval", "0"], "--interval"),
         (["--ca-file", "/nonexistent/ca.pem"], "--ca-file"),
     ],

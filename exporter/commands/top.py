@@ -53,7 +53,9 @@ def register(subparsers: Any) -> None:
         f"the password in ${PASSWORD_ENV} (asked for on a terminal when unset).",
     )
     parser.add_argument(
-        "--url", default=DEFAULT_URL, help="the exporter's metrics URL (default %(default)s)"
+        "--url",
+        default=DEFAULT_URL,
+        help="the exporter's URL; /metrics is added to a base URL (default %(default)s)",,
     )
     parser.add_argument(
         "--interval",
@@ -160,16 +162,23 @@ def _authorization(args: argparse.Namespace) -> str | None:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def _check_url(url: str) -> None:
+def metrics_url(url: str) -> str:
+    """The ``/metrics`` URL for ``url``: an exporter's base URL (``http://host:9753`` or with a
+    trailing ``/``) gets ``/metrics`` appended; any other path is used as given (a proxy may
+    serve the exposition elsewhere). Raises ValueError for anything but an http(s) URL."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"--url {url!r} is not an http(s) URL such as {DEFAULT_URL}")
+        hint = f" (did you mean http://{url}?)" if "://" not in url else ""
+        raise ValueError(f"--url {url!r} is not an http(s) URL such as {DEFAULT_URL}{hint}")
+    if parts.path in ("", "/"):
+        parts = parts._replace(path="/metrics")
+    return urllib.parse.urlunsplit(parts)
 
 
 def run(args: argparse.Namespace) -> int:
     console = Console()
     try:
-        _check_url(args.url)
+        url = metrics_url(args.url)
         if not 0.1 <= args.interval <= 3600:
             raise ValueError(f"--interval {args.interval} must be between 0.1 and 3600 seconds")
         authorization = _authorization(args)
@@ -184,8 +193,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     def snapshot() -> Group:
-        text = fetch_metrics(args.url, args.timeout, authorization, context)
-        return render_table(parse_top(text), args.url)
+        text = fetch_metrics(url, args.timeout, authorization, context)
+        return render_table(parse_top(text), url)
 
     try:
         if args.once:
