@@ -55,7 +55,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--url",
         default=DEFAULT_URL,
-        help="the exporter's URL; /metrics is added to a base URL (default %(default)s)",,
+        help="the exporter's URL; /metrics is added to a base URL (default %(default)s)",
     )
     parser.add_argument(
         "--interval",
