@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rooftop.dashboards.generate import PACKAGE_DIR, stale_files, write_generated
+from rooftop.dashboards.prometheus_rules import DEFAULT_RUNBOOK_BASE_URL, RuleParameters
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,13 +27,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="write nothing; exit 1 when a file is missing or differs from what the code generates",
     )
+    parser.add_argument(
+        "--runbook-base-url",
+        default=DEFAULT_RUNBOOK_BASE_URL,
+        metavar="URL",
+        help="absolute URL of the alerts runbook (default %(default)s)",
+    )
     args = parser.parse_args(argv)
+    try:
+        params = RuleParameters(runbook_base_url=args.runbook_base_url)
+    except ValueError as error:
+        parser.error(str(error))
     if args.check:
-        stale = stale_files(args.output_dir)
+        stale = stale_files(args.output_dir, params)
         for relative in stale:
             print(f"stale: {args.output_dir / relative} (run `python -m rooftop.dashboards`)")
         return 1 if stale else 0
-    for path in write_generated(args.output_dir):
+    for path in write_generated(args.output_dir, params):
         print(f"wrote {path}")
     return 0
 

@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from rooftop.exporter.version import VERSION
+
 COMMAND_MODULES: tuple[str, ...] = (
     "serve",
     "probe",
@@ -27,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rooftop",
         description="Live roofline bottleneck monitor and Prometheus exporter for LLM inference.",
     )
+    parser.add_argument("--version", action="version", version=f"rooftop {VERSION}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"rooftop.exporter.commands.{name}")
