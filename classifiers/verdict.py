@@ -33,9 +33,12 @@ from dataclasses import dataclass, fields
 from typing import Literal, get_args
 
 __all__ = [
+    "CAUSES",
+    "CAUSE_DESCRIPTIONS",
     "EVIDENCE_LABELS",
     "STATES",
     "TIERS",
+    "Cause",
     "EvidenceLabel",
     "HysteresisState",
     "Tier",
@@ -52,9 +55,50 @@ Tier = Literal["gpm", "dcgm", "nvml", "none"]
 VerdictState = Literal["idle", "memory", "compute", "latency"]
 EvidenceLabel = Literal["gpm", "dcgm", "nvml", "model", "engine-only"]
 
+Cause = Literal[
+    "no_work",
+    "tensor_pipes",
+    "model_flops",
+    "intensity_above_ridge",
+    "dram_bandwidth",
+    "model_bandwidth",
+    "intensity_below_ridge",
+    "below_roofs",
+    "host_thread_saturated",
+    "no_roof_evidence",
+    "batch_above_ridge",
+    "batch_below_ridge",
+    "decode_presumed_memory",
+    "prefill_presumed_compute",
+    "unattributed",
+]
+"""Why the verdict is what it is, as a code from a fixed set: a bounded Prometheus label (the
+human ``reason`` sentence, with its numbers, is not a label: every new number would be a new
+series)."""
+
+CAUSE_DESCRIPTIONS: dict[Cause, str] = {
+    "no_work": "no tokens flow and the GPU is not busy",
+    "tensor_pipes": "tensor pipes at their compute threshold (hardware counters)",
+    "model_flops": "model FLOP/s near the compute roof (MFU)",
+    "intensity_above_ridge": "arithmetic intensity at or above the ridge point",
+    "dram_bandwidth": "DRAM bandwidth at its memory threshold (hardware counters)",
+    "model_bandwidth": "model bytes/s near the bandwidth roof (MBU)",
+    "intensity_below_ridge": "both roofs high; arithmetic intensity below the ridge point",
+    "below_roofs": "busy, but neither roof reached: launch, scheduler or communication bound",
+    "host_thread_saturated": "the engine's busiest thread saturates a CPU core: host bound",
+    "no_roof_evidence": "busy, with no counters, model or tokens to place it on the roofline",
+    "batch_above_ridge": "tokens per step at or above the ridge (engine-only estimate)",
+    "batch_below_ridge": "tokens per step below the ridge (engine-only estimate)",
+    "decode_presumed_memory": "decode with no ridge to compare with: presumed memory-bound",
+    "prefill_presumed_compute": "prefill only: presumed compute-bound",
+    "unattributed": "no finer cause than the state",
+}
+"""One fixed phrase per cause, for views that read the cause label (``rooftop top``)."""
+
 TIERS: tuple[Tier, ...] = get_args(Tier)
 STATES: tuple[VerdictState, ...] = get_args(VerdictState)
 EVIDENCE_LABELS: tuple[EvidenceLabel, ...] = get_args(EvidenceLabel)
+CAUSES: tuple[Cause, ...] = get_args(Cause)
 
 _PIPE_FIELDS = ("dram_active_ratio", "sm_active_ratio", "tensor_active_ratio")
 
@@ -133,12 +177,15 @@ class Verdict:
     Attributes:
         state: ``idle``, ``memory``, ``compute`` or ``latency``.
         evidence: what decided it: ``gpm``, ``dcgm``, ``nvml``, ``model`` or ``engine-only``.
-        reason: one human line with the numbers behind the state.
+        reason: one human line with the numbers behind the state (pages, ``probe``, logs;
+            never a label).
+        cause: what decided the state, a code from :data:`CAUSES` (a bounded label).
     """
 
     state: VerdictState
     evidence: EvidenceLabel
     reason: str
+    cause: Cause = "unattributed"
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
@@ -147,6 +194,8 @@ class Verdict:
             raise ValueError(
                 f"evidence must be one of {', '.join(EVIDENCE_LABELS)}, got {self.evidence!r}"
             )
+        if self.cause not in CAUSES:
+            raise ValueError(f"cause must be one of {', '.join(CAUSES)}, got {self.cause!r}")
 
 
 @dataclass(frozen=True)
@@ -301,14 +350,19 @@ def _qualifier(label: EvidenceLabel) -> str:
 
 
 def _finish(
-    state: VerdictState, label: EvidenceLabel, body: str, ev: VerdictEvidence, note: str = ""
+    state: VerdictState,
+    label: EvidenceLabel,
+    body: str,
+    ev: VerdictEvidence,
+    cause: Cause,
+    note: str = "",
 ) -> Verdict:
     reason = f"{state}: {body}{note}{_qualifier(label)}"
     if label == "engine-only":
         reason = f"engine-only evidence (no GPU counters, no model): {reason}"
     if ev.throttled:
         reason += "; clocks throttled (power/thermal cap lowers both roofs)"
-    return Verdict(state=state, evidence=label, reason=reason)
+    return Verdict(state=state, evidence=label, reason=reason, cause=cause)
 
 
 def _roof_verdict(
@@ -326,15 +380,25 @@ def _roof_verdict(
     if not (compute_high or memory_high):
         return None
 
+    ridge_decided = False
     if compute_high and memory_high:
         assert memory is not None
         if above_ridge is not None:
             state: VerdictState = "compute" if above_ridge else "memory"
+            ridge_decided = True
         else:
             margin = compute.margin if compute is not None else 0.0
             state = "compute" if margin >= memory.margin else "memory"
     else:
         state = "compute" if compute_high else "memory"
+    cause: Cause
+    if state == "compute":
+        cause = _SIGNAL_CAUSES[compute.name] if compute is not None else "intensity_above_ridge"
+        if ridge_decided:
+            cause = "intensity_above_ridge"
+    else:
+        assert memory is not None
+        cause = "intensity_below_ridge" if ridge_decided else _SIGNAL_CAUSES[memory.name]
 
     parts: list[str] = []
     if state == "compute":
@@ -353,7 +417,15 @@ def _roof_verdict(
             also = " also high" if compute_high else ""
             parts.append(f"{compute.name} {_pct(compute.value)}{also}")
         parts += _context(ev)
-    return _finish(state, label, ", ".join(parts), ev)
+    return _finish(state, label, ", ".join(parts), ev, cause)
+
+
+_SIGNAL_CAUSES: dict[str, Cause] = {
+    "DRAM": "dram_bandwidth",
+    "MBU": "model_bandwidth",
+    "tensor": "tensor_pipes",
+    "MFU": "model_flops",
+}
 
 
 def _engine_estimate(ev: VerdictEvidence, label: EvidenceLabel) -> Verdict:
@@ -380,16 +452,17 @@ def _engine_estimate(ev: VerdictEvidence, label: EvidenceLabel) -> Verdict:
             f"≈{_num(per_step)} tokens/step {relation} ridge {_num(ridge)} "
             f"(batch {ev.batch_size:g}, {rates}), presumed {state}-bound"
         )
-        return _finish(state, label, body, ev, note)
+        cause: Cause = "batch_above_ridge" if state == "compute" else "batch_below_ridge"
+        return _finish(state, label, body, ev, cause, note)
     if decode > 0:
         batch = f" at batch {ev.batch_size:g}" if ev.batch_size is not None else ""
         body = (
             f"decode {_num(decode)} tok/s{batch}, no ridge to compare with; "
             "decode presumed memory-bound"
         )
-        return _finish("memory", label, body, ev, note)
+        return _finish("memory", label, body, ev, "decode_presumed_memory", note)
     body = f"prefill only ({_num(prefill)} tok/s), presumed compute-bound"
-    return _finish("compute", label, body, ev, note)
+    return _finish("compute", label, body, ev, "prefill_presumed_compute", note)
 
 
 def classify(evidence: VerdictEvidence, thresholds: VerdictThresholds | None = None) -> Verdict:
@@ -405,7 +478,7 @@ def classify(evidence: VerdictEvidence, thresholds: VerdictThresholds | None = N
     if not flowing and (activity is None or activity < th.idle_busy_ratio):
         token_part = "no tokens" if tokens is not None else "no engine token counts"
         gpu_part = f"GPU {_pct(activity)} busy" if activity is not None else "no GPU activity seen"
-        return _finish("idle", label, f"{token_part} and {gpu_part}", ev)
+        return _finish("idle", label, f"{token_part} and {gpu_part}", ev, "no_work")
 
     memory = _memory_signal(ev, th)
     compute = _compute_signal(ev, th)
@@ -423,6 +496,11 @@ def classify(evidence: VerdictEvidence, thresholds: VerdictThresholds | None = N
         else:
             lead = f"GPU {_pct(activity or 0.0)} active"
         lows = [f"{s.name} {_pct(s.value)}" for s in (memory, compute) if s is not None]
+        latency_cause: Cause = "below_roofs"
+        if host is not None:
+            latency_cause = "host_thread_saturated"
+        elif not has_roof_signal:
+            latency_cause = "no_roof_evidence"
         if lows:
             body = f"{lead} but {', '.join(lows)}, no roof reached"
         elif has_roof_signal:
@@ -434,7 +512,7 @@ def classify(evidence: VerdictEvidence, thresholds: VerdictThresholds | None = N
         body += "".join(f", {part}" for part in _context(ev, skip=("intensity",)))
         if host is not None:
             body += f" ({host})"
-        return _finish("latency", label, body, ev)
+        return _finish("latency", label, body, ev, latency_cause)
 
     return _engine_estimate(ev, label)
 

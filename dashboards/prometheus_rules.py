@@ -187,12 +187,13 @@ SERVING = "engine {{ $labels.engine }} serving {{ $labels.model }}"
 
 
 def _verdict_reason(state: str) -> str:
-    """A template that looks the verdict's one-line reason up in rooftop_gpu_bound_info."""
+    """A template that looks the verdict's cause code up in rooftop_gpu_bound_info."""
     return (
         "{{ with printf "
         f'`rooftop_gpu_bound_info{{instance=%q,uuid=%q,engine=%q,state="{state}"}}` '
         "$labels.instance $labels.uuid $labels.engine | query }}"
-        "{{ range . }}{{ .Labels.reason }}{{ end }}{{ else }}no reason recorded{{ end }}"
+        "{{ range . }}{{ .Labels.cause }} ({{ .Labels.evidence }} evidence){{ end }}"
+        "{{ else }}no cause recorded{{ end }}"
     )
 
 
@@ -244,7 +245,7 @@ def alert_rules(params: RuleParameters) -> tuple[AlertRule, ...]:
             description=(
                 f"{WHERE}, {SERVING}, is neither memory- nor compute-bound although "
                 "{{ $value | humanize }} requests are running: the GPU waits on the host, on "
-                "launches or on synchronisation. Reason: " + _verdict_reason("latency") + "."
+                "launches or on synchronisation. Cause: " + _verdict_reason("latency") + "."
             ),
         ),
         AlertRule(
@@ -320,12 +321,12 @@ def alert_rules(params: RuleParameters) -> tuple[AlertRule, ...]:
 
 
 def _verdict_reason_any() -> str:
-    """The verdict state and its reason, whatever the state, from rooftop_gpu_bound_info."""
+    """The verdict state and its cause code, whatever the state, from rooftop_gpu_bound_info."""
     return (
         "{{ with printf "
         "`rooftop_gpu_bound_info{instance=%q,uuid=%q,engine=%q}` "
         "$labels.instance $labels.uuid $labels.engine | query }}"
-        "{{ range . }}{{ .Labels.state }} ({{ .Labels.reason }}){{ end }}"
+        "{{ range . }}{{ .Labels.state }} ({{ .Labels.cause }}){{ end }}"
         "{{ else }}none recorded{{ end }}"
     )
 

@@ -8,11 +8,14 @@ is skipped, so what is unknown is absent rather than zero.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from rooftop.classifiers.hardware import DTYPES
+from rooftop.classifiers.verdict import CAUSE_DESCRIPTIONS, CAUSES, EVIDENCE_LABELS, STATES, TIERS
 from rooftop.exporter.snapshot import EngineView, GpuView, Snapshot
 
 MetricType = Literal["gauge", "counter", "info"]
@@ -21,7 +24,85 @@ Sample = tuple[tuple[str, ...], float | None]
 GPU_LABELS = ("gpu", "uuid")
 ENGINE_LABELS = ("engine", "model")
 TARGET_LABELS = ("gpu", "uuid", "engine", "model")
-VERDICT_STATES = ("idle", "memory", "compute", "latency")
+VERDICT_STATES: tuple[str, ...] = STATES
+ARITHMETIC_INTENSITY_PHASES = ("decode", "prefill", "mix")
+GPU_MAPPING_LABELS = ("config", "discovered", "none")
+
+
+@dataclass(frozen=True)
+class LabelDef:
+    """What a label means and which values it can take: ``values`` when the set is fixed,
+    else ``one_per`` names the thing that bounds it (one value per GPU, per engine, ...).
+    No label carries a number or free text, so the series count stays bounded."""
+
+    meaning: str
+    values: tuple[str, ...] = ()
+    one_per: str = ""
+
+
+LABELS: dict[str, LabelDef] = {
+    "gpu": LabelDef(
+        "NVML index of the GPU; empty for an engine whose GPUs cannot be seen", (), "GPU"
+    ),
+    "uuid": LabelDef(
+        "NVML UUID of the GPU; empty for an engine whose GPUs cannot be seen", (), "GPU"
+    ),
+    "engine": LabelDef(
+        "the engine: its configured name, else the host:port of its metrics URL", (), "engine"
+    ),
+    "model": LabelDef("the model the engine reports serving (or the configured one)", (), "engine"),
+    "state": LabelDef("the bottleneck verdict", VERDICT_STATES),
+    "evidence": LabelDef("the evidence tier the verdict rests on", EVIDENCE_LABELS),
+    "cause": LabelDef("what decided the verdict (see the cause table below)", CAUSES),
+    "tier": LabelDef("the GPU telemetry tier the activity figures come from", TIERS),
+    "phase": LabelDef(
+        "decode, prefill, or the live mix of both weighted by their token rates (the "
+        "intensity the verdict compares with the ridge point)",
+        ARITHMETIC_INTENSITY_PHASES,
+    ),
+    "basis": LabelDef(
+        "model: from the architecture; observed: model FLOPs over the DRAM bytes counted",
+        ("model", "observed"),
+    ),
+    "dtype": LabelDef("the data type of a peak FLOP/s figure", DTYPES),
+    "compute_dtype": LabelDef("the dtype whose peak is this GPU's compute roof", DTYPES),
+    "reason": LabelDef(
+        "an NVML clock-event reason (gpu_idle, applications_clocks_setting, sw_power_cap, "
+        "hw_slowdown, sync_boost, sw_thermal_slowdown, hw_thermal_slowdown, "
+        "hw_power_brake_slowdown, display_clock_setting; bit_N for a bit NVML adds later)",
+        (),
+        "clock-event bit (at most 64)",
+    ),
+    "source": LabelDef(
+        "a source: nvml, dcgm, a discovery mechanism, or an engine by its engine label",
+        (),
+        "configured or discovered source",
+    ),
+    "kind": LabelDef("what the source is", ("gpu", "engine", "host", "discovery")),
+    "version": LabelDef("rooftop's version", (), "rooftop process"),
+    "demo": LabelDef("whether every series is simulated", ("true", "false")),
+    "name": LabelDef("the GPU's NVML product name", (), "GPU"),
+    "catalog_id": LabelDef("rooftop's catalog id for the GPU, or unknown", (), "GPU"),
+    "pci_device_id": LabelDef("the GPU's PCI device id (0x2330)", (), "GPU"),
+    "family": LabelDef("the engine adapter that recognised the exposition", (), "engine"),
+    "version_family": LabelDef("the engine release family the adapter recognised", (), "engine"),
+    "model_resolved": LabelDef("the catalog or config model the roofline uses", (), "engine"),
+    "weights": LabelDef("the weight format the roofline assumes", (), "engine"),
+    "kv_dtype": LabelDef("the KV-cache dtype the roofline assumes", (), "engine"),
+    "tensor_parallel": LabelDef("GPUs the engine shards the model over", (), "engine"),
+    "gpu_mapping": LabelDef(
+        "how the engine's GPUs were found (the reason, when none were, is on the landing page "
+        "and in the log)",
+        GPU_MAPPING_LABELS,
+    ),
+}
+"""Every label any metric carries. ``docs/metrics.md`` is generated from this and
+:data:`METRICS`; a test checks every exported value against it."""
+
+
+def mapping_label(mapping: str) -> str:
+    """The bounded ``gpu_mapping`` label for an engine's mapping sentence."""
+    return mapping if mapping in ("config", "discovered") else "none"
 
 
 @dataclass(frozen=True)
@@ -129,7 +210,7 @@ def _engine_info(snapshot: Snapshot) -> Iterator[Sample]:
                 engine.weights or "",
                 engine.kv_dtype or "",
                 str(engine.tensor_parallel),
-                engine.mapping,
+                mapping_label(engine.mapping),
             ),
             1.0,
         )
@@ -157,7 +238,7 @@ def _bound_info(snapshot: Snapshot) -> Iterator[Sample]:
                 target.model,
                 verdict.state,
                 verdict.evidence,
-                verdict.reason,
+                verdict.cause,
             ),
             1.0,
         )
@@ -172,6 +253,7 @@ def _arithmetic_intensity(snapshot: Snapshot) -> Iterator[Sample]:
         yield (*key, "decode", "model"), point.decode_arithmetic_intensity
         yield (*key, "decode", "observed"), point.decode_observed_arithmetic_intensity
         yield (*key, "prefill", "model"), point.prefill_arithmetic_intensity
+        yield (*key, "mix", "model"), point.workload_arithmetic_intensity
 
 
 def _achieved_flops(snapshot: Snapshot) -> Iterator[Sample]:
@@ -529,6 +611,15 @@ METRICS: tuple[MetricDef, ...] = (
         _per_engine(lambda e: e.requests_running),
     ),
     MetricDef(
+        "rooftop_engine_batch_size",
+        "gauge",
+        "Running requests averaged over the rate window: the batch the token rates, the "
+        "roofline and the verdict use.",
+        "",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.requests_running_mean),
+    ),
+    MetricDef(
         "rooftop_engine_requests_waiting",
         "gauge",
         "Requests queued.",
@@ -612,9 +703,10 @@ METRICS: tuple[MetricDef, ...] = (
     MetricDef(
         "rooftop_gpu_bound_info",
         "info",
-        "The verdict with the evidence tier it rests on and a one-line reason.",
+        "The verdict with the evidence tier it rests on and its cause code (the sentence with "
+        "the numbers is on the landing page, in `rooftop top` and in the log).",
         "",
-        (*TARGET_LABELS, "state", "evidence", "reason"),
+        (*TARGET_LABELS, "state", "evidence", "cause"),
         _bound_info,
     ),
     MetricDef(
@@ -645,7 +737,8 @@ METRICS: tuple[MetricDef, ...] = (
         "rooftop_arithmetic_intensity_flops_per_byte",
         "gauge",
         "Arithmetic intensity by phase; basis=model from the architecture, basis=observed from "
-        "model FLOPs over DRAM bytes the counters saw.",
+        "model FLOPs over DRAM bytes the counters saw; phase=mix is what the verdict compares "
+        "with the ridge.",
         "flops_per_byte",
         (*TARGET_LABELS, "phase", "basis"),
         _arithmetic_intensity,
@@ -720,5 +813,62 @@ def metric_reference_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _label_values(label: LabelDef) -> str:
+    if label.values:
+        return ", ".join(f"`{value}`" for value in label.values)
+    return f"one per {label.one_per}"
+
+
+def metrics_doc_markdown() -> str:
+    """``docs/metrics.md``: every metric with its label set, every label with its values."""
+    lines = [
+        "# Metrics and their labels",
+        "",
+        "Generated from `exporter/metrics.py` (`python -m rooftop.exporter.metrics --doc > "
+        "docs/metrics.md`); a test fails when this file is out of date.",
+        "",
+        "Every label is categorical and bounded: a fixed set of values, or one value per GPU, "
+        "engine or source. Numbers live in gauges, never in labels, and the verdict's "
+        "sentence (with its numbers) is on the landing page, in `rooftop top`, in "
+        "`rooftop probe` and in the log. A node with G GPUs and E engines exports a number of "
+        "series that depends on G, E and the sources only, never on time.",
+        "",
+        "## Metrics",
+        "",
+        "| metric | type | unit | labels |",
+        "| --- | --- | --- | --- |",
+    ]
+    for metric in METRICS:
+        kind = "gauge (info)" if metric.type == "info" else metric.type
+        labels = ", ".join(f"`{label}`" for label in metric.labels) or "—"
+        lines.append(f"| `{metric.name}` | {kind} | {metric.unit or '—'} | {labels} |")
+    lines += ["", "## Labels", "", "| label | values | meaning |", "| --- | --- | --- |"]
+    for name, label in LABELS.items():
+        lines.append(f"| `{name}` | {_label_values(label)} | {label.meaning} |")
+    lines += [
+        "",
+        "## Verdict causes",
+        "",
+        "The `cause` label of `rooftop_gpu_bound_info`:",
+        "",
+        "| cause | meaning |",
+        "| --- | --- |",
+    ]
+    for cause in CAUSES:
+        lines.append(f"| `{cause}` | {CAUSE_DESCRIPTIONS[cause]} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m rooftop.exporter.metrics",
+        description="Print the README's metric table, or docs/metrics.md with --doc.",
+    )
+    parser.add_argument("--doc", action="store_true", help="print docs/metrics.md")
+    args = parser.parse_args(argv)
+    sys.stdout.write(metrics_doc_markdown() if args.doc else metric_reference_markdown())
+    return 0
+
+
 if __name__ == "__main__":
-    sys.stdout.write(metric_reference_markdown())
+    sys.exit(main())

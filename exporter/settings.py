@@ -48,7 +48,7 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 _USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
@@ -73,13 +73,19 @@ class GenericEngineConfig(_Strict):
     generation_tokens: str
     """Counter of generated tokens (required)."""
     prompt_tokens: str | None = None
+    """Counter of prompt tokens."""
     requests_running: str | None = None
+    """Gauge of requests in the running batch."""
     requests_waiting: str | None = None
+    """Gauge of queued requests."""
     kv_usage_ratio: str | None = None
+    """Gauge of the KV cache's used share, 0-1."""
     kv_capacity_tokens: str | None = None
+    """Gauge of the KV cache's capacity in tokens."""
     model: str | None = None
     """The model's name when the exposition has no label for it."""
     model_label: str = "model_name"
+    """The label that carries the model's name."""
     label_filters: dict[str, str] = Field(default_factory=dict)
     """Only series carrying these label values are summed."""
 
@@ -88,6 +94,7 @@ class EngineConfig(_Strict):
     """One engine endpoint."""
 
     url: str
+    """The engine's Prometheus `/metrics` URL (`user:password@` is sent as basic auth)."""
     name: str | None = None
     """Label value for this engine; defaults to the URL's host:port."""
     family: str | None = None
@@ -95,13 +102,17 @@ class EngineConfig(_Strict):
     model: str | None = None
     """Catalog id, HF id or path to a ``config.json``; else the engine's model name."""
     weights: WeightFormatName | None = None
+    """Weight format, when the model's config does not say."""
     kv_dtype: KvDtypeName | None = None
+    """KV-cache dtype, when the engine does not say."""
     gpus: tuple[str, ...] | None = None
     """GPU UUIDs or indexes this engine runs on; discovered when unset."""
     tensor_parallel: int | None = Field(default=None, ge=1, le=1024)
+    """GPUs the model is sharded over; the number of its GPUs when unset."""
     pid: int | None = Field(default=None, ge=1)
     """The engine's main process, when discovery by port cannot see it."""
     generic: GenericEngineConfig | None = None
+    """Metric names of an in-house server (see `engines[].generic` below)."""
 
     @field_validator("url")
     @classmethod
@@ -141,7 +152,9 @@ class GpuOverride(_Strict):
     peak_flops_per_second: dict[str, float] | None = None
     """Dense peak FLOP/s by dtype (``bf16``, ``fp8``, ...; aliases such as ``bfloat16`` too)."""
     memory_bandwidth_bytes_per_second: float | None = Field(default=None, gt=0)
+    """Peak DRAM bandwidth."""
     note: str = "configured override"
+    """Where the figures come from (recorded as their source)."""
 
     @field_validator("peak_flops_per_second")
     @classmethod
@@ -175,25 +188,37 @@ class Settings(BaseSettings):
     """Everything ``rooftop serve`` needs. Field names carry their units."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ROOFTOP_", frozen=True, extra="forbid", populate_by_name=True
+        env_prefix="ROOFTOP_",
+        frozen=True,
+        extra="forbid",
+        populate_by_name=True,
+        use_attribute_docstrings=True,
     )
 
     listen_address: str = Field(default=f":{DEFAULT_PORT}")
     """``host:port`` or ``:port`` (all interfaces)."""
     interval_seconds: float = Field(default=1.0, ge=0.05, le=300)
+    """Seconds between sampler cycles (every source polled once per cycle)."""
     rate_window_seconds: float = Field(default=5.0, gt=0, le=3600)
     """Token rates are computed over this much history (at least two samples)."""
     # NoDecode: ROOFTOP_ENGINES / ROOFTOP_DISCOVER_PORTS take comma lists (or JSON, see below).
     engines: Annotated[tuple[EngineConfig, ...], NoDecode] = ()
+    """Engine endpoints to read (see `engines[]` below); bare URLs are accepted."""
     discover_engines: bool = True
     """With no engine configured, probe ``discover_ports`` on localhost."""
     discover_ports: Annotated[tuple[int, ...], NoDecode] = DEFAULT_ENGINE_PORTS
+    """Localhost ports probed for an engine: vLLM/trtllm-serve, SGLang, llama.cpp/TGI,
+    TGI launcher, LMDeploy."""
     engine_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    """Deadline for one engine scrape: connect, headers and body."""
     engine_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """An engine exposition larger than this is refused (that engine is down)."""
     engine_max_series: int = Field(default=50_000, ge=100)
+    """An engine exposition with more series than this is refused (that engine is down)."""
     nvml: bool = True
     """Read local GPUs through NVML."""
     gpu_call_deadline_seconds: float = Field(default=2.0, gt=0, le=60)
+    """Deadline for one NVML call; a GPU that does not answer in time is down."""
     dcgm_url: str | None = None
     """A dcgm-exporter ``/metrics`` URL: the profiling tier for GPUs without GPM."""
     gpu_model: str | None = None
@@ -203,6 +228,7 @@ class Settings(BaseSettings):
     default_context_tokens: int = Field(default=1024, ge=1)
     """Context assumed per sequence when the engine does not say how much KV is resident."""
     verdict_hold_samples: int = Field(default=3, ge=1, le=1000)
+    """Hysteresis: a new verdict is published after this many consecutive samples."""
     verdict_thresholds: dict[str, float] = Field(default_factory=dict)
     """Overrides of ``classifiers.verdict.VerdictThresholds`` fields by name."""
     kubernetes_node_name: str | None = None
@@ -216,16 +242,23 @@ class Settings(BaseSettings):
     kubernetes_pod_name: str | None = None
     """Sidecar mode: this pod's name, to keep only its own GPUs' series from dcgm-exporter."""
     kubernetes_pod_namespace: str | None = None
+    """Sidecar mode: this pod's namespace (with `kubernetes_pod_name`)."""
     discovery_interval_seconds: float = Field(default=30.0, ge=1, le=3600)
     """How often engine discovery (Kubernetes pods) runs."""
     web_config_file: Path | None = None
     """Prometheus exporter web-config file (TLS, basic auth)."""
     max_concurrent_scrapes: int = Field(default=16, ge=1, le=1024)
+    """HTTP worker threads; further connections wait in the listen backlog."""
     demo: bool = False
+    """Serve a simulated H100 node running Llama-3.1-8B on vLLM (every series marked demo)."""
     demo_gpus: int = Field(default=1, ge=1, le=64)
+    """Simulated GPUs in demo mode."""
     demo_engines: int = Field(default=1, ge=1, le=64)
+    """Simulated engines in demo mode (engine i on GPU i mod demo_gpus)."""
     demo_cycle_seconds: float = Field(default=120.0, ge=10, le=3600)
+    """Length of the demo's scripted load cycle (idle, decode, prefill, host-bound)."""
     demo_seed: int = 1
+    """Seed of the demo's noise, so two runs show the same numbers."""
 
     @field_validator("listen_address")
     @classmethod

@@ -175,6 +175,7 @@ def golden_snapshot(sequence: int = 42) -> Snapshot:
             evidence="gpm",
             reason='memory: DRAM 70% of peak bandwidth (≥ 60%), tensor 2%, batch 1, "AI" 1.0 '
             "< ridge 295; clocks throttled (power/thermal cap lowers both roofs) \\ done",
+            cause="dram_bandwidth",
         ),
     )
     # The lost GPU with a down engine: no verdict (nothing is known), no roofline figures.
@@ -279,15 +280,18 @@ def test_unknown_values_are_absent_never_zero_or_nan() -> None:
     assert up == {"0": 1.0, "1": 0.0}
 
 
-def test_verdict_is_one_hot_and_its_reason_survives_escaping() -> None:
+def test_verdict_is_one_hot_and_carries_its_cause_code_not_its_sentence() -> None:
     snapshot = golden_snapshot()
-    families = _families(render_snapshot(snapshot).decode())
+    text = render_snapshot(snapshot).decode()
+    families = _families(text)
     bound = {labels["state"]: value for labels, value in families["rooftop_gpu_bound"]}
     assert bound == {state: float(state == "memory") for state in VERDICT_STATES}
     (info,) = families["rooftop_gpu_bound_info"]
     assert snapshot.targets[0].verdict is not None
-    assert info[0]["reason"] == snapshot.targets[0].verdict.reason
+    assert info[0]["cause"] == "dram_bandwidth"
     assert info[0]["evidence"] == "gpm"
+    assert "reason" not in info[0]
+    assert "DRAM 70%" not in text  # the sentence's numbers are never a label value
 
 
 def test_cache_renders_each_sequence_once_and_adds_age() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import bcrypt
 import pytest
 
+from rooftop.classifiers.verdict import CAUSE_DESCRIPTIONS
 from rooftop.exporter.cli import main
 from rooftop.exporter.collector import ExpositionCache
 from rooftop.exporter.commands.top import metrics_url
@@ -115,7 +116,7 @@ def _row(**values: Any) -> TopRow:
         "gpu_up": True,
         "state": None,
         "evidence": None,
-        "reason": None,
+        "cause": None,
         "prefill_tokens_per_second": None,
         "decode_tokens_per_second": None,
         "batch": None,
@@ -140,10 +141,12 @@ def test_format_intensity(ai: float | None, ridge: float | None, text: str) -> N
     assert format_intensity(row) == text
 
 
-def test_reason_drops_the_state_prefix_only() -> None:
-    assert reason_text(_row(state="memory", reason="memory: DRAM 70%")) == "DRAM 70%"
-    engine_only = "engine-only evidence (no GPU counters, no model): memory: decode 5 tok/s"
-    assert reason_text(_row(state="memory", reason=engine_only)) == engine_only
+def test_reason_is_the_cause_in_words() -> None:
+    row = _row(state="memory", evidence="gpm", cause="dram_bandwidth")
+    assert reason_text(row) == CAUSE_DESCRIPTIONS["dram_bandwidth"]
+    estimate = _row(state="memory", evidence="engine-only", cause="batch_below_ridge")
+    assert reason_text(estimate).endswith("[engine-only evidence]")
+    assert reason_text(_row(state="memory", cause="from_a_newer_rooftop")) == "from_a_newer_rooftop"
     assert reason_text(_row()) == ""
     assert verdict_text(_row()) == "–"
 
@@ -172,7 +175,7 @@ def test_once_prints_the_table(
 ) -> None:
     assert main(["top", "--url", _url(exporter), "--once"]) == 0
     out = capsys.readouterr().out
-    for cell in ("vllm-0", MODEL, "150", "68%", "1.0 < 295", "memory", "DRAM 70% of peak"):
+    for cell in ("vllm-0", MODEL, "150", "68%", "memory", "DRAM bandwidth at its memory"):
         assert cell in out, cell
     assert "GPU down" in out
     assert f"down: {DOWN_URL}" in out
