@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import random
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rooftop.classifiers.hardware import GpuSpec, lookup_gpu
@@ -51,6 +53,8 @@ class DemoNode:
     engines: int = 1
     cycle_seconds: float = 120.0
     seed: int = 1
+    clock: Callable[[], float] = time.monotonic
+    """The fake NVML's clock (GPM sample times); a test passes the sampler's fake clock."""
     backend: FakeNvmlBackend = field(init=False)
     gpu_spec: GpuSpec = field(init=False)
     model: ModelArchitecture = field(init=False)
@@ -70,7 +74,8 @@ class DemoNode:
                     pci_bus_id=f"00000000:{0x18 + index:02X}:00.0",
                 )
                 for index in range(self.gpus)
-            ]
+            ],
+            clock=self.clock,
         )
         for index in range(self.engines):
             state = DemoEngineState(DEMO_MODEL, num_gpu_blocks=DEMO_KV_BLOCKS)
