@@ -90,6 +90,10 @@ LABELS: dict[str, LabelDef] = {
     "weights": LabelDef("the weight format the roofline assumes", (), "engine"),
     "kv_dtype": LabelDef("the KV-cache dtype the roofline assumes", (), "engine"),
     "tensor_parallel": LabelDef("GPUs the engine shards the model over", (), "engine"),
+    "type": LabelDef(
+        "ECC error type: corrected (single-bit) or uncorrected (double-bit)",
+        ("corrected", "uncorrected"),
+    ),
     "gpu_mapping": LabelDef(
         "how the engine's GPUs were found (the reason, when none were, is on the landing page "
         "and in the log)",
@@ -196,6 +200,30 @@ def _gpu_clock_events(snapshot: Snapshot) -> Iterator[Sample]:
             continue
         for reason in view.reading.clock_event_reasons:
             yield (*_gpu_key(view), reason), 1.0
+
+
+def _gpu_ecc_errors(snapshot: Snapshot) -> Iterator[Sample]:
+    for view in snapshot.gpus:
+        if view.reading is None or not view.up:
+            continue
+        for kind, count in (
+            ("corrected", view.reading.ecc_corrected_errors_total),
+            ("uncorrected", view.reading.ecc_uncorrected_errors_total),
+        ):
+            if count is not None:
+                yield (*_gpu_key(view), kind), float(count)
+
+
+def _reading(field_name: str) -> Callable[[GpuView], float | None]:
+    """A reading field of an up GPU as a float (absent when down or unread)."""
+
+    def value(view: GpuView) -> float | None:
+        if view.reading is None or not view.up:
+            return None
+        raw = getattr(view.reading, field_name)
+        return None if raw is None else float(raw)
+
+    return value
 
 
 def _engine_info(snapshot: Snapshot) -> Iterator[Sample]:
@@ -550,6 +578,54 @@ METRICS: tuple[MetricDef, ...] = (
         "watts",
         GPU_LABELS,
         _per_gpu(lambda v: v.reading.power_limit_watts if v.reading and v.up else None),
+    ),
+    MetricDef(
+        "rooftop_gpu_temperature_celsius",
+        "gauge",
+        "GPU core temperature (nvmlDeviceGetTemperature).",
+        "celsius",
+        GPU_LABELS,
+        _per_gpu(_reading("temperature_celsius")),
+    ),
+    MetricDef(
+        "rooftop_gpu_memory_used_bytes",
+        "gauge",
+        "Device memory in use, all processes (nvmlDeviceGetMemoryInfo).",
+        "bytes",
+        GPU_LABELS,
+        _per_gpu(_reading("memory_used_bytes")),
+    ),
+    MetricDef(
+        "rooftop_gpu_energy_joules_total",
+        "counter",
+        "Energy the GPU used since the driver loaded (nvmlDeviceGetTotalEnergyConsumption).",
+        "joules",
+        GPU_LABELS,
+        _per_gpu(_reading("energy_joules_total")),
+    ),
+    MetricDef(
+        "rooftop_gpu_ecc_errors_total",
+        "counter",
+        "ECC errors since the driver loaded (volatile count), by type.",
+        "",
+        (*GPU_LABELS, "type"),
+        _gpu_ecc_errors,
+    ),
+    MetricDef(
+        "rooftop_gpu_xid_errors_total",
+        "counter",
+        "XID critical-error events seen since rooftop started watching the GPU.",
+        "",
+        GPU_LABELS,
+        _per_gpu(_reading("xid_errors_total")),
+    ),
+    MetricDef(
+        "rooftop_gpu_last_xid_code",
+        "gauge",
+        "The code of the latest XID event seen (79: fallen off the bus; 48: double-bit ECC).",
+        "",
+        GPU_LABELS,
+        _per_gpu(_reading("last_xid")),
     ),
     MetricDef(
         "rooftop_gpu_clock_event_active",

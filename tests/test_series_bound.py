@@ -49,7 +49,7 @@ def demo_pipeline() -> Iterator[tuple[Sampler, FakeClock]]:
         for i, url in enumerate(node.engine_urls())
     )
     settings = Settings(demo=True, engines=engines, rate_window_seconds=5.0)
-    nvml = NvmlSource(node.backend, settings.gpu_call_deadline_seconds)
+    nvml = NvmlSource(node.backend, settings.gpu_call_deadline_seconds, clock=clock)
     nvml.start()
     sampler = Sampler(
         settings,

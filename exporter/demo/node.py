@@ -144,6 +144,10 @@ class DemoNode:
                     busy[gpu] = load
         for gpu in range(self.gpus):
             current = busy.get(gpu)
+            fake = self.backend.gpu(gpu)
+            watts = current.power_watts if current is not None else fake.power_mw / 1000
+            fake.energy_mj += round(watts * max(0.0, elapsed) * 1000)
+            fake.temperature_c = round(34 + 40 * watts / 700)
             if current is None:
                 self.backend.set_activity(
                     gpu, sm_active=0, tensor_active=0, dram_active=0, kernel_busy=0

@@ -53,6 +53,15 @@ GPM_MIN_WINDOW_SECONDS = 0.1
 NVML_SUCCESS: int = int(pynvml.NVML_SUCCESS)
 CLOCK_SM: int = int(pynvml.NVML_CLOCK_SM)
 CLOCK_MEM: int = int(pynvml.NVML_CLOCK_MEM)
+TEMPERATURE_GPU: int = int(pynvml.NVML_TEMPERATURE_GPU)
+ECC_CORRECTED: int = int(pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED)
+ECC_UNCORRECTED: int = int(pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED)
+ECC_VOLATILE: int = int(pynvml.NVML_VOLATILE_ECC)
+"""Counts since the driver last loaded (dcgm-exporter's ``DCGM_FI_DEV_ECC_*_VOL_TOTAL``)."""
+XID_EVENT_TYPE: int = int(pynvml.nvmlEventTypeXidCriticalError)
+MAX_XID_EVENTS_PER_CYCLE = 64
+"""Events drained per GPU per cycle; more stay queued in the driver for the next cycle."""
+MILLIJOULES_PER_JOULE = 1000.0
 MIG_MODE_ENABLED: int = int(pynvml.NVML_DEVICE_MIG_ENABLE)
 
 
@@ -168,6 +177,15 @@ class MemoryInfo:
 
 
 @dataclass(frozen=True)
+class ComputeProcess:
+    """One entry of ``nvmlDeviceGetComputeRunningProcesses``."""
+
+    pid: int
+    used_gpu_memory_bytes: int | None
+    """``None`` where NVML cannot say (``NVML_VALUE_NOT_AVAILABLE``, e.g. without permission)."""
+
+
+@dataclass(frozen=True)
 class Utilization:
     """From ``nvmlDeviceGetUtilizationRates``, percent of the driver's sample period."""
 
@@ -208,7 +226,17 @@ class NvmlBackend(Protocol):
     def nvmlDeviceGetPowerUsage(self, handle: Any) -> int: ...
     def nvmlDeviceGetEnforcedPowerLimit(self, handle: Any) -> int: ...
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: Any) -> int: ...
-    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[int]: ...
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[ComputeProcess]: ...
+    def nvmlDeviceGetTemperature(self, handle: Any, sensor: int) -> int: ...
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: Any) -> int: ...
+    def nvmlDeviceGetTotalEccErrors(self, handle: Any, error_type: int, counter: int) -> int: ...
+    def nvmlEventSetCreate(self) -> Any: ...
+    def nvmlDeviceRegisterEvents(self, handle: Any, event_types: int, event_set: Any) -> None: ...
+    def nvmlEventSetWait(self, event_set: Any, timeout_ms: int) -> int | None:
+        """The XID of the next queued event, or ``None`` when none is queued."""
+        ...
+
+    def nvmlEventSetFree(self, event_set: Any) -> None: ...
     def nvmlDeviceGetMaxMigDeviceCount(self, handle: Any) -> int: ...
     def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: Any, index: int) -> Any: ...
     def nvmlDeviceGetGpuInstanceId(self, handle: Any) -> int: ...
@@ -280,8 +308,41 @@ class RealNvmlBackend:
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: Any) -> int:
         return int(pynvml.nvmlDeviceGetCurrentClocksEventReasons(handle))
 
-    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[int]:
-        return [int(p.pid) for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)]
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[ComputeProcess]:
+        return [
+            ComputeProcess(
+                pid=int(p.pid),
+                used_gpu_memory_bytes=(
+                    int(p.usedGpuMemory) if isinstance(p.usedGpuMemory, int) else None
+                ),
+            )
+            for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+        ]
+
+    def nvmlDeviceGetTemperature(self, handle: Any, sensor: int) -> int:
+        return int(pynvml.nvmlDeviceGetTemperature(handle, sensor))
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: Any) -> int:
+        return int(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+
+    def nvmlDeviceGetTotalEccErrors(self, handle: Any, error_type: int, counter: int) -> int:
+        return int(pynvml.nvmlDeviceGetTotalEccErrors(handle, error_type, counter))
+
+    def nvmlEventSetCreate(self) -> Any:
+        return pynvml.nvmlEventSetCreate()
+
+    def nvmlDeviceRegisterEvents(self, handle: Any, event_types: int, event_set: Any) -> None:
+        pynvml.nvmlDeviceRegisterEvents(handle, event_types, event_set)
+
+    def nvmlEventSetWait(self, event_set: Any, timeout_ms: int) -> int | None:
+        try:
+            data = pynvml.nvmlEventSetWait_v2(event_set, timeout_ms)
+        except pynvml.NVMLError_Timeout:
+            return None
+        return int(data.eventData)
+
+    def nvmlEventSetFree(self, event_set: Any) -> None:
+        pynvml.nvmlEventSetFree(event_set)
 
     def nvmlDeviceGetMaxMigDeviceCount(self, handle: Any) -> int:
         return int(pynvml.nvmlDeviceGetMaxMigDeviceCount(handle))
@@ -451,6 +512,11 @@ class _GpuState:
     gpm_supported: bool
     gpm_sample: Any = None
     gpm_sample_time: float | None = None
+    xid_events: Any = None
+    """This GPU's NVML event set for XID errors; ``None`` where XID events are unsupported."""
+    xid_errors: int = 0
+    """XID errors seen since rooftop started watching this GPU."""
+    last_xid: int | None = None
 
 
 _SYSTEM = -1
@@ -473,16 +539,18 @@ class _GpuCalls:
         self._notes = notes
         self._warned_functions = warned_functions
 
-    def get(self, name: str, *args: Any, absent_codes: Iterable[int] = ()) -> Any:
+    def get(self, name: str, *args: Any, absent_codes: Iterable[int] = (), ok: bool = False) -> Any:
         """Call ``backend.<name>(*args)``; the value, or None when the field is to be omitted.
 
         Raises :class:`_GpuDown` when the error means the GPU cannot be read at all.
         ``absent_codes`` are codes that, for this call, just mean "nothing there" (e.g.
-        ``NotFound`` for an empty MIG slot).
+        ``NotFound`` for an empty MIG slot). ``ok``: the call returns nothing; give True when
+        it succeeded.
         """
         self._job.current_call = name
         try:
-            return getattr(self._backend, name)(*args)
+            result = getattr(self._backend, name)(*args)
+            return True if ok else result
         except pynvml.NVMLError as error:
             code = int(error.value)
             if code in set(absent_codes):
@@ -602,6 +670,8 @@ class NvmlSource:
             raise NvmlUnavailableError(f"NVML could not count GPUs: {count}")
         for state in self._states.values():
             self._drop_gpm(state)
+            if state.xid_events is not None:
+                self._free_events(state.xid_events)
         self._states = {}
         self._undiscovered = {}
         self._device_count = count
@@ -647,6 +717,14 @@ class NvmlSource:
             bus_width = calls.get("nvmlDeviceGetMemoryBusWidth", handle)
             mig_mode = calls.get("nvmlDeviceGetMigMode", handle)
             gpm = calls.get("nvmlGpmQueryDeviceSupport", handle)
+            xid_events = calls.get("nvmlEventSetCreate")
+            if xid_events is not None:
+                registered = calls.get(
+                    "nvmlDeviceRegisterEvents", handle, XID_EVENT_TYPE, xid_events, ok=True
+                )
+                if registered is None:  # XID events unsupported here (vGPU, some MIG setups)
+                    self._free_events(xid_events)
+                    xid_events = None
             identity = GpuIdentity(
                 index=index,
                 uuid=str(uuid),
@@ -660,7 +738,9 @@ class NvmlSource:
                 memory_bus_width_bits=int(bus_width) if bus_width else None,
                 mig_mode_enabled=(mig_mode[0] == MIG_MODE_ENABLED) if mig_mode else None,
             )
-            return _GpuState(identity=identity, handle=handle, gpm_supported=bool(gpm))
+            return _GpuState(
+                identity=identity, handle=handle, gpm_supported=bool(gpm), xid_events=xid_events
+            )
 
         return work
 
@@ -692,6 +772,8 @@ class NvmlSource:
                 )
             for state in self._states.values():
                 self._drop_gpm(state)
+                if state.xid_events is not None:
+                    self._free_events(state.xid_events)
             self._states = {}
             self._undiscovered = {}
             self._device_count = count
@@ -755,7 +837,18 @@ class NvmlSource:
         limit_mw = calls.get("nvmlDeviceGetEnforcedPowerLimit", handle)
         memory: MemoryInfo | None = calls.get("nvmlDeviceGetMemoryInfo", handle)
         reasons = calls.get("nvmlDeviceGetCurrentClocksEventReasons", handle)
-        pids = calls.get("nvmlDeviceGetComputeRunningProcesses", handle)
+        processes: list[ComputeProcess] | None = calls.get(
+            "nvmlDeviceGetComputeRunningProcesses", handle
+        )
+        temperature = calls.get("nvmlDeviceGetTemperature", handle, TEMPERATURE_GPU)
+        energy_mj = calls.get("nvmlDeviceGetTotalEnergyConsumption", handle)
+        ecc_corrected = calls.get(
+            "nvmlDeviceGetTotalEccErrors", handle, ECC_CORRECTED, ECC_VOLATILE
+        )
+        ecc_uncorrected = calls.get(
+            "nvmlDeviceGetTotalEccErrors", handle, ECC_UNCORRECTED, ECC_VOLATILE
+        )
+        self._drain_xid_events(state, calls)
         mig = self._read_mig(state, calls) if identity.mig_mode_enabled else ()
 
         tier: TelemetryTier = "none"
@@ -778,7 +871,22 @@ class NvmlSource:
             power_limit_watts=limit_mw / MILLIWATTS_PER_WATT if limit_mw is not None else None,
             memory_used_bytes=memory.used_bytes if memory else None,
             clock_event_reasons=clock_event_reason_names(int(reasons)) if reasons else (),
-            compute_pids=tuple(sorted({int(p) for p in pids})) if pids else (),
+            compute_pids=tuple(sorted({p.pid for p in processes})) if processes else (),
+            process_memory_bytes=tuple(
+                sorted(
+                    (p.pid, p.used_gpu_memory_bytes)
+                    for p in processes or ()
+                    if p.used_gpu_memory_bytes is not None
+                )
+            ),
+            temperature_celsius=float(temperature) if temperature is not None else None,
+            energy_joules_total=(
+                energy_mj / MILLIJOULES_PER_JOULE if energy_mj is not None else None
+            ),
+            ecc_corrected_errors_total=ecc_corrected,
+            ecc_uncorrected_errors_total=ecc_uncorrected,
+            xid_errors_total=state.xid_errors if state.xid_events is not None else None,
+            last_xid=state.last_xid,
             mig_instances=mig,
             mig_supported=identity.mig_mode_enabled is not None,
             sm_active_ratio=gpm.get("sm_active_ratio"),
@@ -967,6 +1075,25 @@ class NvmlSource:
             error=reason,
         )
 
+    def _drain_xid_events(self, state: _GpuState, calls: _GpuCalls) -> None:
+        """Count the XID errors queued for this GPU since the last cycle (never blocks)."""
+        if state.xid_events is None:
+            return
+        for _ in range(MAX_XID_EVENTS_PER_CYCLE):
+            xid = calls.get("nvmlEventSetWait", state.xid_events, 0)
+            if xid is None:
+                return
+            state.xid_errors += 1
+            state.last_xid = int(xid)
+
+    def _free_events(self, event_set: Any) -> None:
+        if self._backend is None:
+            return
+        try:
+            self._backend.nvmlEventSetFree(event_set)
+        except pynvml.NVMLError as error:
+            log.debug("nvmlEventSetFree: %s", error)
+
     def _drop_gpm(self, state: _GpuState) -> None:
         if state.gpm_sample is not None:
             self._free_sample(state.gpm_sample)
@@ -1026,6 +1153,7 @@ __all__ = [
     "CLOCK_MEM",
     "CLOCK_SM",
     "GPM_METRICS",
+    "ComputeProcess",
     "ErrorAction",
     "GpmMetric",
     "GpmMetricValue",
