@@ -293,6 +293,43 @@ def sum_count(
     return (total, count)
 
 
+def histogram_buckets(
+    family: Metric | None,
+    where: Mapping[str, str] | None = None,
+    replica_labels: tuple[str, ...] = REPLICA_LABELS,
+) -> tuple[tuple[float, float], ...] | None:
+    """Cumulative ``(le, count)`` buckets of a histogram summed over its series, ``le``
+    ascending with ``+Inf`` last; ``None`` unless it is a histogram with a ``+Inf`` bucket.
+
+    Series with different bucket layouts are summed on the union of bounds, each series
+    contributing its count at the largest bound not above ``le`` (as if it had that bucket).
+    """
+    if family is None or family.type not in ("histogram", "gaugehistogram", "unknown"):
+        return None
+    per_series: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
+    for labels, value in series_values(family, "_bucket", where, replica_labels):
+        try:
+            bound = float(labels.pop("le"))
+        except (KeyError, ValueError):
+            continue
+        if math.isnan(bound):
+            continue
+        key = tuple(sorted((k, v) for k, v in labels.items() if k not in replica_labels))
+        per_series.setdefault(key, {})[bound] = value
+    series = [s for s in per_series.values() if math.inf in s]
+    if not series:
+        return None
+    bounds = sorted({bound for buckets in series for bound in buckets})
+    result = []
+    for bound in bounds:
+        total = 0.0
+        for buckets in series:
+            below = [b for b in buckets if b <= bound]
+            total += buckets[max(below)] if below else 0.0
+        result.append((bound, total))
+    return tuple(result)
+
+
 def label_values(family: Metric | None, label: str) -> list[str]:
     """Distinct non-empty values of ``label`` in a family, in order of first appearance."""
     if family is None:

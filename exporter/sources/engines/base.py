@@ -65,8 +65,20 @@ class EngineReading:
     # Latency histograms as (sum, count), cumulative: seconds.
     inter_token_latency_sum_count: tuple[float, float] | None = None
     time_to_first_token_sum_count: tuple[float, float] | None = None
+    # The same two histograms' cumulative buckets ``((le, count), ...)`` with ``le`` ascending
+    # and ``+Inf`` last, summed over series: the sampler windows them for quantiles.
+    inter_token_latency_buckets: tuple[tuple[float, float], ...] | None = None
+    time_to_first_token_buckets: tuple[tuple[float, float], ...] | None = None
     # Tokens per engine step (vLLM iteration_tokens_total histogram): (sum, count).
     iteration_tokens_sum_count: tuple[float, float] | None = None
+    preemptions_total: float | None = None
+    """Requests preempted (vLLM num_preemptions; SGLang retractions), cumulative."""
+    prefix_cache_queries_total: float | None = None
+    """Prompt tokens looked up in the prefix cache, cumulative (vLLM prefix_cache_queries)."""
+    prefix_cache_hits_total: float | None = None
+    """Of those, tokens found in the cache, cumulative (vLLM prefix_cache_hits)."""
+    prefix_cache_hit_ratio: float | None = None
+    """The engine's own hit-rate gauge, 0-1, where it exports one instead (SGLang)."""
     missing: tuple[str, ...] = field(default=())
     """Common quantities this exposition lacks, with a hint how to enable each where one exists.
 

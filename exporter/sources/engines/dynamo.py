@@ -29,6 +29,7 @@ from rooftop.exporter.sources.exposition import (
     first_label,
     first_value,
     get_family,
+    histogram_buckets,
     mean_values,
     present_families,
     sum_count,
@@ -118,6 +119,12 @@ class DynamoAdapter:
                 get_family(families, "dynamo_frontend_inter_token_latency_seconds")
             ),
             time_to_first_token_sum_count=sum_count(
+                get_family(families, "dynamo_frontend_time_to_first_token_seconds")
+            ),
+            inter_token_latency_buckets=histogram_buckets(
+                get_family(families, "dynamo_frontend_inter_token_latency_seconds")
+            ),
+            time_to_first_token_buckets=histogram_buckets(
                 get_family(families, "dynamo_frontend_time_to_first_token_seconds")
             ),
         )

@@ -21,6 +21,7 @@ from rooftop.exporter.sources.engines.base import (
 from rooftop.exporter.sources.exposition import (
     first_label,
     get_family,
+    histogram_buckets,
     mean_values,
     sum_count,
     sum_values,
@@ -75,4 +76,10 @@ class NimAdapter:
                 get_family(families, "inter_token_latency_seconds", "time_per_output_token_seconds")
             ),
             time_to_first_token_sum_count=sum_count(families.get("time_to_first_token_seconds")),
+            inter_token_latency_buckets=histogram_buckets(
+                get_family(families, "inter_token_latency_seconds", "time_per_output_token_seconds")
+            ),
+            time_to_first_token_buckets=histogram_buckets(
+                families.get("time_to_first_token_seconds")
+            ),
         )

@@ -25,6 +25,7 @@ from rooftop.exporter.sources.engines.base import (
 from rooftop.exporter.sources.exposition import (
     first_value,
     get_family,
+    histogram_buckets,
     label_values,
     mean_values,
     names_with_prefix,
@@ -120,6 +121,7 @@ class SglangAdapter:
         itl = get_family(
             families, "sglang:inter_token_latency_seconds", "sglang:time_per_output_token_seconds"
         )
+        ttft = get_family(families, "sglang:time_to_first_token_seconds")
         return build_reading(
             self.family,
             _version_family(families),
@@ -144,9 +146,11 @@ class SglangAdapter:
                 get_family(families, "sglang:estimated_write_bytes_per_gpu")
             ),
             inter_token_latency_sum_count=sum_count(itl),
-            time_to_first_token_sum_count=sum_count(
-                get_family(families, "sglang:time_to_first_token_seconds")
-            ),
+            time_to_first_token_sum_count=sum_count(ttft),
+            inter_token_latency_buckets=histogram_buckets(itl),
+            time_to_first_token_buckets=histogram_buckets(ttft),
+            preemptions_total=sum_values(get_family(families, "sglang:num_retractions"), "_count"),
+            prefix_cache_hit_ratio=mean_values(get_family(families, "sglang:cache_hit_rate")),
         )
 
 

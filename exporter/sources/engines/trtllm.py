@@ -33,6 +33,7 @@ from rooftop.exporter.sources.exposition import (
     first_label,
     first_value,
     get_family,
+    histogram_buckets,
     label_values,
     mean_values,
     present_families,
@@ -159,6 +160,12 @@ class TrtllmAdapter:
                 get_family(families, "trtllm_time_per_output_token_seconds")
             ),
             time_to_first_token_sum_count=sum_count(
+                get_family(families, "trtllm_time_to_first_token_seconds")
+            ),
+            inter_token_latency_buckets=histogram_buckets(
+                get_family(families, "trtllm_time_per_output_token_seconds")
+            ),
+            time_to_first_token_buckets=histogram_buckets(
                 get_family(families, "trtllm_time_to_first_token_seconds")
             ),
         )

@@ -31,6 +31,7 @@ from rooftop.exporter.sources.engines.base import (
 )
 from rooftop.exporter.sources.exposition import (
     get_family,
+    histogram_buckets,
     mean_values,
     names_with_prefix,
     preferred_label,
@@ -171,6 +172,7 @@ class VllmAdapter:
         itl_family = get_family(
             families, "vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"
         )
+        ttft_family = get_family(families, "vllm:time_to_first_token_seconds")
         return build_reading(
             self.family,
             _version_family(families),
@@ -194,8 +196,15 @@ class VllmAdapter:
                 get_family(families, "vllm:estimated_write_bytes_per_gpu")
             ),
             inter_token_latency_sum_count=sum_count(itl_family),
-            time_to_first_token_sum_count=sum_count(
-                get_family(families, "vllm:time_to_first_token_seconds")
+            time_to_first_token_sum_count=sum_count(ttft_family),
+            inter_token_latency_buckets=histogram_buckets(itl_family),
+            time_to_first_token_buckets=histogram_buckets(ttft_family),
+            preemptions_total=sum_values(get_family(families, "vllm:num_preemptions")),
+            prefix_cache_queries_total=sum_values(
+                get_family(families, "vllm:prefix_cache_queries", "vllm:gpu_prefix_cache_queries")
+            ),
+            prefix_cache_hits_total=sum_values(
+                get_family(families, "vllm:prefix_cache_hits", "vllm:gpu_prefix_cache_hits")
             ),
             iteration_tokens_sum_count=sum_count(
                 get_family(families, "vllm:iteration_tokens_total")
