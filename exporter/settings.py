@@ -324,6 +324,21 @@ class Settings(BaseSettings):
             return tuple({"url": item} if isinstance(item, str) else item for item in value)
         return value
 
+    @field_validator("engines")
+    @classmethod
+    def _engine_labels_unique(cls, value: tuple[EngineConfig, ...]) -> tuple[EngineConfig, ...]:
+        """Every engine's label (its ``engine=`` and ``source=`` value) names one engine."""
+        seen: dict[str, int] = {}
+        for position, engine in enumerate(value):
+            label = engine.label
+            if label in seen:
+                raise ValueError(
+                    f"engines {seen[label]} and {position} are both labelled {label!r}; "
+                    "give each a distinct name"
+                )
+            seen[label] = position
+        return value
+
     @field_validator("verdict_thresholds")
     @classmethod
     def _thresholds(cls, value: dict[str, float]) -> dict[str, float]:

@@ -327,6 +327,12 @@ TYPOS: list[tuple[str, dict[str, Any], str, str]] = [
         "peak_flops_per_second or memory_bandwidth_bytes_per_second",
     ),
     (
+        "two engines with one label",
+        {"engines": ["http://h:1/metrics", "http://h:1/other/metrics"]},
+        "engines",
+        "give each a distinct name",
+    ),
+    (
         "non-positive peak",
         {"gpu_overrides": {"h100-sxm": {"peak_flops_per_second": {"bf16": 0}}}},
         "gpu_overrides.h100-sxm.peak_flops_per_second",

@@ -14,7 +14,12 @@ from typing import Any
 
 from rooftop.exporter.collector import ExpositionCache
 from rooftop.exporter.sampler import GpuLocator, GpuSource, ProcessStatsProvider, Sampler
-from rooftop.exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
+from rooftop.exporter.server import (
+    ExporterHTTPServer,
+    SamplerHealth,
+    make_handler,
+    serve_in_thread,
+)
 from rooftop.exporter.settings import (
     DEFAULT_PORT,
     ConfigError,
@@ -34,6 +39,10 @@ from rooftop.exporter.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("rooftop")
 
+HEALTH_STALE_MIN_SECONDS = 60.0
+"""``/healthz`` fails once no snapshot is newer than this (or ten intervals, if longer): long
+enough for NVML's start-up deadline (30 s) and a slow engine, short enough that a liveness
+probe restarts a sampler that stopped publishing."""
 SCRAPE_GIL_SWITCH_SECONDS = 0.001
 
 
@@ -292,7 +301,11 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
         on_publish=cache.prepare,
     )
     host, port = listen_host_port(settings.listen_address)
-    handler = make_handler(cache, lambda: sampler.latest, web_config)
+    health = SamplerHealth(
+        lambda: sampler.latest,
+        stale_after_seconds=max(HEALTH_STALE_MIN_SECONDS, 10 * settings.interval_seconds),
+    )
+    handler = make_handler(cache, lambda: sampler.latest, web_config, health)
     ssl_context = web_config.ssl_context() if web_config is not None else None
     try:
         server = ExporterHTTPServer(
