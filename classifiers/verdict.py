@@ -48,6 +48,7 @@ __all__ = [
     "VerdictThresholds",
     "advance",
     "classify",
+    "held_verdict",
     "published",
 ]
 
@@ -70,6 +71,7 @@ Cause = Literal[
     "batch_below_ridge",
     "decode_presumed_memory",
     "prefill_presumed_compute",
+    "held",
     "unattributed",
 ]
 """Why the verdict is what it is, as a code from a fixed set: a bounded Prometheus label (the
@@ -91,6 +93,7 @@ CAUSE_DESCRIPTIONS: dict[Cause, str] = {
     "batch_below_ridge": "tokens per step below the ridge (engine-only estimate)",
     "decode_presumed_memory": "decode with no ridge to compare with: presumed memory-bound",
     "prefill_presumed_compute": "prefill only: presumed compute-bound",
+    "held": "the previous state is held until the new one lasts the hold samples (hysteresis)",
     "unattributed": "no finer cause than the state",
 }
 """One fixed phrase per cause, for views that read the cause label (``rooftop top``)."""
@@ -547,6 +550,25 @@ def advance(state: HysteresisState, observed: Verdict, hold_samples: int) -> Hys
         return HysteresisState(current=observed)
     return HysteresisState(
         current=state.current, candidate_state=observed.state, candidate_count=count
+    )
+
+
+def held_verdict(current: Verdict, observed: Verdict) -> Verdict:
+    """What to show for one cycle: the published state, told with this cycle's numbers.
+
+    While hysteresis holds ``current`` against a different ``observed`` state, ``current``'s
+    reason describes an older cycle: beside this cycle's token rates and SOL it would contradict
+    them (``idle`` next to 24 % of decode speed of light). The held verdict keeps the published
+    state, takes cause ``held`` and this cycle's evidence, and its reason says what this cycle
+    looks like. When the states agree, ``observed`` is returned as it is.
+    """
+    if observed.state == current.state:
+        return observed
+    return Verdict(
+        state=current.state,
+        evidence=observed.evidence,
+        reason=f"{current.state} (held by hysteresis; this cycle looks {observed.reason})",
+        cause="held",
     )
 
 

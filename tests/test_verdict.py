@@ -25,6 +25,7 @@ from rooftop.classifiers.verdict import (
     VerdictThresholds,
     advance,
     classify,
+    held_verdict,
     published,
 )
 
@@ -728,3 +729,14 @@ def test_numbers_never_reach_the_cause(
 def test_unknown_cause_is_rejected() -> None:
     with pytest.raises(ValueError, match="cause must be one of"):
         Verdict(state="idle", evidence="gpm", reason="x", cause="batch 409.8")  # type: ignore[arg-type]
+
+
+def test_held_verdict_tells_the_held_state_with_this_cycles_numbers() -> None:
+    idle = classify(VerdictEvidence(tier="gpm", dram_active_ratio=0.0, decode_tokens_per_second=0))
+    memory = classify(
+        VerdictEvidence(tier="gpm", dram_active_ratio=0.7, decode_tokens_per_second=150.0)
+    )
+    held = held_verdict(idle, memory)
+    assert held.state == "idle" and held.cause == "held" and held.evidence == "gpm"
+    assert "this cycle looks memory: DRAM 70%" in held.reason
+    assert held_verdict(memory, memory) is memory
