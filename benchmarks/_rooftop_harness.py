@@ -21,7 +21,7 @@ import sys
 import time
 
 from rooftop.exporter.collector import ExpositionCache
-from rooftop.exporter.commands.serve import SCRAPE_GIL_SWITCH_SECONDS, engine_sources
+from rooftop.exporter.commands.serve import SCRAPE_GIL_SWITCH_SECONDS
 from rooftop.exporter.demo.node import DemoNode
 from rooftop.exporter.sampler import Sampler
 from rooftop.exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
@@ -65,13 +65,11 @@ def main() -> int:
         node.advance(now)
         counters["simulation_cpu_seconds"] += time.thread_time() - started
 
-    sources = engine_sources(settings)
     sys.setswitchinterval(SCRAPE_GIL_SWITCH_SECONDS)  # as `rooftop serve` does
     cache = ExpositionCache(lambda: sampler.latest, time.time, monotonic=time.monotonic)
     sampler = Sampler(
         settings,
         nvml,
-        sources,
         process_stats=node,
         before_cycle=before_cycle,
         on_publish=cache.prepare,

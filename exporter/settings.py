@@ -34,6 +34,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from rooftop.exporter.sources.http import check_http_url
+
 DEFAULT_PORT = 9753
 DEFAULT_ENGINE_PORTS: tuple[int, ...] = (8000, 30000, 8080, 3000, 23333)
 """Ports probed on localhost when no engine is configured: vLLM and trtllm-serve (8000),
@@ -61,10 +63,8 @@ def redact_url(text: str) -> str:
 
 
 def _check_http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an http(s) URL such as http://127.0.0.1:8000/metrics")
-    return value
+    """The one place a configured URL (engine, dcgm-exporter) is validated."""
+    return check_http_url(value)
 
 
 class GenericEngineConfig(_Strict):

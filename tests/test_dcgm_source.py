@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from rooftop.exporter.settings import Settings
 from rooftop.exporter.sources.dcgm import (
     DcgmFetchError,
     DcgmParseError,
@@ -15,8 +16,8 @@ from rooftop.exporter.sources.dcgm import (
     merge_dcgm_activity,
     naming_era,
 )
-from rooftop.exporter.sources.engine import EngineFetchError
 from rooftop.exporter.sources.exposition import parse_exposition
+from rooftop.exporter.sources.http import FetchError
 from rooftop.exporter.telemetry import GpuIdentity, GpuReading, GpuSourceResult
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dcgm"
@@ -55,7 +56,7 @@ def test_fixtures_say_where_their_names_come_from() -> None:
 
 @pytest.mark.parametrize("text", [PRE_49, POST_49], ids=["4.8", "4.9"])
 def test_both_eras_give_the_same_base_units(text: str) -> None:
-    result = DcgmSource(URL, Served(text), clock=StepClock()).read()
+    result = DcgmSource(URL, Served(text), clock=StepClock()).poll()
     first, second = result.readings
     assert (first.uuid, first.index, first.tier, first.up) == (UUID0, 0, "dcgm", True)
     assert first.dram_active_ratio == pytest.approx(0.82)
@@ -75,7 +76,7 @@ def test_both_eras_give_the_same_base_units(text: str) -> None:
 
 
 def test_pre_49_units_convert() -> None:
-    first = DcgmSource(URL, Served(PRE_49), clock=StepClock()).read().readings[0]
+    first = DcgmSource(URL, Served(PRE_49), clock=StepClock()).poll().readings[0]
     assert first.sm_clock_hz == 1980e6  # MHz in 4.8
     assert first.memory_controller_busy_ratio == pytest.approx(0.61)  # percent in 4.8
     assert first.memory_used_bytes == 72704 * MIB  # MiB in 4.8
@@ -95,7 +96,7 @@ def test_blank_sentinels_never_reach_a_reading() -> None:
         f'DCGM_FI_DEV_POWER_USAGE{{gpu="0",UUID="{UUID0}"}} NaN\n'
         f'DCGM_FI_DEV_GPU_UTIL{{gpu="0",UUID="{UUID0}"}} 37\n'
     )
-    reading = DcgmSource(URL, Served(text), clock=StepClock()).read().readings[0]
+    reading = DcgmSource(URL, Served(text), clock=StepClock()).poll().readings[0]
     assert reading.dram_active_ratio is None
     assert reading.sm_active_ratio is None
     assert reading.power_watts is None
@@ -113,13 +114,13 @@ def test_blank_sentinels_never_reach_a_reading() -> None:
 def test_sm_clock_unit_told_by_magnitude(line: str, expected_hz: float) -> None:
     value = "1410" if line == "DCGM_FI_DEV_SM_CLOCK" else "1410000000"
     text = f'{line}{{gpu="0",UUID="{UUID0}"}} {value}\n'
-    reading = DcgmSource(URL, Served(text), clock=StepClock()).read().readings[0]
+    reading = DcgmSource(URL, Served(text), clock=StepClock()).poll().readings[0]
     assert reading.sm_clock_hz == expected_hz
 
 
 def test_a_ratio_field_in_percent_is_read_as_percent_with_a_note() -> None:
     text = f'DCGM_FI_DEV_GPU_UTIL_RATIO{{gpu="0",UUID="{UUID0}"}} 87\n'
-    result = DcgmSource(URL, Served(text), clock=StepClock()).read()
+    result = DcgmSource(URL, Served(text), clock=StepClock()).poll()
     assert result.readings[0].kernel_busy_ratio == pytest.approx(0.87)
     assert any("read as percent" in e for e in result.errors)
 
@@ -130,59 +131,59 @@ def test_mig_series_are_skipped_with_a_note() -> None:
         f'GPU_I_ID="7"}} 0.5\n'
         f'DCGM_FI_PROF_DRAM_ACTIVE{{gpu="1",UUID="{UUID1}"}} 0.25\n'
     )
-    result = DcgmSource(URL, Served(text), clock=StepClock()).read()
+    result = DcgmSource(URL, Served(text), clock=StepClock()).poll()
     assert [r.uuid for r in result.readings] == [UUID1]
     assert any("MIG" in e for e in result.errors)
 
 
 def test_old_namespace_uuid_label() -> None:
     text = f'DCGM_FI_PROF_DRAM_ACTIVE{{gpu="3",uuid="{UUID0}"}} 0.5\n'
-    reading = DcgmSource(URL, Served(text), clock=StepClock()).read().readings[0]
+    reading = DcgmSource(URL, Served(text), clock=StepClock()).poll().readings[0]
     assert (reading.uuid, reading.index, reading.dram_active_ratio) == (UUID0, 3, 0.5)
 
 
 def test_fetch_failure_is_a_clear_error() -> None:
     def refused(url: str, timeout_seconds: float, max_bytes: int) -> str:
-        raise EngineFetchError(f"{url}: connection refused")
+        raise FetchError(f"{url}: connection refused")
 
     with pytest.raises(DcgmFetchError, match=r"dcgm-exporter: http://127.0.0.1:9400/metrics"):
-        DcgmSource(URL, refused).read()
+        DcgmSource(URL, refused).poll()
 
 
 def test_unparseable_or_empty_exposition_is_a_clear_error() -> None:
     with pytest.raises(DcgmParseError, match="HTML"):
-        DcgmSource(URL, Served("<html>login</html>")).read()
+        DcgmSource(URL, Served("<html>login</html>")).poll()
     with pytest.raises(DcgmParseError, match="no per-GPU DCGM_FI_"):
-        DcgmSource(URL, Served("up 1\n")).read()
+        DcgmSource(URL, Served("up 1\n")).poll()
 
 
 def test_identical_values_past_the_window_are_stale() -> None:
     clock = StepClock()
     served = Served(PRE_49)
     source = DcgmSource(URL, served, stale_after_seconds=90, clock=clock)
-    source.read()
+    source.poll()
     clock.now += 60
-    source.read()  # same values within one window: fine (dcgm collects every 30 s)
+    source.poll()  # same values within one window: fine (dcgm collects every 30 s)
     clock.now += 31
     with pytest.raises(DcgmStaleError, match="identical values for 91 s"):
-        source.read()
+        source.poll()
     served.text = PRE_49.replace("512.340000", "515.020000")
-    assert source.read().readings[0].power_watts == pytest.approx(515.02)
+    assert source.poll().readings[0].power_watts == pytest.approx(515.02)
 
 
 def test_same_timestamps_are_stale_even_if_the_fetch_succeeds() -> None:
     clock = StepClock()
     text = f'DCGM_FI_PROF_DRAM_ACTIVE{{gpu="0",UUID="{UUID0}"}} 0.5 1767225600000\n'
     source = DcgmSource(URL, Served(text), stale_after_seconds=10, clock=clock)
-    source.read()
+    source.poll()
     clock.now += 11
     with pytest.raises(DcgmStaleError):
-        source.read()
+        source.poll()
 
 
 def test_bad_arguments_are_rejected() -> None:
-    with pytest.raises(ValueError, match="http"):
-        DcgmSource("localhost:9400/metrics")
+    with pytest.raises(ValueError, match="http"):  # the URL is validated once, at settings
+        Settings(dcgm_url="localhost:9400/metrics")
     with pytest.raises(ValueError, match="stale_after_seconds"):
         DcgmSource(URL, stale_after_seconds=0)
 
@@ -250,7 +251,7 @@ def test_default_fetch_reads_a_real_loopback_server() -> None:
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
-        result = DcgmSource(url, timeout_seconds=5).read()
+        result = DcgmSource(url, timeout_seconds=5).poll()
         assert [r.uuid for r in result.readings] == [UUID0, UUID1]
     finally:
         server.shutdown()

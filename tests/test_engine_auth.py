@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from rooftop.exporter.settings import EngineConfig
-from rooftop.exporter.sources.engine import EngineFetchError, fetch_text
+from rooftop.exporter.sources.http import FetchError, fetch_text
 
 EXPOSITION = "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running 2.0\n"
 
@@ -59,13 +59,13 @@ def test_userinfo_is_sent_as_basic_auth(protected: tuple[str, list[str | None]])
 
 def test_wrong_password_is_an_http_error(protected: tuple[str, list[str | None]]) -> None:
     address, _ = protected
-    with pytest.raises(EngineFetchError, match="HTTP 401"):
+    with pytest.raises(FetchError, match="HTTP 401"):
         fetch_text(f"http://scraper:wrong@{address}/metrics", 2.0, 1 << 20)
 
 
 def test_no_userinfo_sends_no_authorization(protected: tuple[str, list[str | None]]) -> None:
     address, seen = protected
-    with pytest.raises(EngineFetchError, match="HTTP 401"):
+    with pytest.raises(FetchError, match="HTTP 401"):
         fetch_text(f"http://{address}/metrics", 2.0, 1 << 20)
     assert seen[-1] is None
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rooftop.exporter.settings import EngineConfig
 from rooftop.exporter.sources.engine import (
     EngineFetchError,
     EngineParseError,
@@ -20,10 +21,10 @@ from rooftop.exporter.sources.engine import (
     EngineSourceError,
     EngineUnrecognisedError,
     endpoint_url,
-    fetch_text,
 )
 from rooftop.exporter.sources.engines import TgiAdapter, VllmAdapter
 from rooftop.exporter.sources.engines.base import ExtraEndpoint
+from rooftop.exporter.sources.http import FetchError, fetch_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "engines"
 VLLM = (FIXTURES / "vllm-v1-dynamo-metrics-examples.prom").read_bytes()
@@ -155,7 +156,7 @@ def test_slow_drip_hits_the_total_deadline(engine: Engine) -> None:
 
     engine.routes["/metrics"] = Route(stream=drip)
     started = time.monotonic()
-    with pytest.raises(EngineFetchError, match=r"within 0\.3 s"):
+    with pytest.raises(FetchError, match=r"within 0\.3 s"):
         fetch_text(engine.origin + "/metrics", 0.3, 1 << 20)
     assert time.monotonic() - started < 1.5
 
@@ -181,7 +182,7 @@ def test_huge_streamed_body_without_length(engine: Engine) -> None:
             pass  # the client hung up at the cap, as it should
 
     engine.routes["/metrics"] = Route(stream=endless)
-    with pytest.raises(EngineFetchError, match="body over 65536 bytes"):
+    with pytest.raises(FetchError, match="body over 65536 bytes"):
         fetch_text(engine.origin + "/metrics", 5.0, 65536)
 
 
@@ -218,8 +219,10 @@ def test_redirect_is_not_followed(engine: Engine) -> None:
 
 
 def test_non_http_url_is_refused() -> None:
+    with pytest.raises(ValueError, match="http"):
+        EngineConfig(url="file:///etc/passwd")  # validated once, where it is configured
     with pytest.raises(EngineFetchError, match="http"):
-        EngineSource("e", "file:///etc/passwd")
+        EngineSource("e", "file:///etc/passwd").poll()  # and never read as a file
 
 
 def test_all_errors_are_engine_source_errors(engine: Engine) -> None:

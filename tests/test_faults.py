@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 from rooftop.exporter.cli import main as rooftop_main
+from rooftop.exporter.demo.nvml_fake import FakeGpu
 from rooftop.exporter.sources.dcgm import DcgmSource
 from rooftop.exporter.sources.nvml import GPM_METRICS, NvmlErrorCode
-from rooftop.exporter.sources.nvml_fake import FakeGpu
 from tests.faults.engine import MisbehavingEngine, Mode
 from tests.faults.rig import Rig, Scrape, gpu_uuid
 

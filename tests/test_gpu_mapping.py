@@ -226,7 +226,6 @@ def test_end_to_end_with_real_listener(listener: socket.socket) -> None:
 
 
 def test_port_locator_says_when_no_gpu_is_visible_at_all() -> None:
-    from rooftop.exporter.settings import EngineConfig
     from rooftop.exporter.sources.gpu_mapping import PortGpuLocator
     from rooftop.exporter.telemetry import GpuSourceResult
 
@@ -239,7 +238,7 @@ def test_port_locator_says_when_no_gpu_is_visible_at_all() -> None:
 
     locator = PortGpuLocator(table=NoTable())
     pid, gpus, how = locator.locate(
-        EngineConfig(url="http://127.0.0.1:8000/metrics"), GpuSourceResult((), ())
+        "127.0.0.1:8000", "http://127.0.0.1:8000/metrics", GpuSourceResult((), ())
     )
     assert (pid, gpus) == (None, ())
     assert "no GPU visible" in how

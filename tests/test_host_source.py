@@ -44,10 +44,10 @@ def test_busy_child_saturates_one_thread(spawned: list[subprocess.Popen[str]]) -
     spawned.extend([busy, idle])
     time.sleep(0.3)  # let both interpreters finish starting
     busy_monitor, idle_monitor = EngineProcessMonitor(busy.pid), EngineProcessMonitor(idle.pid)
-    assert busy_monitor.sample() is None  # primes
-    assert idle_monitor.sample() is None
+    assert busy_monitor.poll() is None  # primes
+    assert idle_monitor.poll() is None
     time.sleep(1.5)
-    stats, idle_stats = busy_monitor.sample(), idle_monitor.sample()
+    stats, idle_stats = busy_monitor.poll(), idle_monitor.poll()
     assert stats is not None and idle_stats is not None
     assert stats.pids == (busy.pid,)
     assert stats.window_seconds == pytest.approx(1.5, abs=0.7)
@@ -67,9 +67,9 @@ def test_tree_includes_children(spawned: list[subprocess.Popen[str]]) -> None:
     assert parent.stdout is not None
     child_pid = int(parent.stdout.readline())
     monitor = EngineProcessMonitor(parent.pid)
-    monitor.sample()
+    monitor.poll()
     time.sleep(1.0)
-    stats = monitor.sample()
+    stats = monitor.poll()
     assert stats is not None
     assert set(stats.pids) == {parent.pid, child_pid}
     assert stats.cpu_cores_used > 0.02  # the child's loop (the machine may be loaded)
@@ -80,11 +80,11 @@ def test_vanished_process_is_a_clear_error(spawned: list[subprocess.Popen[str]])
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], text=True)
     spawned.append(proc)
     monitor = EngineProcessMonitor(proc.pid)
-    monitor.sample()
+    monitor.poll()
     proc.kill()
     proc.wait(timeout=10)
     with pytest.raises(EngineProcessGoneError, match=f"engine process {proc.pid} no longer"):
-        monitor.sample()
+        monitor.poll()
     assert isinstance(EngineProcessGoneError("x"), HostSourceError)
 
 
@@ -114,7 +114,7 @@ def test_monitor_with_injected_provider_and_clock() -> None:
     tree = FakeTree(10)
     tree.processes = {10: (5.0, {10: 4.0, 11: 1.0}), 20: (2.0, {20: 2.0})}
     monitor = EngineProcessMonitor(10, tree, clock=lambda: now[0])
-    assert monitor.sample() is None
+    assert monitor.poll() is None
     now[0] = 102.0
     # Root: +1.0 s over 2 s, spread over two threads; child 20: +3.0 s in one thread;
     # new child 30 started in the window: all of its 0.5 s counts.
@@ -123,7 +123,7 @@ def test_monitor_with_injected_provider_and_clock() -> None:
         20: (5.0, {20: 5.0}),
         30: (0.5, {30: 0.5}),
     }
-    stats = monitor.sample()
+    stats = monitor.poll()
     assert stats is not None
     assert stats.cpu_cores_used == pytest.approx((1.0 + 3.0 + 0.5) / 2.0)
     assert stats.busiest_thread_id == 20

@@ -30,9 +30,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rooftop.exporter.commands.serve import engine_source
 from rooftop.exporter.sampler import Sampler
 from rooftop.exporter.settings import EngineConfig, Settings, load_settings
+from rooftop.exporter.sources.base import DiscoveredEngine
 from rooftop.exporter.sources.dcgm import DcgmParseError, DcgmSource
 from rooftop.exporter.sources.engine import EngineSource
 from rooftop.exporter.sources.kubernetes import (
@@ -40,6 +40,7 @@ from rooftop.exporter.sources.kubernetes import (
     KubernetesApi,
     KubernetesApiError,
     KubernetesConfigError,
+    KubernetesDiscoveryConfig,
     KubernetesEngineDiscovery,
     engine_config_for_pod,
 )
@@ -50,6 +51,7 @@ from rooftop.exporter.sources.podresources import (
     decode_list_response,
     gpus_by_pod,
 )
+from rooftop.exporter.wiring import engine_source
 
 FIXTURES = Path(__file__).parent / "fixtures"
 K8S = FIXTURES / "kubernetes"
@@ -389,9 +391,19 @@ def make_settings(socket_path: Path, **extra: Any) -> Settings:
     )
 
 
+def kubernetes_config(settings: Settings) -> KubernetesDiscoveryConfig:
+    """What serve wiring builds from the settings."""
+    return KubernetesDiscoveryConfig(
+        node_name=settings.kubernetes_node_name or "",
+        port_annotation=settings.engine_port_annotation,
+        path_annotation=settings.engine_path_annotation,
+        pod_resources_socket=settings.kubelet_pod_resources_socket,
+    )
+
+
 def discovery_for(api: FakeApiServer, kubelet: FakeKubelet) -> KubernetesEngineDiscovery:
     return KubernetesEngineDiscovery(
-        make_settings(kubelet.socket_path),
+        kubernetes_config(make_settings(kubelet.socket_path)),
         api=KubernetesApi(api.url, lambda: "test-token"),
     )
 
@@ -400,11 +412,11 @@ def test_engines_join_annotated_pods_with_their_gpus(
     api: FakeApiServer, kubelet: FakeKubelet, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING):
-        engines = discovery_for(api, kubelet).engines()
+        engines = discovery_for(api, kubelet).poll()
     assert engines == [
-        EngineConfig(url="http://10.244.1.17:8000/metrics", name=VLLM, gpus=(GPU_A, GPU_B)),
-        EngineConfig(url="http://10.244.1.23:30000/metrics", name=SGLANG, gpus=(GPU_C,)),
-        EngineConfig(url="http://10.244.1.31:80/metrics", name=TGI, gpus=(MIG_D,)),
+        DiscoveredEngine(url="http://10.244.1.17:8000/metrics", name=VLLM, gpus=(GPU_A, GPU_B)),
+        DiscoveredEngine(url="http://10.244.1.23:30000/metrics", name=SGLANG, gpus=(GPU_C,)),
+        DiscoveredEngine(url="http://10.244.1.31:80/metrics", name=TGI, gpus=(MIG_D,)),
     ]
     # Pending, terminating and unannotated pods are left out silently; the broken one is named.
     assert "batch/tgi-broken-0: engine port 'eighty' is neither a number nor" in caplog.text
@@ -421,7 +433,7 @@ def test_an_engine_without_gpus_in_pod_resources_is_left_to_the_sampler(
     api: FakeApiServer, kubelet: FakeKubelet
 ) -> None:
     kubelet.response = list_response()
-    engines = discovery_for(api, kubelet).engines()
+    engines = discovery_for(api, kubelet).poll()
     assert [engine.gpus for engine in engines] == [None, None, None]
 
 
@@ -430,8 +442,8 @@ def test_a_skipped_pod_is_warned_about_once(
 ) -> None:
     discovery = discovery_for(api, kubelet)
     with caplog.at_level(logging.WARNING):
-        discovery.engines()
-        discovery.engines()
+        discovery.poll()
+        discovery.poll()
     assert caplog.text.count("tgi-broken-0") == 1
 
 
@@ -506,7 +518,7 @@ def test_api_errors_say_what_to_fix(
 ) -> None:
     api.status, api.body = status, body
     with pytest.raises(KubernetesApiError, match=message):
-        discovery_for(api, kubelet).engines()
+        discovery_for(api, kubelet).poll()
 
 
 def test_an_oversized_answer_is_cut_off(api: FakeApiServer) -> None:
@@ -525,7 +537,9 @@ def test_an_unreachable_api_server(api: FakeApiServer) -> None:
 def test_discovery_needs_a_node_name(short_dir: Path) -> None:
     settings = load_settings({"nvml": False})
     with pytest.raises(KubernetesConfigError, match="kubernetes_node_name"):
-        KubernetesEngineDiscovery(settings, api=KubernetesApi("http://127.0.0.1:1"))
+        KubernetesEngineDiscovery(
+            kubernetes_config(settings), api=KubernetesApi("http://127.0.0.1:1")
+        )
 
 
 # -- a crafted pod list can only point rooftop at podIP:annotated-port --------------------
@@ -548,7 +562,7 @@ def crafted_pod(
     }
 
 
-def config_for(pod: Mapping[str, Any]) -> EngineConfig | None:
+def config_for(pod: Mapping[str, Any]) -> DiscoveredEngine | None:
     return engine_config_for_pod(
         pod, NODE, "rooftop.dev/engine-port", "rooftop.dev/engine-path", {}
     )
@@ -638,7 +652,6 @@ def test_rooftop_contacts_only_the_annotated_engines(
     sampler = Sampler(
         settings,
         None,
-        [],
         engine_discovery=discovery_for(api, kubelet),
         engine_factory=lambda config: EngineSource(config.label, config.url, fetch=fetch),
         monotonic=StepClock(),
@@ -673,7 +686,6 @@ def test_engines_appear_and_disappear_across_discoveries(
     sampler = Sampler(
         settings,
         None,
-        [],
         engine_discovery=discovery_for(api, kubelet),
         engine_factory=lambda config: EngineSource(
             config.label, config.url, fetch=lambda url, t, n: VLLM_TEXT
@@ -766,19 +778,19 @@ def dcgm_for(text: str, pod: str | None, namespace: str | None) -> DcgmSource:
 )
 def test_the_sidecar_keeps_only_its_own_pods_gpus(gpu0: str, gpu1: str) -> None:
     text = with_pod_labels(DCGM_48, gpu0, gpu1)
-    result = dcgm_for(text, "vllm-0", "llm").read()
+    result = dcgm_for(text, "vllm-0", "llm").poll()
     assert [reading.uuid for reading in result.readings] == [DCGM_UUID0]
     assert result.readings[0].dram_active_ratio is not None
-    unfiltered = dcgm_for(text, None, None).read()
+    unfiltered = dcgm_for(text, None, None).poll()
     assert [reading.uuid for reading in unfiltered.readings] == [DCGM_UUID0, DCGM_UUID1]
 
 
 def test_dcgm_without_pod_labels_says_to_enable_kubernetes_mode() -> None:
     with pytest.raises(DcgmParseError, match="DCGM_EXPORTER_KUBERNETES=true"):
-        dcgm_for(DCGM_48, "vllm-0", "llm").read()
+        dcgm_for(DCGM_48, "vllm-0", "llm").poll()
 
 
 def test_dcgm_with_other_pods_only_asks_about_the_gpu_request() -> None:
     text = with_pod_labels(DCGM_48, 'pod="a",namespace="llm"', 'pod="b",namespace="llm"')
     with pytest.raises(DcgmParseError, match=r"labelled with other pods.*nvidia\.com/gpu"):
-        dcgm_for(text, "vllm-0", "llm").read()
+        dcgm_for(text, "vllm-0", "llm").poll()

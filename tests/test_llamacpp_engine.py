@@ -236,9 +236,14 @@ def test_verdict_pipeline_runs_on_the_live_engine(llama_server: LlamaServer) -> 
     verdict whose evidence is the engine alone, which its reason says."""
     url = llama_server.url + "/metrics"
     settings = load_settings(
-        {"engines": [url], "nvml": False, "interval_seconds": 0.2, "rate_window_seconds": 2.0}
+        {
+            "engines": [{"url": url, "name": "llamacpp-live"}],
+            "nvml": False,
+            "interval_seconds": 0.2,
+            "rate_window_seconds": 2.0,
+        }
     )
-    sampler = Sampler(settings, None, [EngineSource("llamacpp-live", url)])
+    sampler = Sampler(settings, None)
     sampler.run_cycle()
     decode_rates: list[float] = []
     verdicts = []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from rooftop.exporter.demo.nvml_fake import FakeGpu, FakeMigDevice, FakeNvmlBackend
 from rooftop.exporter.sources.nvml import (
     GPM_METRICS,
     ErrorAction,
@@ -20,7 +21,6 @@ from rooftop.exporter.sources.nvml import (
     clock_event_reason_names,
     nvml_error,
 )
-from rooftop.exporter.sources.nvml_fake import FakeGpu, FakeMigDevice, FakeNvmlBackend
 from rooftop.exporter.telemetry import GpuReading
 
 FIXTURE = Path(__file__).parent / "fixtures" / "nvml" / "h100_sxm_x2_l40s.json"
@@ -85,7 +85,7 @@ def test_first_cycle_seeds_gpm_then_second_cycle_reports_it(
     fake: FakeNvmlBackend, clock: StepClock
 ) -> None:
     source = started(fake, clock)
-    first = by_index(source.read().readings)
+    first = by_index(source.poll().readings)
     # No GPM window yet: classic utilization is all there is.
     assert first[0].tier == "nvml"
     assert first[0].sm_active_ratio is None
@@ -93,7 +93,7 @@ def test_first_cycle_seeds_gpm_then_second_cycle_reports_it(
     assert fake.live_gpm_samples == 2  # one seed per Hopper GPU
 
     clock.advance(1.0)
-    second = by_index(source.read().readings)
+    second = by_index(source.poll().readings)
     h100 = second[0]
     assert h100.tier == "gpm"
     assert h100.sm_active_ratio == pytest.approx(0.715)
@@ -111,7 +111,7 @@ def test_first_cycle_seeds_gpm_then_second_cycle_reports_it(
 
 
 def test_classic_fields_in_base_units(fake: FakeNvmlBackend, clock: StepClock) -> None:
-    readings = by_index(started(fake, clock).read().readings)
+    readings = by_index(started(fake, clock).poll().readings)
     h100, throttled, l40s = readings[0], readings[1], readings[2]
     assert h100.up and h100.error is None
     assert h100.memory_controller_busy_ratio == pytest.approx(0.61)
@@ -131,9 +131,9 @@ def test_classic_fields_in_base_units(fake: FakeNvmlBackend, clock: StepClock) -
 
 def test_non_hopper_never_touches_gpm(fake: FakeNvmlBackend, clock: StepClock) -> None:
     source = started(fake, clock)
-    source.read()
+    source.poll()
     clock.advance(1)
-    l40s = by_index(source.read().readings)[2]
+    l40s = by_index(source.poll().readings)[2]
     assert l40s.tier == "nvml"
     assert all(getattr(l40s, m.reading_field) is None for m in GPM_METRICS)
 
@@ -142,7 +142,7 @@ def test_set_activity_round_trips_through_nvml_units(
     fake: FakeNvmlBackend, clock: StepClock
 ) -> None:
     source = started(fake, clock)
-    source.read()
+    source.poll()
     fake.set_activity(
         0,
         sm_active=0.42,
@@ -154,7 +154,7 @@ def test_set_activity_round_trips_through_nvml_units(
         power_watts=650.0,
     )
     clock.advance(1)
-    r = by_index(source.read().readings)[0]
+    r = by_index(source.poll().readings)[0]
     assert r.sm_active_ratio == pytest.approx(0.42)
     assert r.tensor_active_ratio == pytest.approx(0.3)
     assert r.dram_active_ratio == pytest.approx(0.9)
@@ -172,9 +172,9 @@ def test_nan_and_per_metric_errors_become_none(fake: FakeNvmlBackend, clock: Ste
     gpu.gpm_metric_errors[7] = int(NvmlErrorCode.NOT_SUPPORTED)  # HMMA
     gpu.gpm_metric_errors[60] = int(NvmlErrorCode.NO_PERMISSION)  # NVLink RX
     source = started(fake, clock)
-    source.read()
+    source.poll()
     clock.advance(1)
-    result = source.read()
+    result = source.poll()
     r = by_index(result.readings)[0]
     assert r.up and r.tier == "gpm"
     assert r.dram_active_ratio is None
@@ -190,16 +190,16 @@ def test_gpm_percent_above_100_is_clamped_with_a_note(
 ) -> None:
     fake.gpu(0).gpm_values[2] = 129.0
     source = started(fake, clock)
-    source.read()
+    source.poll()
     clock.advance(1)
-    result = source.read()
+    result = source.poll()
     assert by_index(result.readings)[0].sm_active_ratio == 1.0
     assert any("clamped" in e for e in result.errors)
 
 
 def test_not_supported_omits_the_field_silently(fake: FakeNvmlBackend, clock: StepClock) -> None:
     fake.gpu(0).fail("nvmlDeviceGetPowerUsage", "not_supported")
-    result = started(fake, clock).read()
+    result = started(fake, clock).poll()
     r = by_index(result.readings)[0]
     assert r.up and r.power_watts is None and r.power_limit_watts == 700.0
     assert not any("PowerUsage" in e for e in result.errors)
@@ -207,13 +207,13 @@ def test_not_supported_omits_the_field_silently(fake: FakeNvmlBackend, clock: St
 
 def test_function_not_found_omits_the_field(fake: FakeNvmlBackend, clock: StepClock) -> None:
     fake.gpu(1).fail("nvmlDeviceGetCurrentClocksEventReasons", "function_not_found")
-    r = by_index(started(fake, clock).read().readings)[1]
+    r = by_index(started(fake, clock).poll().readings)[1]
     assert r.up and r.clock_event_reasons == ()
 
 
 def test_no_permission_omits_the_field_with_a_note(fake: FakeNvmlBackend, clock: StepClock) -> None:
     fake.gpu(0).fail("nvmlDeviceGetComputeRunningProcesses", "no_permission")
-    result = started(fake, clock).read()
+    result = started(fake, clock).poll()
     r = by_index(result.readings)[0]
     assert r.up and r.compute_pids == ()
     assert any(
@@ -224,10 +224,10 @@ def test_no_permission_omits_the_field_with_a_note(fake: FakeNvmlBackend, clock:
 
 def test_gpu_is_lost_downs_that_gpu_only(fake: FakeNvmlBackend, clock: StepClock) -> None:
     source = started(fake, clock)
-    source.read()
+    source.poll()
     fake.gpu(1).fail("*", "gpu_is_lost")
     clock.advance(1)
-    readings = by_index(source.read().readings)
+    readings = by_index(source.poll().readings)
     assert readings[1].up is False
     assert readings[1].tier == "none"
     assert readings[1].error is not None and "GPU is lost" in readings[1].error
@@ -239,15 +239,15 @@ def test_gpu_is_lost_downs_that_gpu_only(fake: FakeNvmlBackend, clock: StepClock
 
     fake.gpu(1).clear_faults()
     clock.advance(1)
-    back = by_index(source.read().readings)[1]
+    back = by_index(source.poll().readings)[1]
     assert back.up and back.tier == "nvml"  # reseeded, GPM again next cycle
     clock.advance(1)
-    assert by_index(source.read().readings)[1].tier == "gpm"
+    assert by_index(source.poll().readings)[1].tier == "gpm"
 
 
 def test_unknown_error_downs_the_gpu(fake: FakeNvmlBackend, clock: StepClock) -> None:
     fake.gpu(2).fail("nvmlDeviceGetUtilizationRates", "unknown")
-    readings = by_index(started(fake, clock).read().readings)
+    readings = by_index(started(fake, clock).poll().readings)
     assert readings[2].up is False and "Unknown Error" in (readings[2].error or "")
     assert readings[0].up and readings[1].up
 
@@ -258,7 +258,7 @@ def test_hung_call_downs_that_gpu_without_stalling_the_others(
     source = started(fake, clock, deadline=1.0)
     fake.gpu(0).hang("nvmlDeviceGetPowerUsage", seconds=30.0, times=1)
     began = time.monotonic()
-    readings = by_index(source.read().readings)
+    readings = by_index(source.poll().readings)
     assert time.monotonic() - began < 5.0
     assert readings[0].up is False
     assert "no answer within 1 s" in (readings[0].error or "")
@@ -267,14 +267,14 @@ def test_hung_call_downs_that_gpu_without_stalling_the_others(
 
     # Still hung next cycle: not read again, reported at once.
     began = time.monotonic()
-    again = by_index(source.read().readings)
+    again = by_index(source.poll().readings)
     assert time.monotonic() - began < 5.0
     assert again[0].up is False and "still hung" in (again[0].error or "")
 
     fake.release_hangs()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        recovered = by_index(source.read().readings)[0]
+        recovered = by_index(source.poll().readings)[0]
         if recovered.up:
             break
         time.sleep(0.05)
@@ -285,58 +285,58 @@ def test_driver_unloaded_downs_every_gpu_then_recovers(
     fake: FakeNvmlBackend, clock: StepClock
 ) -> None:
     source = started(fake, clock)
-    source.read()
+    source.poll()
     fake.unload_driver()
-    result = source.read()
+    result = source.poll()
     assert len(result.readings) == 3
     assert all(not r.up for r in result.readings)
     assert all("Driver Not Loaded" in (r.error or "") for r in result.readings)
     assert fake.live_gpm_samples == 0
 
     fake.reload_driver()
-    recovered = source.read()
+    recovered = source.poll()
     assert all(r.up for r in recovered.readings)
     assert [i.uuid for i in recovered.identities] == [g.uuid for g in fake.gpus]
 
 
 def test_uninitialized_on_one_gpu_downs_it(fake: FakeNvmlBackend, clock: StepClock) -> None:
     fake.gpu(0).fail("nvmlDeviceGetClockInfo", "uninitialized")
-    readings = by_index(started(fake, clock).read().readings)
+    readings = by_index(started(fake, clock).poll().readings)
     assert readings[0].up is False and "Uninitialized" in (readings[0].error or "")
 
 
 def test_gpu_count_change_rediscovers(fake: FakeNvmlBackend, clock: StepClock) -> None:
     source = started(fake, clock)
-    source.read()
+    source.poll()
     removed = fake.gpus.pop(1)
-    result = source.read()
+    result = source.poll()
     assert [i.uuid for i in result.identities] == [fake.gpus[0].uuid, fake.gpus[1].uuid]
     assert [r.index for r in result.readings] == [0, 1]
     assert any("GPU count changed from 3 to 2" in e for e in result.errors)
     assert fake.live_gpm_samples == 1  # old seeds freed, GPU 0 seeded afresh
 
     fake.gpus.append(dataclasses.replace(removed, uuid="GPU-new", faults={}))
-    grown = source.read()
+    grown = source.poll()
     assert [i.uuid for i in grown.identities][-1] == "GPU-new"
 
 
 def test_gpm_window_too_short_keeps_older_sample(fake: FakeNvmlBackend, clock: StepClock) -> None:
     source = started(fake, clock)
-    source.read()
+    source.poll()
     clock.advance(0.05)
-    result = source.read()
+    result = source.poll()
     assert by_index(result.readings)[0].sm_active_ratio is None
     assert any("under 0.1 s" in e for e in result.errors)
     clock.advance(1.0)
-    assert by_index(source.read().readings)[0].sm_active_ratio == pytest.approx(0.715)
+    assert by_index(source.poll().readings)[0].sm_active_ratio == pytest.approx(0.715)
 
 
 def test_gpm_window_too_long_reseeds(fake: FakeNvmlBackend, clock: StepClock) -> None:
     source = NvmlSource(fake, call_deadline_seconds=2, gpm_max_window_seconds=10, clock=clock)
     source.start()
-    source.read()
+    source.poll()
     clock.advance(11)
-    result = source.read()
+    result = source.poll()
     assert by_index(result.readings)[0].sm_active_ratio is None
     assert any("reseeded" in e for e in result.errors)
     assert fake.live_gpm_samples == 2
@@ -346,17 +346,17 @@ def test_gpm_sample_get_failure_frees_the_new_sample(
     fake: FakeNvmlBackend, clock: StepClock
 ) -> None:
     source = started(fake, clock)
-    source.read()
+    source.poll()
     fake.gpu(0).fail("nvmlGpmSampleGet", "no_data", times=1)
     clock.advance(1)
-    result = source.read()
+    result = source.poll()
     assert by_index(result.readings)[0].tier == "nvml"
     assert fake.live_gpm_samples == 2
 
 
 def test_close_frees_samples_and_shuts_down(fake: FakeNvmlBackend, clock: StepClock) -> None:
     source = started(fake, clock)
-    source.read()
+    source.poll()
     source.close()
     assert fake.live_gpm_samples == 0
     assert fake.initialized is False
@@ -387,7 +387,7 @@ def test_mig_instances_listed(clock: StepClock) -> None:
     backend = FakeNvmlBackend([gpu])
     source = NvmlSource(backend, clock=clock)
     assert source.start()[0].mig_mode_enabled is True
-    result = source.read()
+    result = source.poll()
     r = result.readings[0]
     assert r.mig_supported is True
     assert [m.uuid for m in r.mig_instances] == ["MIG-aaaa", "MIG-bbbb"]
@@ -416,7 +416,7 @@ def test_start_failure_says_what_to_do(error: str, message: str, clock: StepCloc
 
 def test_read_before_start_is_a_clear_error(fake: FakeNvmlBackend) -> None:
     with pytest.raises(RuntimeError, match=r"start\(\) must be called"):
-        NvmlSource(fake).read()
+        NvmlSource(fake).poll()
 
 
 def test_gpu_without_permission_at_discovery_is_reported_not_fatal(
@@ -425,7 +425,7 @@ def test_gpu_without_permission_at_discovery_is_reported_not_fatal(
     fake.gpu(2).fail("nvmlDeviceGetHandleByIndex", "no_permission")
     source = started(fake, clock)
     assert [i.index for i in source.identities] == [0, 1]
-    result = source.read()
+    result = source.poll()
     assert any(e.startswith("gpu 2:") for e in result.errors)
 
 
@@ -495,9 +495,9 @@ def test_real_gpu_reads() -> None:
         identities = source.start()
         assert len(identities) == count
         assert all(i.uuid.startswith(("GPU-", "MIG-")) for i in identities)
-        source.read()
+        source.poll()
         time.sleep(1.0)
-        result = source.read()
+        result = source.poll()
         for reading in result.readings:
             assert reading.up, reading.error
             assert reading.memory_used_bytes is not None

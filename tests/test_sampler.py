@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from rooftop.exporter.collector import render_snapshot
+from rooftop.exporter.demo.nvml_fake import ANY_CALL, FakeGpu, FakeNvmlBackend
 from rooftop.exporter.sampler import Sampler
 from rooftop.exporter.settings import load_settings
 from rooftop.exporter.snapshot import EngineView, GpuView, Snapshot, SourceStatus, TargetView
 from rooftop.exporter.sources.engine import EngineFetchError, EngineSource
 from rooftop.exporter.sources.exposition import parse_exposition
 from rooftop.exporter.sources.nvml import NvmlSource
-from rooftop.exporter.sources.nvml_fake import ANY_CALL, FakeGpu, FakeNvmlBackend
 from tests.conftest import FIXTURES
 
 CAPTURE = (FIXTURES / "engines" / "vllm-v1-dynamo-metrics-examples.prom").read_text()
@@ -95,6 +95,7 @@ class Harness:
         gpus: int = 1,
         engines: dict[str, tuple[str, RecordedVllm, list[str]]] | None = None,
         gpm: bool = True,
+        models: dict[str, str] | None = None,
         **settings: Any,
     ) -> None:
         self.clock = FakeClock(5000.0)
@@ -116,20 +117,19 @@ class Harness:
         config = {
             "engines": [
                 {"url": url, "name": name, "gpus": gpu_list}
+                | ({"model": models[name]} if models and name in models else {})
                 for name, (url, _, gpu_list) in engines.items()
             ],
             "rate_window_seconds": 10.0,
             "verdict_hold_samples": 3,
             **settings,
         }
-        sources = [
-            EngineSource(name, url, fetch=engine.fetch)
-            for name, (url, engine, _) in engines.items()
-        ]
         self.sampler = Sampler(
             load_settings(config),
             self.nvml,
-            sources,
+            engine_factory=lambda config: EngineSource(
+                config.label, config.url, fetch=self.engines[config.label].fetch
+            ),
             monotonic=self.clock,
             wall_clock=lambda: 1.7e9 + self.clock.now,
             before_cycle=self._before_cycle,
@@ -483,3 +483,34 @@ def test_snapshot_sequence_and_clocks() -> None:
     assert second.unix_seconds == pytest.approx(1.7e9 + 5002.0)
     assert harness.sampler.latest is second
     assert not second.demo
+
+
+def test_configured_model_label_is_the_same_whether_the_engine_is_up_or_down() -> None:
+    """Regression: with ``model:`` configured, ``rooftop_engine_info``'s ``model`` label was
+    the engine's own name while up and the configured one while down, so every outage broke
+    the series. The configured model is the label from the first cycle on, up or down."""
+    harness = Harness(models={"vllm-a": "llama-3.1-8b"})
+    engine_state = harness.engines["vllm-a"]
+    engine_state.down = True
+    labels_before_first_up = set(series(harness.cycle(), "rooftop_engine_info"))
+    engine_state.down = False
+    up = harness.cycle(2)
+    labels_up = set(series(up, "rooftop_engine_info"))
+    assert engine(up).up and engine(up).model == "llama-3.1-8b"
+    assert engine(up).model_resolved == "llama-3.1-8b"
+    assert target(up, "0").model == "llama-3.1-8b"
+    engine_state.down = True
+    down = harness.cycle()
+    labels_down = set(series(down, "rooftop_engine_info"))
+    assert not engine(down).up and engine(down).model == "llama-3.1-8b"
+    model_labels = {dict(key)["model"] for key in labels_before_first_up | labels_up | labels_down}
+    assert model_labels == {"llama-3.1-8b"}
+
+
+def test_without_a_configured_model_the_label_is_what_the_engine_last_said() -> None:
+    harness = loaded_harness()
+    assert engine(harness.cycle()).model == LLAMA
+    harness.engines["vllm-a"].down = True
+    down = harness.cycle()
+    assert not engine(down).up and engine(down).model == LLAMA
+    assert {dict(key)["model"] for key in series(down, "rooftop_engine_info")} == {LLAMA}

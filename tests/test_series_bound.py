@@ -17,7 +17,6 @@ from collections.abc import Iterator
 import pytest
 
 from rooftop.exporter.collector import render_snapshot
-from rooftop.exporter.commands.serve import engine_sources
 from rooftop.exporter.demo.node import DemoNode
 from rooftop.exporter.metrics import LABELS, METRICS
 from rooftop.exporter.sampler import Sampler
@@ -54,7 +53,6 @@ def demo_pipeline() -> Iterator[tuple[Sampler, FakeClock]]:
     sampler = Sampler(
         settings,
         nvml,
-        engine_sources(settings),
         process_stats=node,
         before_cycle=node.advance,
         monotonic=clock,

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from rooftop.exporter.collector import ExpositionCache
-from rooftop.exporter.sampler import GpuLocator, GpuSource, ProcessStatsProvider, Sampler
+from rooftop.exporter.pipeline.engines import GpuLocator, ProcessStatsProvider
+from rooftop.exporter.pipeline.gpus import GpuSource
+from rooftop.exporter.sampler import Sampler
 from rooftop.exporter.server import (
     ExporterHTTPServer,
     SamplerHealth,
@@ -28,14 +30,12 @@ from rooftop.exporter.settings import (
     listen_host_port,
     load_settings,
 )
-from rooftop.exporter.sources.dcgm import DcgmSource
 from rooftop.exporter.sources.engine import EngineSource, EngineSourceError
-from rooftop.exporter.sources.engines import GenericAdapter, GenericConfig, adapter_for_family
-from rooftop.exporter.sources.engines.base import EngineAdapter
 from rooftop.exporter.sources.gpu_mapping import PortGpuLocator
 from rooftop.exporter.sources.host import EngineCpuStats
 from rooftop.exporter.sources.nvml import NvmlSource, NvmlUnavailableError
 from rooftop.exporter.webconfig import WebConfig, load_web_config
+from rooftop.exporter.wiring import dcgm_source, engine_source, kubernetes_discovery
 
 log = logging.getLogger("rooftop")
 
@@ -159,60 +159,25 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def _adapter(config: EngineConfig) -> EngineAdapter | None:
-    if config.generic is not None:
-        generic = config.generic.model_dump()
-        generic["label_filters"] = tuple(sorted(config.generic.label_filters.items()))
-        return GenericAdapter(GenericConfig(**generic))
-    if config.family:
-        try:
-            return adapter_for_family(config.family)
-        except (LookupError, ValueError) as error:  # adapter_for_family raises ValueError
-            raise ConfigError(f"engines: {error}") from None
-    return None
-
-
-def engine_source(settings: Settings, config: EngineConfig) -> EngineSource:
-    """The source for one engine, configured or discovered, with the engine settings."""
-    return EngineSource(
-        config.label,
-        config.url,
-        timeout_seconds=settings.engine_timeout_seconds,
-        max_body_bytes=settings.engine_max_body_bytes,
-        adapter=_adapter(config),
-        max_series=settings.engine_max_series,
-    )
-
-
-def engine_sources(settings: Settings) -> list[EngineSource]:
-    return [engine_source(settings, config) for config in settings.engines]
-
-
-def discover_local_engines(settings: Settings) -> list[EngineSource]:
-    """Probe the usual engine ports on localhost; keep those that answer as a known engine."""
+def discover_local_engines(settings: Settings) -> list[EngineConfig]:
+    """Probe the usual engine ports on localhost; keep those that answer as a known engine,
+    with the family it was recognised as (so the adapter is fixed from then on)."""
     found = []
     for port in settings.discover_ports:
         url = f"http://127.0.0.1:{port}/metrics"
-        source = EngineSource(
+        probe = EngineSource(
             f"127.0.0.1:{port}",
             url,
             timeout_seconds=0.5,
             max_body_bytes=settings.engine_max_body_bytes,
         )
         try:
-            reading = source.poll()
+            reading = probe.poll()
         except EngineSourceError:
             continue
         log.info("found %s engine at %s (%s)", reading.family, url, reading.recognised_because)
-        found.append(
-            EngineSource(
-                source.name,
-                url,
-                timeout_seconds=settings.engine_timeout_seconds,
-                max_body_bytes=settings.engine_max_body_bytes,
-                adapter=source.adapter,
-            )
-        )
+        family = probe.adapter.family if probe.adapter is not None else None
+        found.append(EngineConfig(url=url, name=probe.name, family=family))
     return found
 
 
@@ -261,28 +226,16 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
                 log.warning("NVML unavailable, continuing without local GPUs: %s", error)
         process_stats = EngineCpuStats()
         locator = PortGpuLocator()
-    sources = engine_sources(settings)
     kubernetes = bool(settings.kubernetes_node_name) and not settings.demo
-    if not sources and not settings.demo and settings.discover_engines and not kubernetes:
-        sources = discover_local_engines(settings)
-        if not sources:
+    if not settings.engines and not settings.demo and settings.discover_engines and not kubernetes:
+        found = discover_local_engines(settings)
+        if not found:
             log.warning(
                 "no engine configured and none answered on localhost ports %s; pass --engine URL",
                 ", ".join(map(str, settings.discover_ports)),
             )
-    dcgm = None
-    if settings.dcgm_url:
-        dcgm = DcgmSource(
-            settings.dcgm_url,
-            pod_name=settings.kubernetes_pod_name,
-            pod_namespace=settings.kubernetes_pod_namespace,
-        )
-    discovery, factory = None, None
-    if kubernetes:
-        from rooftop.exporter.sources.kubernetes import KubernetesEngineDiscovery
-
-        discovery = KubernetesEngineDiscovery(settings)
-        factory = functools.partial(engine_source, settings)
+        settings = settings.model_copy(update={"engines": tuple(found)})
+    discovery = kubernetes_discovery(settings) if kubernetes else None
     # Scrapes are tiny (cached bytes); the sampler's cycle is long. With CPython's default 5 ms
     # GIL switch interval a scrape could wait that long behind a cycle; 1 ms bounds the wait
     # (benchmarks/overhead.py: /metrics p99 with 10 scrapers at once).
@@ -291,13 +244,12 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
     sampler = Sampler(
         settings,
         gpu_source,
-        sources,
-        dcgm_source=dcgm,
+        engine_factory=functools.partial(engine_source, settings),
+        dcgm_source=dcgm_source(settings),
         process_stats=process_stats,
         gpu_locator=locator,
         before_cycle=before_cycle,
         engine_discovery=discovery,
-        engine_factory=factory,
         on_publish=cache.prepare,
     )
     host, port = listen_host_port(settings.listen_address)

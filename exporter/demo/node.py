@@ -21,8 +21,8 @@ from rooftop.classifiers.hardware import GpuSpec, lookup_gpu
 from rooftop.classifiers.model_catalog import lookup_model
 from rooftop.classifiers.models import ModelArchitecture
 from rooftop.exporter.demo.engine import DemoEngineServer, DemoEngineState
+from rooftop.exporter.demo.nvml_fake import FakeGpu, FakeNvmlBackend
 from rooftop.exporter.demo.scenario import DemoLoad, demo_load
-from rooftop.exporter.sources.nvml_fake import FakeGpu, FakeNvmlBackend
 from rooftop.exporter.telemetry import ProcessCpu
 
 DEMO_GPU = "h100-sxm"

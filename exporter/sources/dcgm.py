@@ -27,12 +27,10 @@ from typing import Literal
 
 from prometheus_client.metrics_core import Metric
 
-from rooftop.exporter.sources.engine import EngineFetchError, fetch_text
+from rooftop.exporter.sources.base import SourceKind
 from rooftop.exporter.sources.exposition import ExpositionError, parse_exposition
+from rooftop.exporter.sources.http import Fetch, FetchError, fetch_text
 from rooftop.exporter.telemetry import GpuIdentity, GpuReading, GpuSourceResult
-
-Fetch = Callable[[str, float, int], str]
-"""``(url, timeout_seconds, max_bytes) -> text``."""
 
 BYTES_PER_MIB = 1024 * 1024
 DCGM_FP64_BLANK = 140737488355328.0
@@ -145,9 +143,9 @@ class _Gpu:
 
 
 class DcgmSource:
-    """Reads one dcgm-exporter endpoint; :meth:`read` once per sampler cycle.
+    """Reads one dcgm-exporter endpoint; :meth:`poll` once per sampler cycle.
 
-    ``read`` raises :class:`DcgmFetchError` when the endpoint cannot be fetched or parsed,
+    ``poll`` raises :class:`DcgmFetchError` when the endpoint cannot be fetched or parsed,
     and :class:`DcgmStaleError` when it has served identical values (and sample timestamps,
     where it sends them) for longer than ``stale_after_seconds``: dcgm-exporter serves its
     latest cached sample, so a hung hostengine looks like a frozen exposition.
@@ -157,6 +155,7 @@ class DcgmSource:
     """
 
     name = "dcgm"
+    kind: SourceKind = "gpu"
 
     def __init__(
         self,
@@ -170,8 +169,6 @@ class DcgmSource:
         pod_name: str | None = None,
         pod_namespace: str | None = None,
     ) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"dcgm-exporter URL must start with http:// or https://, got {url!r}")
         if stale_after_seconds <= 0:
             raise ValueError(f"stale_after_seconds must be > 0, got {stale_after_seconds}")
         self.url = url
@@ -184,11 +181,11 @@ class DcgmSource:
         self._fingerprint: tuple[object, ...] | None = None
         self._fingerprint_since = 0.0
 
-    def read(self) -> GpuSourceResult:
+    def poll(self) -> GpuSourceResult:
         now = self._clock()
         try:
             text = self._fetch(self.url, self._timeout, self._max_bytes)
-        except EngineFetchError as error:
+        except FetchError as error:
             raise DcgmFetchError(f"dcgm-exporter: {error}") from None
         except OSError as error:
             raise DcgmFetchError(f"dcgm-exporter at {self.url}: {error}") from None

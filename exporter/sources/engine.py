@@ -3,23 +3,17 @@
 ``EngineSource.poll()`` reads the configured URL (and the adapter's declared extra JSON endpoints
 on the same origin), and returns one :class:`EngineReading` or raises an
 :class:`EngineSourceError` saying what went wrong; the caller marks the source down for that
-cycle. It never follows redirects or URLs found in a response, ignores proxy environment
-variables, bounds every read by a total deadline and a body-size cap.
+cycle. The GET itself is :mod:`rooftop.exporter.sources.http` (no redirects, no proxies, one
+deadline, a body cap); the URL was validated once, by the settings model.
 """
 
 from __future__ import annotations
 
-import base64
-import http.client
 import json
-import socket
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable
 from typing import Final
 
+from rooftop.exporter.sources.base import SourceKind
 from rooftop.exporter.sources.engines import detect_engine
 from rooftop.exporter.sources.engines.base import (
     EngineAdapter,
@@ -33,13 +27,12 @@ from rooftop.exporter.sources.exposition import (
     ExpositionError,
     parse_exposition,
 )
+from rooftop.exporter.sources.http import Fetch, FetchError, describe, fetch_text
 
 DEFAULT_TIMEOUT_SECONDS: Final = 2.0
 DEFAULT_MAX_BODY_BYTES: Final = 16 * 1024 * 1024
 """A full vLLM exposition is ~100 KB per engine; 16 MiB is generous and still bounded."""
 MAX_EXTRA_BODY_BYTES: Final = 1024 * 1024
-_CHUNK_BYTES: Final = 64 * 1024
-_ACCEPT: Final = "text/plain;version=0.0.4;q=1.0, */*;q=0.1"
 
 
 class EngineSourceError(Exception):
@@ -58,122 +51,9 @@ class EngineUnrecognisedError(EngineSourceError):
     """No adapter recognises the exposition (or the configured one no longer does)."""
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: object,
-        code: int,
-        msg: str,
-        headers: object,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        raise EngineFetchError(
-            f"{req.full_url} redirects (HTTP {code}) to {newurl}; configure that URL instead"
-        )
-
-
-_OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
-
-
-def _check_url(url: str) -> urllib.parse.SplitResult:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise EngineFetchError(f"{url!r} is not an http:// or https:// URL with a host")
-    return parts
-
-
-def fetch_bytes(url: str, timeout_seconds: float, max_bytes: int) -> bytes:
-    """GET ``url`` and return at most ``max_bytes`` of body, within ``timeout_seconds`` in all.
-
-    Raises :class:`EngineFetchError` naming the cause: refused, DNS, timeout, HTTP status,
-    truncated body, body over the cap.
-    """
-    parts = _check_url(url)
-    deadline = time.monotonic() + timeout_seconds
-    headers = {"Accept": _ACCEPT, "User-Agent": "rooftop"}
-    if parts.username is not None:
-        # ``http://user:pass@host/metrics``: sent as basic auth, never as part of the host.
-        credentials = f"{urllib.parse.unquote(parts.username)}:"
-        credentials += urllib.parse.unquote(parts.password or "")
-        headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
-        netloc = parts.hostname or ""
-        if ":" in netloc:
-            netloc = f"[{netloc}]"
-        if parts.port is not None:
-            netloc += f":{parts.port}"
-        url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        with _OPENER.open(request, timeout=timeout_seconds) as response:
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                if time.monotonic() > deadline:
-                    raise EngineFetchError(f"{url}: body not complete within {timeout_seconds} s")
-                # read1: at most one recv, so the deadline is checked between chunks.
-                chunk = response.read1(min(_CHUNK_BYTES, max_bytes + 1 - size))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > max_bytes:
-                    raise EngineFetchError(f"{url}: body over {max_bytes} bytes")
-            declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and size < int(declared):
-                raise EngineFetchError(
-                    f"{url}: response truncated after {size} of {declared} bytes"
-                )
-            return b"".join(chunks)
-    except EngineFetchError:
-        raise
-    except urllib.error.HTTPError as err:
-        raise EngineFetchError(f"{url}: HTTP {err.code} {err.reason}") from None
-    except urllib.error.URLError as err:
-        raise EngineFetchError(f"{url}: {_describe(err.reason)}") from None
-    except http.client.IncompleteRead as err:
-        raise EngineFetchError(
-            f"{url}: response truncated after {len(err.partial)} bytes"
-        ) from None
-    except TimeoutError:
-        raise EngineFetchError(f"{url}: no answer within {timeout_seconds} s") from None
-    except (http.client.HTTPException, OSError, ValueError) as err:
-        raise EngineFetchError(f"{url}: {_describe(err)}") from None
-
-
-def _describe(reason: object) -> str:
-    if isinstance(reason, ConnectionRefusedError):
-        return "connection refused (is the engine running, and on this port?)"
-    if isinstance(reason, socket.gaierror):
-        return f"host name does not resolve ({reason.strerror or reason})"
-    if isinstance(reason, TimeoutError):
-        return "timed out"
-    if isinstance(reason, http.client.IncompleteRead):
-        return f"response truncated after {len(reason.partial)} bytes"
-    if isinstance(reason, http.client.RemoteDisconnected):
-        return "server closed the connection without a response"
-    if isinstance(reason, ConnectionResetError):
-        return "connection reset by the server"
-    text = str(reason) or type(reason).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
-def fetch_text(url: str, timeout_seconds: float, max_bytes: int) -> str:
-    """GET ``url`` and return its body as UTF-8 text (see :func:`fetch_bytes` for the limits)."""
-    body = fetch_bytes(url, timeout_seconds, max_bytes)
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise EngineFetchError(f"{url}: body is not UTF-8 text (binary data?)") from None
-
-
-Fetch = Callable[[str, float, int], str]
-"""``(url, timeout_seconds, max_bytes) -> text``; :func:`fetch_text` or a test fake."""
-
-
 def endpoint_url(base_url: str, endpoint: ExtraEndpoint) -> str:
     """``endpoint.path`` on the scheme, host and port of ``base_url`` (never anywhere else)."""
-    parts = _check_url(base_url)
+    parts = urllib.parse.urlsplit(base_url)
     if not endpoint.path.startswith("/") or "//" in endpoint.path or "?" in endpoint.path:
         raise ValueError(f"extra endpoint path {endpoint.path!r} must be a plain absolute path")
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, endpoint.path, "", ""))
@@ -184,8 +64,11 @@ class EngineSource:
 
     ``adapter=None`` detects the engine on the first good read and keeps that adapter; if the
     exposition stops matching it (the engine was replaced), it detects again. A configured
-    adapter is never swapped: a mismatch is an :class:`EngineUnrecognisedError`.
+    adapter is never swapped: a mismatch is an :class:`EngineUnrecognisedError`. A
+    :class:`~rooftop.exporter.sources.base.Source` of kind ``engine``.
     """
+
+    kind: SourceKind = "engine"
 
     def __init__(
         self,
@@ -197,7 +80,6 @@ class EngineSource:
         fetch: Fetch = fetch_text,
         max_series: int = DEFAULT_MAX_SERIES,
     ) -> None:
-        _check_url(url)
         if timeout_seconds <= 0:
             raise ValueError(f"engine {name}: timeout_seconds must be > 0, got {timeout_seconds}")
         if max_body_bytes <= 0:
@@ -221,10 +103,12 @@ class EngineSource:
         """Read the engine once. Raises :class:`EngineSourceError` on any failure."""
         try:
             text = self._fetch(self.url, self.timeout_seconds, self.max_body_bytes)
+        except FetchError as err:
+            raise EngineFetchError(str(err)) from None
         except EngineSourceError:
             raise
         except Exception as err:
-            raise EngineFetchError(f"{self.url}: {_describe(err)}") from None
+            raise EngineFetchError(f"{self.url}: {describe(err)}") from None
         try:
             families = parse_exposition(text, max_series=self.max_series)
         except ExpositionError as err:
@@ -266,7 +150,7 @@ class EngineSource:
                     endpoint_url(self.url, endpoint), self.timeout_seconds, MAX_EXTRA_BODY_BYTES
                 )
                 document: object = json.loads(text)
-            except (EngineSourceError, ValueError):
+            except (FetchError, EngineSourceError, ValueError):
                 continue  # optional: its quantities stay None and are listed as missing
             extras[endpoint.name] = document
             if not endpoint.every_poll:

@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from rooftop.exporter.settings import EngineConfig
 from rooftop.exporter.telemetry import GpuIdentity, GpuSourceResult
 
 MappingMethod = Literal["config", "discovered", "unmapped"]
@@ -273,18 +272,20 @@ class PortGpuLocator:
         self._last_try: dict[str, tuple[float, tuple[int | None, tuple[str, ...], str]]] = {}
 
     def locate(
-        self, engine: EngineConfig, gpus: GpuSourceResult
+        self, engine: str, url: str, gpus: GpuSourceResult
     ) -> tuple[int | None, tuple[str, ...], str]:
+        """``(pid, gpu uuids, how)`` for the engine named ``engine`` serving at ``url``;
+        ``how`` is ``discovered`` or the reason nothing was."""
         if not gpus.identities:
             return None, (), "no GPU visible to rooftop (no NVML, no dcgm-exporter)"
         now = self._clock()
-        previous = self._last_try.get(engine.url)
+        previous = self._last_try.get(url)
         if previous is not None and now - previous[0] < self._retry_seconds:
             return previous[1]
         compute_pids = {reading.uuid: reading.compute_pids for reading in gpus.readings}
         mapping = discover_engine_gpus(
-            engine.label,
-            urlsplit(engine.url).port,
+            engine,
+            urlsplit(url).port,
             gpus=gpus.identities,
             gpu_compute_pids=compute_pids,
             table=self._table,
@@ -292,5 +293,5 @@ class PortGpuLocator:
         pid = mapping.engine_pids[0] if mapping.engine_pids else None
         how = "discovered" if mapping.method == "discovered" else mapping.reason
         result = (pid, mapping.gpu_uuids, how)
-        self._last_try[engine.url] = (now, result)
+        self._last_try[url] = (now, result)
         return result

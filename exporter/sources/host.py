@@ -22,6 +22,7 @@ from typing import Protocol
 
 import psutil
 
+from rooftop.exporter.sources.base import SourceKind
 from rooftop.exporter.telemetry import ProcessCpu
 
 
@@ -164,7 +165,8 @@ def _delta(before: float | None, after: float) -> float:
 
 
 class EngineProcessMonitor:
-    """Measures one engine process tree each time :meth:`sample` is called.
+    """Measures one engine process tree each time :meth:`poll` is called: a
+    :class:`~rooftop.exporter.sources.base.Source` of kind ``host``.
 
     The first call only primes and returns None; each later call returns the stats since the
     previous call. Raises :class:`EngineProcessGoneError` when the root process is gone (then
@@ -172,14 +174,19 @@ class EngineProcessMonitor:
     :meth:`retarget` is picked up).
     """
 
+    kind: SourceKind = "host"
+
     def __init__(
         self,
         root_pid: int,
         provider: ProcessProvider | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        name: str = "host",
     ) -> None:
         if root_pid <= 0:
             raise ValueError(f"root_pid must be a positive process id, got {root_pid}")
+        self.name = name
         self.root_pid = root_pid
         self._provider: ProcessProvider = provider or PsutilProcessProvider()
         self._clock = clock
@@ -190,7 +197,7 @@ class EngineProcessMonitor:
             self.root_pid = root_pid
             self._previous = None
 
-    def sample(self) -> EngineProcessStats | None:
+    def poll(self) -> EngineProcessStats | None:
         try:
             current = read_tree_cpu_times(self.root_pid, self._provider, self._clock)
         except HostSourceError:
@@ -216,10 +223,12 @@ class EngineCpuStats:
             return None
         monitor = self._monitors.get(engine)
         if monitor is None:
-            monitor = self._monitors[engine] = EngineProcessMonitor(pid, self._provider)
+            monitor = self._monitors[engine] = EngineProcessMonitor(
+                pid, self._provider, name=f"host {engine}"
+            )
         monitor.retarget(pid)
         try:
-            sample = monitor.sample()
+            sample = monitor.poll()
         except HostSourceError:
             return None
         if sample is None:

@@ -1,6 +1,6 @@
 """Engines of a Kubernetes node (the DaemonSet variant): annotated pods joined with their GPUs.
 
-Every ``discovery_interval_seconds`` the sampler calls :meth:`KubernetesEngineDiscovery.engines`,
+Every ``discovery_interval_seconds`` the sampler polls :class:`KubernetesEngineDiscovery`,
 which
 
 1. lists the pods on this node from the API server with the pod's service account
@@ -8,7 +8,7 @@ which
    API server answer from its watch cache instead of etcd, as the kubelet's own lists do);
 2. asks the kubelet's pod-resources socket which GPUs each pod holds
    (:mod:`rooftop.exporter.sources.podresources`);
-3. returns one :class:`EngineConfig` per running pod annotated with
+3. returns one :class:`DiscoveredEngine` per running pod annotated with
    ``rooftop.dev/engine-port`` (a number, or the name of one of its container ports):
    ``http://<podIP>:<port><path>``, named ``<namespace>/<pod>``, with that pod's GPUs.
 
@@ -19,22 +19,20 @@ plain path. A pod whose annotation is unusable is skipped with a warning; the ot
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import json
 import logging
 import os
 import re
 import ssl
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from rooftop.exporter.settings import ConfigError, EngineConfig, Settings
+from rooftop.exporter.sources.base import DiscoveredEngine, SourceKind
+from rooftop.exporter.sources.http import FetchError, fetch_bytes
 from rooftop.exporter.sources.podresources import PodKey, PodResourcesClient
 
 log = logging.getLogger(__name__)
@@ -45,7 +43,6 @@ DEFAULT_MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 """A node runs at most 110 pods by default (``maxPods``); with managedFields a pod's JSON is
 a few to ~30 KB, so a node's list is a few MB at most."""
 DEFAULT_METRICS_PATH: Final = "/metrics"
-_CHUNK_BYTES: Final = 64 * 1024
 _PATH: Final = re.compile(r"/[A-Za-z0-9._~/-]{0,255}")
 _PORT: Final = re.compile(r"[0-9]{1,5}")
 _RBAC_FIX: Final = (
@@ -58,27 +55,13 @@ class KubernetesApiError(Exception):
     """The API server could not be read this time; the message says what to fix."""
 
 
-class KubernetesConfigError(ConfigError):
-    """Kubernetes discovery is configured but cannot work here (not in a pod, no token)."""
+class KubernetesConfigError(Exception):
+    """Kubernetes discovery is configured but cannot work here (not in a pod, no token);
+    serve wiring reports it as a configuration error."""
 
 
 class InvalidEngineAnnotation(ValueError):
     """An annotated pod cannot be read as an engine; the message names the pod and why."""
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: object,
-        code: int,
-        msg: str,
-        headers: object,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        raise KubernetesApiError(
-            f"{req.full_url} redirects (HTTP {code}); the API server never should"
-        )
 
 
 class KubernetesApi:
@@ -97,22 +80,13 @@ class KubernetesApi:
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
-        parts = urllib.parse.urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"API server URL must be http(s)://host:port, got {base_url!r}")
         if timeout_seconds <= 0 or max_body_bytes <= 0:
             raise ValueError("timeout_seconds and max_body_bytes must be > 0")
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._timeout = timeout_seconds
         self._max_bytes = max_body_bytes
-        handlers: list[urllib.request.BaseHandler] = [
-            urllib.request.ProxyHandler({}),
-            _NoRedirect(),
-        ]
-        if ssl_context is not None:
-            handlers.append(urllib.request.HTTPSHandler(context=ssl_context))
-        self._opener = urllib.request.build_opener(*handlers)
+        self._ssl_context = ssl_context
 
     @classmethod
     def in_cluster(
@@ -161,62 +135,51 @@ class KubernetesApi:
     def get_json(self, path_and_query: str) -> Any:
         """GET a path on the API server and parse its JSON; raises :class:`KubernetesApiError`."""
         url = self.base_url + path_and_query
-        headers = {"Accept": "application/json", "User-Agent": "rooftop"}
+        headers = {"Accept": "application/json"}
         token = self._token() if self._token is not None else None
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        request = urllib.request.Request(url, headers=headers)
-        deadline = time.monotonic() + self._timeout
         try:
-            with self._opener.open(request, timeout=self._timeout) as response:
-                body = self._read_capped(response, url, deadline)
-        except KubernetesApiError:
-            raise
-        except urllib.error.HTTPError as error:
-            raise KubernetesApiError(self._describe_status(url, error)) from None
-        except urllib.error.URLError as error:
-            reason = error.reason
-            if isinstance(reason, ssl.SSLCertVerificationError):
-                raise KubernetesApiError(
-                    f"{url}: TLS verification failed ({reason.verify_message}); the API server's "
-                    "certificate must be signed by the service account's ca.crt"
-                ) from None
-            raise KubernetesApiError(f"{url}: cannot connect ({reason})") from None
-        except (TimeoutError, http.client.HTTPException, OSError) as error:
-            raise KubernetesApiError(f"{url}: {type(error).__name__}: {error}") from None
+            body = fetch_bytes(
+                url,
+                self._timeout,
+                self._max_bytes,
+                headers=headers,
+                ssl_context=self._ssl_context,
+            )
+        except FetchError as error:
+            raise KubernetesApiError(self._describe(url, error)) from None
         try:
             return json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise KubernetesApiError(f"{url}: the answer is not JSON ({error})") from None
 
-    def _read_capped(self, response: Any, url: str, deadline: float) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            if time.monotonic() > deadline:
-                raise KubernetesApiError(f"{url}: answer not complete within {self._timeout} s")
-            chunk = response.read1(min(_CHUNK_BYTES, self._max_bytes + 1 - size))
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > self._max_bytes:
-                raise KubernetesApiError(f"{url}: answer over {self._max_bytes} bytes")
-
-    @staticmethod
-    def _describe_status(url: str, error: urllib.error.HTTPError) -> str:
+    def _describe(self, url: str, error: FetchError) -> str:
+        if isinstance(error.reason, ssl.SSLCertVerificationError):
+            return (
+                f"{url}: TLS verification failed ({error.reason.verify_message}); the API "
+                "server's certificate must be signed by the service account's ca.crt"
+            )
+        if error.problem == "oversized":
+            return f"{url}: answer over {self._max_bytes} bytes"
+        if error.problem == "deadline":
+            return f"{url}: answer not complete within {self._timeout} s"
+        if error.problem == "connect":
+            return f"{url}: cannot connect ({error.reason or error})"
+        if error.status is None:
+            return str(error)
         message = ""
         try:
-            status = json.loads(error.read(64 * 1024))
+            status = json.loads(error.error_body)
             if isinstance(status, dict) and isinstance(status.get("message"), str):
                 message = f": {status['message'][:300]}"
-        except (OSError, ValueError):
+        except ValueError:
             pass
-        if error.code == 401:
+        if error.status == 401:
             return f"{url}: HTTP 401 Unauthorized{message} (the service-account token was rejected)"
-        if error.code == 403:
+        if error.status == 403:
             return f"{url}: HTTP 403 Forbidden{message}; {_RBAC_FIX}"
-        return f"{url}: HTTP {error.code} {error.reason}{message}"
+        return f"{error}{message}"
 
     def pods_on_node(self, node_name: str) -> list[Mapping[str, Any]]:
         """The pods scheduled on ``node_name`` (``v1.PodList.items``)."""
@@ -269,7 +232,7 @@ def engine_config_for_pod(
     port_annotation: str,
     path_annotation: str,
     gpus: Mapping[PodKey, tuple[str, ...]],
-) -> EngineConfig | None:
+) -> DiscoveredEngine | None:
     """The engine in ``pod``, or ``None`` when the pod is not annotated, not running, or has
     no IP yet. Raises :class:`InvalidEngineAnnotation` for an annotated pod that cannot be
     used. ``gpus`` unset (``None`` in the config) when pod-resources lists none for the pod:
@@ -304,7 +267,7 @@ def engine_config_for_pod(
         raise InvalidEngineAnnotation(
             f"{where}: {error} (annotations {port_annotation}, {path_annotation})"
         ) from None
-    return EngineConfig(url=url, name=f"{namespace}/{name}", gpus=gpus.get((namespace, name)))
+    return DiscoveredEngine(url=url, name=f"{namespace}/{name}", gpus=gpus.get((namespace, name)))
 
 
 def _named_container_port(spec: Any, name: str, where: str) -> str:
@@ -322,6 +285,16 @@ def _named_container_port(spec: Any, name: str, where: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class KubernetesDiscoveryConfig:
+    """What discovery needs, built from the settings by serve wiring."""
+
+    node_name: str
+    port_annotation: str = "rooftop.dev/engine-port"
+    path_annotation: str = "rooftop.dev/engine-path"
+    pod_resources_socket: Path = Path("/var/lib/kubelet/pod-resources/kubelet.sock")
+
+
 class GpuAllocations(Protocol):
     """Which GPUs each pod holds: the kubelet pod-resources client, or a fake in tests."""
 
@@ -333,40 +306,42 @@ class PodLister(Protocol):
 
 
 class KubernetesEngineDiscovery:
-    """The engines on this node, for ``Sampler(engine_discovery=...)``.
+    """The engines on this node: a :class:`~rooftop.exporter.sources.base.Source` of kind
+    ``discovery``.
 
-    ``engines`` raises :class:`KubernetesApiError` or
+    ``poll`` raises :class:`KubernetesApiError` or
     :class:`~rooftop.exporter.sources.podresources.PodResourcesError` when either side cannot be
     read
     (the sampler then marks source ``kubernetes`` down and keeps the engines it knows).
     """
 
     name = "kubernetes"
+    kind: SourceKind = "discovery"
 
     def __init__(
         self,
-        settings: Settings,
+        config: KubernetesDiscoveryConfig,
         *,
         api: PodLister | None = None,
         allocations: GpuAllocations | None = None,
     ) -> None:
-        if not settings.kubernetes_node_name:
+        if not config.node_name:
             raise KubernetesConfigError("kubernetes_node_name is required for Kubernetes discovery")
-        self.node_name = settings.kubernetes_node_name
-        self._port_annotation = settings.engine_port_annotation
-        self._path_annotation = settings.engine_path_annotation
+        self.node_name = config.node_name
+        self._port_annotation = config.port_annotation
+        self._path_annotation = config.path_annotation
         self._api = api if api is not None else KubernetesApi.in_cluster()
         self._allocations = (
             allocations
             if allocations is not None
-            else PodResourcesClient(settings.kubelet_pod_resources_socket)
+            else PodResourcesClient(config.pod_resources_socket)
         )
         self._warned: set[str] = set()
 
-    def engines(self) -> list[EngineConfig]:
+    def poll(self) -> list[DiscoveredEngine]:
         pods = self._api.pods_on_node(self.node_name)
         gpus = self._allocations.gpus_by_pod()
-        found: dict[str, EngineConfig] = {}
+        found: dict[str, DiscoveredEngine] = {}
         problems: set[str] = set()
         for pod in pods:
             try:
@@ -379,7 +354,7 @@ class KubernetesEngineDiscovery:
             if config is None:
                 continue
             if config.url in found:
-                problems.add(f"{config.label} and {found[config.url].label} share {config.url}")
+                problems.add(f"{config.name} and {found[config.url].name} share {config.url}")
                 continue
             found[config.url] = config
         for problem in sorted(problems - self._warned):

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from prometheus_client.parser import text_string_to_metric_families
 
 from rooftop.exporter.collector import ExpositionCache
+from rooftop.exporter.demo.nvml_fake import FakeGpu, FakeNvmlBackend
 from rooftop.exporter.sampler import GpuSource, Sampler
 from rooftop.exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
 from rooftop.exporter.settings import EngineConfig, Settings
 from rooftop.exporter.sources.engine import EngineSource
 from rooftop.exporter.sources.nvml import NvmlSource
-from rooftop.exporter.sources.nvml_fake import FakeGpu, FakeNvmlBackend
 
 SCRAPE_BUDGET_SECONDS = 0.5
 GPU_LIVE_METRICS = frozenset(
@@ -145,19 +145,15 @@ class Rig:
             engine_max_body_bytes=max_body_bytes,
             verdict_hold_samples=1,
         )
-        self.engine_sources = [
-            EngineSource(
+        self.sampler = Sampler(
+            self.settings,
+            self.nvml,
+            engine_factory=lambda config: EngineSource(
                 config.label,
                 config.url,
                 timeout_seconds=engine_timeout_seconds,
                 max_body_bytes=max_body_bytes,
-            )
-            for config in configs
-        ]
-        self.sampler = Sampler(
-            self.settings,
-            self.nvml,
-            self.engine_sources,
+            ),
             dcgm_source=dcgm_source,
             monotonic=monotonic,
             wall_clock=wall_clock,

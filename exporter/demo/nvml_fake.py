@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rooftop.exporter.sources.nvml import (
+from rooftop.exporter.sources.nvml_api import (
     BYTES_PER_MIB,
     CLOCK_MEM,
     CLOCK_SM,

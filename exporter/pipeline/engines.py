@@ -1,0 +1,363 @@
+"""Engine stage: one :class:`EngineTracker` per engine, built once, holding its config, its
+source, its rate windows, its resolved model and its GPU mapping.
+
+Each cycle the stage refreshes the engine set (when discovery is on), polls every engine in a
+worker pool (a slow engine delays only itself, never piles up polls), and turns each answer
+into an :class:`~rooftop.exporter.snapshot.EngineView` with window-averaged rates. The hand-off
+to the join stage is :class:`EngineSample`: the view and the model the roofline needs, side by
+side, so nothing downstream looks an engine up again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Protocol
+
+from rooftop.classifiers.models import kv_bytes_per_token
+from rooftop.exporter.model_resolution import ResolvedModel, resolve_model
+from rooftop.exporter.pipeline.status import SourceTimer, error_text
+from rooftop.exporter.rates import RatioOfCounters, WindowedCounter, WindowedMean
+from rooftop.exporter.settings import EngineConfig, redact_url
+from rooftop.exporter.snapshot import EngineView, SourceStatus
+from rooftop.exporter.sources.base import DiscoveredEngine, Source
+from rooftop.exporter.sources.engine import EngineSource, EngineSourceError
+from rooftop.exporter.sources.engines.base import EngineReading
+from rooftop.exporter.sources.gpu_mapping import resolve_configured_gpus
+from rooftop.exporter.telemetry import GpuSourceResult, ProcessCpu
+
+log = logging.getLogger(__name__)
+
+ENGINE_CATCH_UP_SECONDS = 1.0
+"""Engine polls get their own timeout plus this before the stage stops waiting."""
+MAX_POLL_WORKERS = 16
+
+EngineFactory = Callable[[EngineConfig], EngineSource]
+"""Builds the source for one engine config (serve wiring, or a test's recorded engine)."""
+
+
+class ProcessStatsProvider(Protocol):
+    """Engine process-tree CPU figures (psutil on a real node, the script on the demo)."""
+
+    def stats(self, engine: str, pid: int | None) -> ProcessCpu | None: ...
+
+
+class GpuLocator(Protocol):
+    """Finds an engine's process and the GPUs it runs on, when the config does not say."""
+
+    def locate(
+        self, engine: str, url: str, gpus: GpuSourceResult
+    ) -> tuple[int | None, tuple[str, ...], str]:
+        """``(pid, gpu uuids, how)``; ``how`` is ``discovered`` or the reason nothing was."""
+        ...
+
+
+EngineDiscovery = Source[Sequence[DiscoveredEngine]]
+"""Finds engines at run time (e.g. annotated pods on this Kubernetes node); ``poll`` returns
+the engines that exist now and raises when discovery itself failed."""
+
+
+def model_label(config: EngineConfig, reading: EngineReading | None) -> str | None:
+    """The ``model`` label and the model the roofline resolves: the configured ``model``
+    when set, else what the engine says it serves. A configured label never depends on the
+    engine being up (series continuity in Prometheus)."""
+    if config.model:
+        return config.model
+    return reading.model if reading is not None else None
+
+
+@dataclass(frozen=True)
+class EngineSample:
+    """The engine stage's hand-off: one engine's view and its resolved model."""
+
+    view: EngineView
+    model: ResolvedModel | None
+
+
+class EngineTracker:
+    """Everything the sampler keeps about one engine between cycles."""
+
+    def __init__(self, config: EngineConfig, source: EngineSource, window_seconds: float) -> None:
+        self.config = config
+        self.source = source
+        self.status_name = redact_url(source.url)
+        self._window = window_seconds
+        self.generation = WindowedCounter(window_seconds)
+        self.prompt = WindowedCounter(window_seconds)
+        self.computed_prefill = WindowedCounter(window_seconds)
+        self.flops = WindowedCounter(window_seconds)
+        self.read_bytes = WindowedCounter(window_seconds)
+        self.inter_token = RatioOfCounters(window_seconds)
+        self.batch = WindowedMean(window_seconds)
+        self.resident_tokens = WindowedMean(window_seconds)
+        self.pending: Future[EngineReading] | None = None
+        self.model_key: str | None = config.model or None
+        self.model: ResolvedModel | None = None
+        self.pid: int | None = None
+        self.gpus: tuple[str, ...] = ()
+        self.mapping = "not yet mapped"
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    def reconfigure(self, config: EngineConfig) -> None:
+        """Discovery saw this engine again with another config (e.g. its GPUs changed)."""
+        self.config = config
+        self.mapping = "not yet mapped"
+
+    def forget_rates(self) -> None:
+        for counter in (
+            self.generation,
+            self.prompt,
+            self.computed_prefill,
+            self.flops,
+            self.read_bytes,
+            self.batch,
+            self.resident_tokens,
+        ):
+            counter.reset()
+        self.inter_token = RatioOfCounters(self._window)
+
+    def update_model(self, reading: EngineReading) -> None:
+        """Resolve the model again when its key changed; re-read formats otherwise."""
+        key = model_label(self.config, reading)
+        if key != self.model_key or (key and self.model is None):
+            if self.model_key is not None and key != self.model_key:
+                self.forget_rates()  # the engine now serves another model
+            self.model_key = key
+            self.model = resolve_model(key, self.config, reading) if key else None
+            if self.model is not None and self.model.error is not None:
+                # Once per model change: the roofline stays empty, verdicts go on without it.
+                log.warning("engine %s: %s", self.name, self.model.error)
+        elif key and self.model is not None and self.model.arch is not None:
+            self.model = resolve_model(key, self.config, reading, cached=self.model)
+
+    def down_view(self) -> EngineView:
+        """Down: keep what is static (name, model label, mapping), drop every live figure and
+        the rate history so a later rate never spans the outage."""
+        self.forget_rates()
+        return EngineView(
+            name=self.name,
+            url=self.config.url,
+            up=False,
+            family=None,
+            version_family=None,
+            model=self.model_key,
+            model_resolved=self.model.resolved_id if self.model else None,
+            weights=None,
+            kv_dtype=None,
+            tensor_parallel=max(1, len(self.gpus)),
+            gpus=self.gpus,
+            mapping=self.mapping,
+        )
+
+    def up_view(self, reading: EngineReading, now: float, cpu: ProcessCpu | None) -> EngineView:
+        decode = self.generation.observe(now, reading.generation_tokens_total)
+        prompt = self.prompt.observe(now, reading.prompt_tokens_total)
+        computed = self.computed_prefill.observe(now, reading.prefill_computed_tokens_total)
+        prefill = computed if reading.prefill_computed_tokens_total is not None else prompt
+        flops = self.flops.observe(now, reading.estimated_flops_total)
+        read_bytes = self.read_bytes.observe(now, reading.estimated_read_bytes_total)
+        itl = self.inter_token.observe(now, reading.inter_token_latency_sum_count)
+        resident_tokens = None
+        if reading.kv_usage_ratio is not None and reading.kv_capacity_tokens is not None:
+            resident_tokens = reading.kv_usage_ratio * reading.kv_capacity_tokens
+        # Rates are window averages: the batch and KV they are set against must be too.
+        mean_batch = self.batch.observe(now, reading.requests_running)
+        mean_resident = self.resident_tokens.observe(now, resident_tokens)
+        mean_context = None
+        if mean_resident is not None and mean_batch:
+            mean_context = mean_resident / mean_batch
+        model = self.model
+        resident_bytes = None
+        if resident_tokens is not None and model is not None and model.arch is not None:
+            resident_bytes = resident_tokens * kv_bytes_per_token(model.arch, model.kv_dtype)
+        return EngineView(
+            name=self.name,
+            url=self.config.url,
+            up=True,
+            family=reading.family,
+            version_family=reading.version_family,
+            model=self.model_key,
+            model_resolved=model.resolved_id if model is not None else None,
+            weights=model.weights if model is not None else None,
+            kv_dtype=model.kv_dtype if model is not None else None,
+            tensor_parallel=self.config.tensor_parallel or max(1, len(self.gpus)),
+            gpus=self.gpus,
+            mapping=self.mapping,
+            prefill_tokens_per_second=prefill,
+            decode_tokens_per_second=decode,
+            requests_running=reading.requests_running,
+            requests_running_mean=mean_batch,
+            requests_waiting=reading.requests_waiting,
+            kv_usage_ratio=reading.kv_usage_ratio,
+            kv_capacity_tokens=reading.kv_capacity_tokens,
+            kv_resident_tokens=resident_tokens,
+            kv_resident_bytes=resident_bytes,
+            mean_context_tokens=mean_context,
+            engine_flops_per_second=flops,
+            engine_read_bytes_per_second=read_bytes,
+            inter_token_latency_seconds=itl,
+            process_cpu_cores=cpu.cpu_cores if cpu else None,
+            process_busiest_thread_ratio=cpu.busiest_thread_ratio if cpu else None,
+            missing=reading.missing,
+        )
+
+
+class EngineStage:
+    """The engines of this node: polled in parallel, tracked one :class:`EngineTracker` each."""
+
+    def __init__(
+        self,
+        timer: SourceTimer,
+        configs: Sequence[EngineConfig],
+        factory: EngineFactory | None,
+        window_seconds: float,
+        *,
+        discovery: EngineDiscovery | None = None,
+        discovery_interval_seconds: float = 60.0,
+        process_stats: ProcessStatsProvider | None = None,
+        locator: GpuLocator | None = None,
+        on_engine_gone: Callable[[str], None] | None = None,
+    ) -> None:
+        if configs and factory is None:
+            raise ValueError("engines are configured but no engine_factory builds their sources")
+        self._timer = timer
+        self._factory = factory
+        self._window = window_seconds
+        self._discovery = discovery if factory is not None else None
+        self._discovery_interval = discovery_interval_seconds
+        self._next_discovery = 0.0
+        self._discovery_status: SourceStatus | None = None
+        self._process_stats = process_stats
+        self._locator = locator
+        self._on_engine_gone = on_engine_gone
+        self.trackers = [
+            EngineTracker(config, factory(config), window_seconds)
+            for config in configs
+            if factory is not None
+        ]
+        workers = (
+            MAX_POLL_WORKERS
+            if self._discovery is not None
+            else max(1, min(MAX_POLL_WORKERS, len(self.trackers)))
+        )
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine-poll")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def refresh(self, now: float, statuses: list[SourceStatus]) -> None:
+        """Run engine discovery when due: add new engines, drop vanished ones. A failed
+        discovery keeps the engines already known."""
+        if self._discovery is None or self._factory is None:
+            return
+        if now >= self._next_discovery:
+            self._next_discovery = now + self._discovery_interval
+            polled = self._timer.poll(self._discovery)
+            if polled.reading is not None:
+                self._apply(polled.reading, self._factory)
+            self._discovery_status = polled.status
+        if self._discovery_status is not None:
+            statuses.append(self._discovery_status)
+
+    def _apply(self, engines: Sequence[DiscoveredEngine], factory: EngineFactory) -> None:
+        found: dict[str, EngineConfig] = {}
+        for engine in engines:
+            try:
+                found[engine.url] = EngineConfig(url=engine.url, name=engine.name, gpus=engine.gpus)
+            except ValueError as error:  # validated like a configured engine
+                log.warning("discovered engine %s skipped: %s", engine.name, error)
+        current = {tracker.config.url: tracker for tracker in self.trackers}
+        kept = [tracker for url, tracker in current.items() if url in found]
+        for url, tracker in current.items():
+            if url not in found:
+                log.info("engine %s is gone", tracker.name)
+                if self._on_engine_gone is not None:
+                    self._on_engine_gone(tracker.name)
+        for url, config in found.items():
+            if url not in current:
+                log.info("discovered engine %s at %s", config.label, url)
+                kept.append(EngineTracker(config, factory(config), self._window))
+            elif current[url].config != config:
+                current[url].reconfigure(config)
+        self.trackers = kept
+
+    def submit(self) -> dict[EngineTracker, Future[EngineReading]]:
+        """Start this cycle's polls; an engine whose previous poll is still out gets none."""
+        futures: dict[EngineTracker, Future[EngineReading]] = {}
+        for tracker in self.trackers:
+            if tracker.pending is not None and not tracker.pending.done():
+                continue  # the previous poll is still out; do not pile up another
+            tracker.pending = self._pool.submit(tracker.source.poll)
+            futures[tracker] = tracker.pending
+        return futures
+
+    def collect(
+        self, futures: dict[EngineTracker, Future[EngineReading]], statuses: list[SourceStatus]
+    ) -> dict[EngineTracker, EngineReading]:
+        readings: dict[EngineTracker, EngineReading] = {}
+        started = self._timer.now()
+        for tracker in self.trackers:
+            future = futures.get(tracker)
+            timeout = tracker.source.timeout_seconds
+            error: str | None = None
+            if future is None:
+                error = "previous poll still has no answer"
+            else:
+                remaining = started + timeout + ENGINE_CATCH_UP_SECONDS - self._timer.now()
+                try:
+                    readings[tracker] = future.result(timeout=max(0.0, remaining))
+                except FutureTimeout:
+                    error = f"no answer within {timeout} s"
+                except EngineSourceError as exc:
+                    error = redact_url(str(exc))
+                except Exception as exc:  # an adapter bug is that engine's problem alone
+                    error = error_text(exc)
+            statuses.append(self._timer.status(tracker.status_name, "engine", started, error))
+            self._timer.log_change(f"engine {tracker.name}", error)
+        return readings
+
+    def samples(
+        self, readings: dict[EngineTracker, EngineReading], now: float, gpus: GpuSourceResult
+    ) -> list[EngineSample]:
+        out = []
+        for tracker in self.trackers:
+            reading = readings.get(tracker)
+            if reading is None:
+                view = tracker.down_view()
+            else:
+                tracker.update_model(reading)
+                self._map_gpus(tracker, gpus)
+                cpu = None
+                if self._process_stats is not None:
+                    cpu = self._process_stats.stats(tracker.name, tracker.pid)
+                view = tracker.up_view(reading, now, cpu)
+            out.append(EngineSample(view, tracker.model))
+        return out
+
+    def _map_gpus(self, tracker: EngineTracker, gpus: GpuSourceResult) -> None:
+        config = tracker.config
+        if config.gpus is not None:
+            tracker.pid = config.pid
+            try:
+                tracker.gpus = resolve_configured_gpus(tracker.name, config.gpus, gpus.identities)
+                tracker.mapping = "config"
+            except ValueError as exc:  # e.g. index 3 on a node with two GPUs
+                tracker.gpus = ()
+                tracker.mapping = str(exc)
+                self._timer.log_change(f"engine {tracker.name} GPUs", str(exc))
+            return
+        if tracker.mapping == "discovered" and tracker.gpus:
+            return
+        if self._locator is None:
+            tracker.mapping = "no GPUs configured and discovery is off"
+            return
+        pid, found, how = self._locator.locate(tracker.name, config.url, gpus)
+        tracker.pid = config.pid or pid
+        tracker.gpus = found
+        tracker.mapping = how

@@ -1,0 +1,178 @@
+"""Join stage: pair GPUs with the engines on them, and for each pair (a *target*) place the
+workload on the roofline, classify the bottleneck and hold it through hysteresis.
+
+Targets: one per (GPU, engine on it); an engine up with no visible GPU is a target of its own
+(against ``gpu_model``'s roof); a GPU no engine claims is a target with no engine. Verdict
+state is kept per ``(GPU uuid, engine)`` so a flicker in one pair never moves another.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from rooftop.classifiers.models import ModelConfigError
+from rooftop.classifiers.operating_point import LiveWorkload, OperatingPoint, operating_point
+from rooftop.classifiers.roofline import Roof
+from rooftop.classifiers.verdict import (
+    HysteresisState,
+    Verdict,
+    VerdictEvidence,
+    VerdictThresholds,
+    advance,
+    classify,
+    published,
+)
+from rooftop.exporter.pipeline.engines import EngineSample
+from rooftop.exporter.pipeline.gpus import GpuSpecs, Peaks
+from rooftop.exporter.snapshot import EngineView, GpuView, TargetView
+from rooftop.exporter.telemetry import GpuReading, TelemetryTier
+
+log = logging.getLogger(__name__)
+
+THROTTLE_REASONS = frozenset(
+    {
+        "sw_power_cap",
+        "hw_slowdown",
+        "hw_thermal_slowdown",
+        "sw_thermal_slowdown",
+        "hw_power_brake_slowdown",
+    }
+)
+"""Clock-event reasons that mean the GPU runs below its clocks (not idle, not app clocks)."""
+
+
+def verdict_thresholds(hold_samples: int, overrides: Mapping[str, Any]) -> VerdictThresholds:
+    """The classifier's defaults with the configured overrides."""
+    return replace(VerdictThresholds(hold_samples=hold_samples), **dict(overrides))
+
+
+class JoinStage:
+    """GPU × engine targets, their operating points and their held verdicts."""
+
+    def __init__(
+        self,
+        thresholds: VerdictThresholds,
+        specs: GpuSpecs,
+        default_context_tokens: int,
+    ) -> None:
+        self._thresholds = thresholds
+        self._specs = specs
+        self._default_context = default_context_tokens
+        self._hysteresis: dict[tuple[str, str], HysteresisState] = {}
+
+    def forget_engine(self, engine: str) -> None:
+        """The engine is gone: drop its verdict history on every GPU."""
+        for key in [key for key in self._hysteresis if key[1] == engine]:
+            del self._hysteresis[key]
+
+    def targets(self, gpus: list[GpuView], engines: list[EngineSample]) -> list[TargetView]:
+        by_uuid = {view.identity.uuid: view for view in gpus}
+        claimed: set[str] = set()
+        targets: list[TargetView] = []
+        for engine in engines:
+            engine_gpus = [by_uuid[uuid] for uuid in engine.view.gpus if uuid in by_uuid]
+            if engine_gpus:
+                for gpu in engine_gpus:
+                    claimed.add(gpu.identity.uuid)
+                    targets.append(self._target(gpu, engine))
+            elif engine.view.up:
+                targets.append(self._target(None, engine))
+        for gpu in gpus:
+            if gpu.identity.uuid not in claimed:
+                targets.append(self._target(gpu, None))
+        return targets
+
+    def _target(self, gpu: GpuView | None, engine: EngineSample | None) -> TargetView:
+        view = engine.view if engine is not None else None
+        uuid = gpu.identity.uuid if gpu is not None else ""
+        engine_label = view.name if view is not None else ""
+        peaks = Peaks.of_gpu(gpu) if gpu is not None else self._specs.engine_only_peaks()
+        point = self._operating_point(gpu, engine, peaks)
+        reading = gpu.reading if gpu is not None and gpu.up else None
+        verdict = self._verdict((uuid, engine_label), gpu, reading, view, point, peaks)
+        return TargetView(
+            gpu=str(gpu.identity.index) if gpu is not None else "",
+            uuid=uuid,
+            engine=engine_label,
+            model=(view.model or "") if view is not None else "",
+            peak_flops_per_second=peaks.flops_per_second,
+            peak_bandwidth_bytes_per_second=peaks.bandwidth_bytes_per_second,
+            ridge_point_flops_per_byte=peaks.ridge_point_flops_per_byte,
+            point=point,
+            verdict=verdict,
+        )
+
+    def _operating_point(
+        self, gpu: GpuView | None, engine: EngineSample | None, peaks: Peaks
+    ) -> OperatingPoint | None:
+        flops, bandwidth = peaks.flops_per_second, peaks.bandwidth_bytes_per_second
+        if engine is None or not engine.view.up or not flops or not bandwidth:
+            return None
+        model, view = engine.model, engine.view
+        if model is None or model.arch is None:
+            return None
+        context = view.mean_context_tokens
+        try:
+            return operating_point(
+                LiveWorkload(
+                    model=model.arch,
+                    roof=Roof(flops, bandwidth),
+                    weights=model.weights,
+                    kv_dtype=model.kv_dtype,
+                    tensor_parallel=view.tensor_parallel,
+                    batch=view.requests_running_mean,
+                    context_tokens=round(context) if context is not None else self._default_context,
+                    decode_tokens_per_second=view.decode_tokens_per_second,
+                    prefill_tokens_per_second=view.prefill_tokens_per_second,
+                    dram_bytes_per_second=gpu.dram_bandwidth_bytes_per_second if gpu else None,
+                )
+            )
+        except (ValueError, ModelConfigError) as exc:
+            log.warning("roofline for %s failed: %s", view.name, exc)
+            return None
+
+    def _verdict(
+        self,
+        key: tuple[str, str],
+        gpu: GpuView | None,
+        reading: GpuReading | None,
+        engine: EngineView | None,
+        point: OperatingPoint | None,
+        peaks: Peaks,
+    ) -> Verdict | None:
+        if gpu is not None and not gpu.up and (engine is None or not engine.up):
+            self._hysteresis.pop(key, None)
+            return None  # nothing is known about this GPU this cycle
+        tier: TelemetryTier = reading.tier if reading is not None else "none"
+        hardware = reading is not None and tier in ("gpm", "dcgm")
+        evidence = VerdictEvidence(
+            tier=tier,
+            dram_active_ratio=reading.dram_active_ratio if hardware and reading else None,
+            sm_active_ratio=reading.sm_active_ratio if hardware and reading else None,
+            tensor_active_ratio=reading.tensor_active_ratio if hardware and reading else None,
+            kernel_busy_ratio=reading.kernel_busy_ratio if reading is not None else None,
+            decode_tokens_per_second=engine.decode_tokens_per_second if engine else None,
+            prefill_tokens_per_second=engine.prefill_tokens_per_second if engine else None,
+            batch_size=engine.requests_running_mean if engine else None,
+            model_bandwidth_utilization_ratio=(
+                point.model_bandwidth_utilization_ratio if point else None
+            ),
+            model_flops_utilization_ratio=point.model_flops_utilization_ratio if point else None,
+            arithmetic_intensity_flops_per_byte=(
+                point.workload_arithmetic_intensity if point else None
+            ),
+            ridge_point_flops_per_byte=peaks.ridge_point_flops_per_byte,
+            host_busiest_thread_ratio=engine.process_busiest_thread_ratio if engine else None,
+            throttled=bool(
+                reading is not None and THROTTLE_REASONS & set(reading.clock_event_reasons)
+            ),
+        )
+        observed = classify(evidence, self._thresholds)
+        state = advance(
+            self._hysteresis.get(key, HysteresisState()), observed, self._thresholds.hold_samples
+        )
+        self._hysteresis[key] = state
+        return published(state)

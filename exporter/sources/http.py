@@ -1,0 +1,221 @@
+"""One HTTP GET for every source that reads a URL: engines, dcgm-exporter, the Kubernetes API.
+
+The exchange is bounded as a whole: ``timeout_seconds`` covers connect, headers and body (the
+deadline is checked between reads of at most 64 KiB), and the body is capped at ``max_bytes``.
+Redirects are never followed (a redirect is an error naming the target to configure), proxy
+environment variables are ignored, and ``user:password@`` in a URL is sent as basic auth, never
+as part of the host. URLs are validated once, where they are configured
+(:func:`check_http_url`, called by the settings model); here a bad URL is a fetch error.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from typing import Final, Literal
+
+CHUNK_BYTES: Final = 64 * 1024
+TEXT_ACCEPT: Final = "text/plain;version=0.0.4;q=1.0, */*;q=0.1"
+"""The Prometheus text format first (what engines and dcgm-exporter serve)."""
+ERROR_BODY_BYTES: Final = 64 * 1024
+"""How much of an HTTP error's body is kept for the message (Kubernetes ``Status``)."""
+
+
+FetchProblem = Literal["connect", "status", "oversized", "deadline", "other"]
+
+
+class FetchError(Exception):
+    """The GET failed: refused, DNS, TLS, timeout, HTTP status, truncated, oversized, not text.
+
+    ``problem`` says which, for callers that word it their own way; ``status`` is the HTTP
+    status of an error answer (its first :data:`ERROR_BODY_BYTES` in ``error_body``);
+    ``reason`` the underlying exception, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        problem: FetchProblem = "other",
+        status: int | None = None,
+        error_body: bytes = b"",
+        reason: BaseException | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.problem: FetchProblem = problem
+        self.status = status
+        self.error_body = error_body
+        self.reason = reason
+
+
+Fetch = Callable[[str, float, int], str]
+"""``(url, timeout_seconds, max_bytes) -> text``: :func:`fetch_text` or a test fake."""
+
+
+def check_http_url(url: str) -> str:
+    """``url`` if it is an ``http://`` or ``https://`` URL with a host; else ValueError."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) URL such as http://127.0.0.1:8000/metrics")
+    return url
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: object,
+        code: int,
+        msg: str,
+        headers: object,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        raise FetchError(
+            f"{req.full_url} redirects (HTTP {code}) to {newurl}; configure that URL instead"
+        )
+
+
+def _build_opener(ssl_context: ssl.SSLContext | None) -> urllib.request.OpenerDirector:
+    """http and https only: no proxy handler (proxy variables are ignored), no file, ftp or
+    data handler (a ``file://`` URL cannot be read even if one got here), no redirects."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(context=ssl_context),
+        urllib.request.UnknownHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+        _NoRedirect(),
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
+_OPENER: Final = _build_opener(None)
+
+
+def _opener(ssl_context: ssl.SSLContext | None) -> urllib.request.OpenerDirector:
+    return _OPENER if ssl_context is None else _build_opener(ssl_context)
+
+
+def _without_userinfo(url: str, headers: dict[str, str]) -> str:
+    """Move ``user:password@`` from the URL into an ``Authorization: Basic`` header."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url
+    credentials = f"{urllib.parse.unquote(parts.username)}:"
+    credentials += urllib.parse.unquote(parts.password or "")
+    headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def fetch_bytes(
+    url: str,
+    timeout_seconds: float,
+    max_bytes: int,
+    *,
+    headers: Mapping[str, str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> bytes:
+    """GET ``url`` and return at most ``max_bytes`` of body, within ``timeout_seconds`` in all.
+
+    Raises :class:`FetchError` naming the cause.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    sent = {"Accept": TEXT_ACCEPT, "User-Agent": "rooftop", **(headers or {})}
+    url = _without_userinfo(url, sent)
+    request = urllib.request.Request(url, headers=sent)
+    try:
+        with _opener(ssl_context).open(request, timeout=timeout_seconds) as response:
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                if time.monotonic() > deadline:
+                    raise FetchError(
+                        f"{url}: body not complete within {timeout_seconds} s",
+                        problem="deadline",
+                    )
+                # read1: at most one recv, so the deadline is checked between chunks.
+                chunk = response.read1(min(CHUNK_BYTES, max_bytes + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > max_bytes:
+                    raise FetchError(f"{url}: body over {max_bytes} bytes", problem="oversized")
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and size < int(declared):
+                raise FetchError(f"{url}: response truncated after {size} of {declared} bytes")
+            return b"".join(chunks)
+    except FetchError:
+        raise
+    except urllib.error.HTTPError as err:
+        try:
+            body = err.read(ERROR_BODY_BYTES)
+        except (OSError, http.client.HTTPException):
+            body = b""
+        raise FetchError(
+            f"{url}: HTTP {err.code} {err.reason}",
+            problem="status",
+            status=err.code,
+            error_body=body,
+        ) from None
+    except urllib.error.URLError as err:
+        if str(err.reason).startswith("unknown url type"):
+            raise FetchError(f"{url}: not an http:// or https:// URL") from None
+        raise FetchError(
+            f"{url}: {describe(err.reason)}",
+            problem="connect",
+            reason=_as_exception(err.reason),
+        ) from None
+    except http.client.IncompleteRead as err:
+        raise FetchError(f"{url}: response truncated after {len(err.partial)} bytes") from None
+    except TimeoutError as err:
+        raise FetchError(
+            f"{url}: no answer within {timeout_seconds} s", problem="deadline", reason=err
+        ) from None
+    except (http.client.HTTPException, OSError, ValueError) as err:
+        raise FetchError(f"{url}: {describe(err)}", reason=err) from None
+
+
+def _as_exception(reason: object) -> BaseException | None:
+    return reason if isinstance(reason, BaseException) else None
+
+
+def describe(reason: object) -> str:
+    """A short, actionable description of a network failure."""
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused (is the engine running, and on this port?)"
+    if isinstance(reason, socket.gaierror):
+        return f"host name does not resolve ({reason.strerror or reason})"
+    if isinstance(reason, TimeoutError):
+        return "timed out"
+    if isinstance(reason, http.client.IncompleteRead):
+        return f"response truncated after {len(reason.partial)} bytes"
+    if isinstance(reason, http.client.RemoteDisconnected):
+        return "server closed the connection without a response"
+    if isinstance(reason, ConnectionResetError):
+        return "connection reset by the server"
+    text = str(reason) or type(reason).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def fetch_text(url: str, timeout_seconds: float, max_bytes: int) -> str:
+    """GET ``url`` and return its body as UTF-8 text (see :func:`fetch_bytes` for the limits)."""
+    body = fetch_bytes(url, timeout_seconds, max_bytes)
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FetchError(f"{url}: body is not UTF-8 text (binary data?)") from None

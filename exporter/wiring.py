@@ -1,0 +1,77 @@
+"""Settings → sources: the one place the application's settings become the sources' own small
+config values (sources never import :mod:`rooftop.exporter.settings`).
+
+Used by ``rooftop serve`` (and by :class:`~rooftop.exporter.sampler.Sampler` as its default
+engine factory).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rooftop.exporter.settings import ConfigError, EngineConfig, Settings
+from rooftop.exporter.sources.dcgm import DcgmSource
+from rooftop.exporter.sources.engine import EngineSource
+from rooftop.exporter.sources.engines import GenericAdapter, GenericConfig, adapter_for_family
+from rooftop.exporter.sources.engines.base import EngineAdapter
+
+if TYPE_CHECKING:
+    from rooftop.exporter.sources.kubernetes import KubernetesEngineDiscovery
+
+
+def engine_adapter(config: EngineConfig) -> EngineAdapter | None:
+    """The adapter an engine's config asks for; ``None`` to detect it from the exposition."""
+    if config.generic is not None:
+        generic = config.generic.model_dump()
+        generic["label_filters"] = tuple(sorted(config.generic.label_filters.items()))
+        return GenericAdapter(GenericConfig(**generic))
+    if config.family:
+        try:
+            return adapter_for_family(config.family)
+        except (LookupError, ValueError) as error:  # adapter_for_family raises ValueError
+            raise ConfigError(f"engines: {error}") from None
+    return None
+
+
+def engine_source(settings: Settings, config: EngineConfig) -> EngineSource:
+    """The source for one engine, configured or discovered, with the engine settings."""
+    return EngineSource(
+        config.label,
+        config.url,
+        timeout_seconds=settings.engine_timeout_seconds,
+        max_body_bytes=settings.engine_max_body_bytes,
+        adapter=engine_adapter(config),
+        max_series=settings.engine_max_series,
+    )
+
+
+def dcgm_source(settings: Settings) -> DcgmSource | None:
+    """The dcgm-exporter source when ``dcgm_url`` is set (sidecar: this pod's series only)."""
+    if not settings.dcgm_url:
+        return None
+    return DcgmSource(
+        settings.dcgm_url,
+        pod_name=settings.kubernetes_pod_name,
+        pod_namespace=settings.kubernetes_pod_namespace,
+    )
+
+
+def kubernetes_discovery(settings: Settings) -> KubernetesEngineDiscovery:
+    """Engine discovery on this Kubernetes node (DaemonSet mode); imported only when used."""
+    from rooftop.exporter.sources.kubernetes import (
+        KubernetesConfigError,
+        KubernetesDiscoveryConfig,
+        KubernetesEngineDiscovery,
+    )
+
+    try:
+        return KubernetesEngineDiscovery(
+            KubernetesDiscoveryConfig(
+                node_name=settings.kubernetes_node_name or "",
+                port_annotation=settings.engine_port_annotation,
+                path_annotation=settings.engine_path_annotation,
+                pod_resources_socket=settings.kubelet_pod_resources_socket,
+            )
+        )
+    except KubernetesConfigError as error:
+        raise ConfigError(str(error)) from None
