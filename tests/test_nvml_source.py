@@ -520,7 +520,7 @@ def test_health_fields_in_base_units(fake: FakeNvmlBackend, clock: StepClock) ->
     gpu.ecc_corrected = 4
     gpu.ecc_uncorrected = 1
     gpu.process_memory_bytes = {41877: 70 * 2**30, 5000: 2**30}
-    (reading, *_) = started(fake, clock).read().readings
+    (reading, *_) = started(fake, clock).poll().readings
     assert reading.temperature_celsius == 67.0
     assert reading.energy_joules_total == pytest.approx(1234.567)
     assert reading.ecc_corrected_errors_total == 4
@@ -534,11 +534,11 @@ def test_xid_events_are_counted_once_each(fake: FakeNvmlBackend, clock: StepCloc
     source = started(fake, clock)
     fake.gpu(1).inject_xid(13)
     fake.gpu(1).inject_xid(79)
-    first = by_index(source.read().readings)
+    first = by_index(source.poll().readings)
     assert first[1].xid_errors_total == 2 and first[1].last_xid == 79
     assert first[0].xid_errors_total == 0  # another GPU's events are not this one's
     clock.advance(1.0)
-    second = by_index(source.read().readings)
+    second = by_index(source.poll().readings)
     assert second[1].xid_errors_total == 2, "an event is counted once"
 
 
@@ -554,7 +554,7 @@ def test_unsupported_health_field_is_omitted(
     fake: FakeNvmlBackend, clock: StepClock, call: str
 ) -> None:
     fake.gpu(0).fail(call, "not_supported")
-    (reading, *_) = started(fake, clock).read().readings
+    (reading, *_) = started(fake, clock).poll().readings
     assert reading.up
     field = {
         "nvmlDeviceGetTemperature": "temperature_celsius",
@@ -566,5 +566,5 @@ def test_unsupported_health_field_is_omitted(
 
 def test_gpu_without_xid_events_has_no_xid_count(clock: StepClock) -> None:
     backend = FakeNvmlBackend([FakeGpu(uuid="GPU-a", xid_supported=False)])
-    (reading,) = started(backend, clock).read().readings
+    (reading,) = started(backend, clock).poll().readings
     assert reading.up and reading.xid_errors_total is None
