@@ -349,7 +349,8 @@ METRICS: tuple[MetricDef, ...] = (
     MetricDef(
         "rooftop_source_up",
         "gauge",
-        "1 when the source's last poll succeeded; engine sources are named by their address.",
+        "1 when the source's last poll succeeded; 0 with the reason on the landing page and in "
+        "the log. An engine source is named by its engine label.",
         "",
         ("source", "kind"),
         _source_field(lambda s, i: _bool(s.sources[i].up)),

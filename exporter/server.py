@@ -326,7 +326,7 @@ def landing_page(snapshot: Snapshot | None) -> str:
                 + "</tr>"
             )
     demo = " (demo node: simulated data)" if snapshot is not None and snapshot.demo else ""
-    table = "".join(rows) or '<tr><td colspan="6">waiting for the first sample…</td></tr>'
+    table = "".join(rows) or f'<tr><td colspan="6">{html.escape(nothing_yet(snapshot))}</td></tr>'
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>rooftop</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;"
@@ -337,6 +337,17 @@ def landing_page(snapshot: Snapshot | None) -> str:
         "<table><tr><th>GPU</th><th>engine</th><th>model</th><th>verdict</th>"
         f"<th>decode SOL</th><th>reason</th></tr>{table}</table></body></html>"
     )
+
+
+def nothing_yet(snapshot: Snapshot | None) -> str:
+    """Why a snapshot has no target: which sources are down and why, never a silent wait."""
+    if snapshot is None:
+        return "waiting for the first sample…"
+    down = [s for s in snapshot.sources if not s.up]
+    if down:
+        said = "; ".join(f"{s.source} ({s.kind}) down: {s.error or 'no answer'}" for s in down)
+        return f"no GPU or engine to show: {said}"
+    return "no GPU or engine to show: no GPU source and no engine configured or found yet"
 
 
 def serve_in_thread(server: ExporterHTTPServer) -> threading.Thread:

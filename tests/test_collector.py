@@ -26,6 +26,8 @@ UUID_0 = "GPU-3f2a9c1e-0000-4000-8000-000000000000"
 UUID_1 = "GPU-3f2a9c1e-0000-4000-8000-000000000001"
 ENGINE_URL = "http://10.0.0.7:8000/metrics"
 DOWN_URL = "http://10.0.0.8:30000/metrics"
+DOWN_ENGINE = "sglang-0"
+"""An engine's source status is named by its engine label, as its other series are."""
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
 
@@ -188,9 +190,9 @@ def golden_snapshot(sequence: int = 42) -> Snapshot:
     target1 = TargetView(gpu="1", uuid=UUID_1, engine="sglang-0", model="")
     sources = (
         SourceStatus("nvml", "gpu", True, 0.0012, 1_700_000_100.0),
-        SourceStatus(ENGINE_URL, "engine", True, 0.0031, 1_700_000_100.0),
+        SourceStatus("vllm-0", "engine", True, 0.0031, 1_700_000_100.0),
         SourceStatus(
-            DOWN_URL,
+            DOWN_ENGINE,
             "engine",
             False,
             2.0,

@@ -36,7 +36,7 @@ from rooftop.exporter.top import (
 )
 from rooftop.exporter.webconfig import load_web_config
 from tests.conftest import FIXTURES, REPO_ROOT
-from tests.test_collector import DOWN_URL, MODEL, UUID_0, UUID_1, golden_snapshot
+from tests.test_collector import DOWN_ENGINE, MODEL, UUID_0, UUID_1, golden_snapshot
 from tests.test_server import start_server
 
 
@@ -50,7 +50,7 @@ def test_rows_from_the_golden_exposition() -> None:
     view = parse_top(golden_text())
     assert view.version == "0.1.0" and not view.demo
     assert view.snapshot_age_seconds == 0.5
-    assert view.sources_down == (DOWN_URL,)
+    assert view.sources_down == (DOWN_ENGINE,)
     first, second = view.rows
     assert (first.gpu, first.uuid, first.engine, first.model) == ("0", UUID_0, "vllm-0", MODEL)
     assert first.gpu_up is True
@@ -178,7 +178,7 @@ def test_once_prints_the_table(
     for cell in ("vllm-0", MODEL, "150", "68%", "memory", "DRAM bandwidth at its memory"):
         assert cell in out, cell
     assert "GPU down" in out
-    assert f"down: {DOWN_URL}" in out
+    assert f"down: {DOWN_ENGINE}" in out
     assert "DEMO" not in out
 
 

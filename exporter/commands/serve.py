@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rooftop.exporter.collector import ExpositionCache
-from rooftop.exporter.pipeline.engines import GpuLocator, ProcessStatsProvider
+from rooftop.exporter.pipeline.engines import EngineDiscovery, GpuLocator, ProcessStatsProvider
 from rooftop.exporter.pipeline.gpus import GpuSource
 from rooftop.exporter.sampler import Sampler
 from rooftop.exporter.server import (
@@ -30,10 +30,11 @@ from rooftop.exporter.settings import (
     listen_host_port,
     load_settings,
 )
-from rooftop.exporter.sources.engine import EngineSource, EngineSourceError
 from rooftop.exporter.sources.gpu_mapping import PortGpuLocator
 from rooftop.exporter.sources.host import EngineCpuStats
+from rooftop.exporter.sources.local_engines import LocalEngineDiscovery
 from rooftop.exporter.sources.nvml import NvmlSource, NvmlUnavailableError
+from rooftop.exporter.sources.nvml_start import START_RETRY_SECONDS, RetryingNvmlSource
 from rooftop.exporter.webconfig import WebConfig, load_web_config
 from rooftop.exporter.wiring import dcgm_source, engine_source, kubernetes_discovery
 
@@ -159,28 +160,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def discover_local_engines(settings: Settings) -> list[EngineConfig]:
-    """Probe the usual engine ports on localhost; keep those that answer as a known engine,
-    with the family it was recognised as (so the adapter is fixed from then on)."""
-    found = []
-    for port in settings.discover_ports:
-        url = f"http://127.0.0.1:{port}/metrics"
-        probe = EngineSource(
-            f"127.0.0.1:{port}",
-            url,
-            timeout_seconds=0.5,
-            max_body_bytes=settings.engine_max_body_bytes,
-        )
-        try:
-            reading = probe.poll()
-        except EngineSourceError:
-            continue
-        log.info("found %s engine at %s (%s)", reading.family, url, reading.recognised_because)
-        family = probe.adapter.family if probe.adapter is not None else None
-        found.append(EngineConfig(url=url, name=probe.name, family=family))
-    return found
-
-
 def serve(settings: Settings, web_config: WebConfig | None) -> int:
     gpu_source: GpuSource | None = None
     process_stats: ProcessStatsProvider | None = None
@@ -215,27 +194,33 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
         )
     else:
         if settings.nvml:
-            nvml = NvmlSource(call_deadline_seconds=settings.gpu_call_deadline_seconds)
+            # Down, with its reason, rather than absent: rooftop_source_up{source="nvml"} 0.
+            retrying = RetryingNvmlSource(
+                NvmlSource(call_deadline_seconds=settings.gpu_call_deadline_seconds)
+            )
             try:
-                identities = nvml.start()
-                gpu_source = nvml
-                log.info(
-                    "NVML: %d GPU(s): %s", len(identities), ", ".join(i.name for i in identities)
-                )
+                retrying.start()
             except NvmlUnavailableError as error:
-                log.warning("NVML unavailable, continuing without local GPUs: %s", error)
+                log.warning(
+                    'NVML unavailable (retried every %g s; rooftop_source_up{source="nvml"} '
+                    "is 0 meanwhile): %s",
+                    START_RETRY_SECONDS,
+                    error,
+                )
+            gpu_source = retrying
         process_stats = EngineCpuStats()
         locator = PortGpuLocator()
     kubernetes = bool(settings.kubernetes_node_name) and not settings.demo
+    discovery: EngineDiscovery | None = kubernetes_discovery(settings) if kubernetes else None
     if not settings.engines and not settings.demo and settings.discover_engines and not kubernetes:
-        found = discover_local_engines(settings)
-        if not found:
-            log.warning(
-                "no engine configured and none answered on localhost ports %s; pass --engine URL",
-                ", ".join(map(str, settings.discover_ports)),
-            )
-        settings = settings.model_copy(update={"engines": tuple(found)})
-    discovery = kubernetes_discovery(settings) if kubernetes else None
+        # Probed again every discovery interval: an engine still loading is found once it
+        # answers (source="localhost" kind="discovery" reports the probing itself).
+        discovery = LocalEngineDiscovery(settings.discover_ports, settings.engine_max_body_bytes)
+        log.info(
+            "no engine configured: probing localhost ports %s every %g s (or pass --engine URL)",
+            ", ".join(map(str, settings.discover_ports)),
+            settings.discovery_interval_seconds,
+        )
     # Scrapes are tiny (cached bytes); the sampler's cycle is long. With CPython's default 5 ms
     # GIL switch interval a scrape could wait that long behind a cycle; 1 ms bounds the wait
     # (benchmarks/overhead.py: /metrics p99 with 10 scrapers at once).

@@ -143,7 +143,12 @@ def render_table(view: TopView, url: str) -> Group:
             reason_text(row),
         )
     if not view.rows:
-        table.add_row("–", "–", "–", "", "", "", "", "", "waiting", "no GPU or engine yet")
+        why = (
+            "sources down: " + ", ".join(view.sources_down)
+            if view.sources_down
+            else "no GPU source and no engine found yet"
+        )
+        table.add_row("–", "–", "–", "", "", "", "", "", "none", why)
     parts: list[Any] = [title, table]
     if view.sources_down:
         parts.append(Text("down: " + ", ".join(view.sources_down), style="red"))

@@ -83,7 +83,8 @@ class EngineTracker:
     def __init__(self, config: EngineConfig, source: EngineSource, window_seconds: float) -> None:
         self.config = config
         self.source = source
-        self.status_name = redact_url(source.url)
+        # The same value as the engine= label of its other series: one name for one engine.
+        self.status_name = source.name
         self._window = window_seconds
         self.generation = WindowedCounter(window_seconds)
         self.prompt = WindowedCounter(window_seconds)

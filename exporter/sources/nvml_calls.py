@@ -81,9 +81,7 @@ class GpuCalls:
         self._notes = notes
         self._warned_functions = warned_functions
 
-    def get(
-        self, name: str, *args: Any, absent_codes: Iterable[int] = (), ok: bool = False
-    ) -> Any:
+    def get(self, name: str, *args: Any, absent_codes: Iterable[int] = (), ok: bool = False) -> Any:
         """Call ``backend.<name>(*args)``; the value, or None when the field is to be omitted.
 
         Raises :class:`GpuDown` when the error means the GPU cannot be read at all.
