@@ -16,6 +16,7 @@ from typing import Literal
 
 from rooftop.classifiers.hardware import DTYPES
 from rooftop.classifiers.verdict import CAUSE_DESCRIPTIONS, CAUSES, EVIDENCE_LABELS, STATES, TIERS
+from rooftop.exporter.histograms import QUANTILES
 from rooftop.exporter.snapshot import EngineView, GpuView, Snapshot
 
 MetricType = Literal["gauge", "counter", "info"]
@@ -90,6 +91,10 @@ LABELS: dict[str, LabelDef] = {
     "weights": LabelDef("the weight format the roofline assumes", (), "engine"),
     "kv_dtype": LabelDef("the KV-cache dtype the roofline assumes", (), "engine"),
     "tensor_parallel": LabelDef("GPUs the engine shards the model over", (), "engine"),
+    "quantile": LabelDef(
+        "the quantile, over rooftop's rate window, from the engine's histogram buckets",
+        tuple(f"{q:g}" for q in QUANTILES),
+    ),
     "type": LabelDef(
         "ECC error type: corrected (single-bit) or uncorrected (double-bit)",
         ("corrected", "uncorrected"),
@@ -224,6 +229,29 @@ def _reading(field_name: str) -> Callable[[GpuView], float | None]:
         return None if raw is None else float(raw)
 
     return value
+
+
+def _engine_quantiles(field_name: str) -> Callable[[Snapshot], Iterator[Sample]]:
+    def samples(snapshot: Snapshot) -> Iterator[Sample]:
+        for engine in snapshot.engines:
+            if not engine.up:
+                continue
+            for quantile, seconds in sorted(getattr(engine, field_name).items()):
+                yield (engine.name, engine.model or "", f"{quantile:g}"), seconds
+
+    return samples
+
+
+def _per_target_by(field_name: str) -> Callable[[Snapshot], Iterator[Sample]]:
+    """A per-target dict field (state or phase -> total) as one sample per key."""
+
+    def samples(snapshot: Snapshot) -> Iterator[Sample]:
+        for target in snapshot.targets:
+            key = (target.gpu, target.uuid, target.engine, target.model)
+            for name, value in sorted(getattr(target, field_name).items()):
+                yield (*key, name), value
+
+    return samples
 
 
 def _engine_info(snapshot: Snapshot) -> Iterator[Sample]:
@@ -737,6 +765,64 @@ METRICS: tuple[MetricDef, ...] = (
         _per_engine(lambda e: e.inter_token_latency_seconds),
     ),
     MetricDef(
+        "rooftop_engine_prefill_tokens_total",
+        "counter",
+        "Prompt tokens computed (prefix-cache hits excluded where the engine says), counted by "
+        "rooftop across engine restarts; increase() gives any window's tokens.",
+        "tokens",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.prefill_tokens_total),
+    ),
+    MetricDef(
+        "rooftop_engine_decode_tokens_total",
+        "counter",
+        "Generated tokens, counted by rooftop across engine restarts.",
+        "tokens",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.decode_tokens_total),
+    ),
+    MetricDef(
+        "rooftop_engine_preemptions_total",
+        "counter",
+        "Requests the engine preempted (vLLM preemptions, SGLang retractions).",
+        "",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.preemptions_total),
+    ),
+    MetricDef(
+        "rooftop_engine_time_to_first_token_quantile_seconds",
+        "gauge",
+        "Time to first token at each quantile over the rate window (the engine's buckets).",
+        "seconds",
+        (*ENGINE_LABELS, "quantile"),
+        _engine_quantiles("time_to_first_token_quantiles"),
+    ),
+    MetricDef(
+        "rooftop_engine_inter_token_latency_quantile_seconds",
+        "gauge",
+        "Inter-token latency at each quantile over the rate window (the engine's buckets).",
+        "seconds",
+        (*ENGINE_LABELS, "quantile"),
+        _engine_quantiles("inter_token_latency_quantiles"),
+    ),
+    MetricDef(
+        "rooftop_engine_prefix_cache_hit_ratio",
+        "gauge",
+        "Prompt tokens found in the prefix cache over those looked up, over the rate window.",
+        "ratio",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.prefix_cache_hit_ratio),
+    ),
+    MetricDef(
+        "rooftop_engine_gpu_memory_used_bytes",
+        "gauge",
+        "GPU memory the engine's process tree holds on its GPUs (NVML per process; absent "
+        "when its process cannot be seen).",
+        "bytes",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.gpu_memory_used_bytes),
+    ),
+    MetricDef(
         "rooftop_engine_estimated_flops_per_second",
         "gauge",
         "The engine's own FLOP estimate rate (vLLM/SGLang --enable-mfu-metrics).",
@@ -776,6 +862,30 @@ METRICS: tuple[MetricDef, ...] = (
         "",
         (*TARGET_LABELS, "state"),
         _bound_states,
+    ),
+    MetricDef(
+        "rooftop_gpu_bound_seconds_total",
+        "counter",
+        "Seconds the published verdict spent in each state (time per bottleneck).",
+        "seconds",
+        (*TARGET_LABELS, "state"),
+        _per_target_by("bound_seconds_total"),
+    ),
+    MetricDef(
+        "rooftop_model_bytes_total",
+        "counter",
+        "Bytes the model moved on this GPU by phase: tokens x the model's bytes per token.",
+        "bytes",
+        (*TARGET_LABELS, "phase"),
+        _per_target_by("model_bytes_total"),
+    ),
+    MetricDef(
+        "rooftop_model_flops_total",
+        "counter",
+        "FLOPs the model did on this GPU by phase: tokens x the model's FLOPs per token.",
+        "flops",
+        (*TARGET_LABELS, "phase"),
+        _per_target_by("model_flops_total"),
     ),
     MetricDef(
         "rooftop_gpu_bound_info",

@@ -147,7 +147,7 @@ class Sampler:
         now = self._monotonic()
         gpus = self._gpus.views(gpu_result)
         engines = self._engines.samples(readings, now, gpu_result)
-        targets = self._join.targets(gpus, engines)
+        targets = self._join.targets(gpus, engines, now)
         self._sequence += 1
         snapshot = Snapshot(
             sequence=self._sequence,

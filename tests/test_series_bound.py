@@ -44,7 +44,9 @@ def demo_pipeline() -> Iterator[tuple[Sampler, FakeClock]]:
     node = DemoNode(gpus=GPUS, engines=ENGINES, cycle_seconds=CYCLE_SECONDS, seed=3, clock=clock)
     node.start()
     engines = tuple(
-        EngineConfig(url=url, name=node.engine_name(i), gpus=(node.engine_gpu(i),))
+        EngineConfig(
+            url=url, name=node.engine_name(i), gpus=(node.engine_gpu(i),), pid=node.engine_pid(i)
+        )
         for i, url in enumerate(node.engine_urls())
     )
     settings = Settings(demo=True, engines=engines, rate_window_seconds=5.0)

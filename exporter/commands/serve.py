@@ -177,7 +177,12 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
         )
         demo.start()
         demo_engines = [
-            EngineConfig(url=url, name=demo.engine_name(i), gpus=(demo.engine_gpu(i),))
+            EngineConfig(
+                url=url,
+                name=demo.engine_name(i),
+                gpus=(demo.engine_gpu(i),),
+                pid=demo.engine_pid(i),
+            )
             for i, url in enumerate(demo.engine_urls())
         ]
         settings = settings.model_copy(update={"engines": tuple(demo_engines)})

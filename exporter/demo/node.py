@@ -27,6 +27,7 @@ from rooftop.exporter.telemetry import ProcessCpu
 
 DEMO_GPU = "h100-sxm"
 DEMO_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+DEMO_PID_BASE = 4200
 DEMO_KV_BLOCKS = 27_000
 """An 80 GB H100 at 0.9 memory utilisation holds ~56 GB of KV for Llama-3.1-8B in BF16:
 56e9 / (131072 B/token x 16 tokens/block) = ~27k blocks."""
@@ -145,6 +146,12 @@ class DemoNode:
         for gpu in range(self.gpus):
             current = busy.get(gpu)
             fake = self.backend.gpu(gpu)
+            # Each engine holds its weights and KV pool: ~70 GB of the 80 GB (0.9 utilisation).
+            fake.process_memory_bytes = {
+                self.engine_pid(i): int(70e9 / max(1, -(-self.engines // self.gpus)))
+                for i in range(self.engines)
+                if i % self.gpus == gpu
+            }
             watts = current.power_watts if current is not None else fake.power_mw / 1000
             fake.energy_mj += round(watts * max(0.0, elapsed) * 1000)
             fake.temperature_c = round(34 + 40 * watts / 700)
@@ -168,6 +175,15 @@ class DemoNode:
                 memory_used_bytes=int(74e9) if current.batch else int(72e9),
                 sm_clock_hz=1.98e9,
             )
+
+    @staticmethod
+    def engine_pid(index: int) -> int:
+        """The simulated engine's process id (its GPU memory is attributed to it)."""
+        return DEMO_PID_BASE + index
+
+    def tree_pids(self, pid: int) -> tuple[int, ...]:
+        """The demo's engines are single processes."""
+        return (pid,)
 
     def stats(self, engine: str, pid: int | None) -> ProcessCpu | None:
         """The demo engines' process CPU figures (the ProcessStatsProvider interface)."""

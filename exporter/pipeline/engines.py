@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rooftop.classifiers.models import kv_bytes_per_token
+from rooftop.exporter.histograms import WindowedHistogram
 from rooftop.exporter.model_resolution import ResolvedModel, resolve_model
 from rooftop.exporter.pipeline.status import SourceTimer, error_text
 from rooftop.exporter.rates import RatioOfCounters, WindowedCounter, WindowedMean
@@ -28,6 +29,7 @@ from rooftop.exporter.sources.engine import EngineSource, EngineSourceError
 from rooftop.exporter.sources.engines.base import EngineReading
 from rooftop.exporter.sources.gpu_mapping import resolve_configured_gpus
 from rooftop.exporter.telemetry import GpuSourceResult, ProcessCpu
+from rooftop.exporter.totals import CounterTotal
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,11 @@ class ProcessStatsProvider(Protocol):
     """Engine process-tree CPU figures (psutil on a real node, the script on the demo)."""
 
     def stats(self, engine: str, pid: int | None) -> ProcessCpu | None: ...
+
+    def tree_pids(self, pid: int) -> tuple[int, ...]:
+        """``pid`` and its descendants (``()`` when they cannot be read), to attribute the
+        GPU memory NVML reports per process to the engine."""
+        ...
 
 
 class GpuLocator(Protocol):
@@ -94,6 +101,13 @@ class EngineTracker:
         self.inter_token = RatioOfCounters(window_seconds)
         self.batch = WindowedMean(window_seconds)
         self.resident_tokens = WindowedMean(window_seconds)
+        self.ttft = WindowedHistogram(window_seconds)
+        self.itl_buckets = WindowedHistogram(window_seconds)
+        self.prefix_cache = RatioOfCounters(window_seconds)
+        self.decode_total = CounterTotal()
+        self.prefill_total = CounterTotal()
+        self.preemptions_total = CounterTotal()
+        self.gpu_memory_bytes: float | None = None
         self.pending: Future[EngineReading] | None = None
         self.model_key: str | None = config.model or None
         self.model: ResolvedModel | None = None
@@ -119,9 +133,14 @@ class EngineTracker:
             self.read_bytes,
             self.batch,
             self.resident_tokens,
+            self.ttft,
+            self.itl_buckets,
         ):
             counter.reset()
         self.inter_token = RatioOfCounters(self._window)
+        self.prefix_cache = RatioOfCounters(self._window)
+        for total in (self.decode_total, self.prefill_total, self.preemptions_total):
+            total.forget()
 
     def update_model(self, reading: EngineReading) -> None:
         """Resolve the model again when its key changed; re-read formats otherwise."""
@@ -164,6 +183,20 @@ class EngineTracker:
         flops = self.flops.observe(now, reading.estimated_flops_total)
         read_bytes = self.read_bytes.observe(now, reading.estimated_read_bytes_total)
         itl = self.inter_token.observe(now, reading.inter_token_latency_sum_count)
+        computed_total = reading.prefill_computed_tokens_total
+        prefill_total = self.prefill_total.observe(
+            computed_total if computed_total is not None else reading.prompt_tokens_total
+        )
+        decode_total = self.decode_total.observe(reading.generation_tokens_total)
+        preemptions = self.preemptions_total.observe(reading.preemptions_total)
+        ttft = self.ttft.observe(now, reading.time_to_first_token_buckets)
+        itl_quantiles = self.itl_buckets.observe(now, reading.inter_token_latency_buckets)
+        hits: tuple[float, float] | None = None
+        if reading.prefix_cache_hits_total is not None and reading.prefix_cache_queries_total:
+            hits = (reading.prefix_cache_hits_total, reading.prefix_cache_queries_total)
+        hit_ratio = self.prefix_cache.observe(now, hits)
+        if hits is None:
+            hit_ratio = reading.prefix_cache_hit_ratio
         resident_tokens = None
         if reading.kv_usage_ratio is not None and reading.kv_capacity_tokens is not None:
             resident_tokens = reading.kv_usage_ratio * reading.kv_capacity_tokens
@@ -206,6 +239,19 @@ class EngineTracker:
             process_cpu_cores=cpu.cpu_cores if cpu else None,
             process_busiest_thread_ratio=cpu.busiest_thread_ratio if cpu else None,
             missing=reading.missing,
+            prefill_tokens_total=(
+                prefill_total
+                if (computed_total is not None or reading.prompt_tokens_total is not None)
+                else None
+            ),
+            decode_tokens_total=(
+                decode_total if reading.generation_tokens_total is not None else None
+            ),
+            preemptions_total=preemptions if reading.preemptions_total is not None else None,
+            time_to_first_token_quantiles={q: v for q, v in ttft.items() if v is not None},
+            inter_token_latency_quantiles={q: v for q, v in itl_quantiles.items() if v is not None},
+            prefix_cache_hit_ratio=hit_ratio,
+            gpu_memory_used_bytes=self.gpu_memory_bytes,
         )
 
 
@@ -337,9 +383,25 @@ class EngineStage:
                 cpu = None
                 if self._process_stats is not None:
                     cpu = self._process_stats.stats(tracker.name, tracker.pid)
+                tracker.gpu_memory_bytes = self._gpu_memory(tracker, gpus)
                 view = tracker.up_view(reading, now, cpu)
             out.append(EngineSample(view, tracker.model))
         return out
+
+    def _gpu_memory(self, tracker: EngineTracker, gpus: GpuSourceResult) -> float | None:
+        """GPU memory of the engine's process tree on its GPUs; ``None`` when its process is
+        unknown or NVML gives no per-process figure (never guessed from other processes)."""
+        if tracker.pid is None or self._process_stats is None or not tracker.gpus:
+            return None
+        pids = set(self._process_stats.tree_pids(tracker.pid))
+        figures = [
+            used
+            for reading in gpus.readings
+            if reading.uuid in tracker.gpus and reading.up
+            for pid, used in reading.process_memory_bytes
+            if pid in pids
+        ]
+        return float(sum(figures)) if figures else None
 
     def _map_gpus(self, tracker: EngineTracker, gpus: GpuSourceResult) -> None:
         config = tracker.config
