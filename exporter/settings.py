@@ -205,7 +205,8 @@ class Settings(BaseSettings):
     engines: Annotated[tuple[EngineConfig, ...], NoDecode] = ()
     """Engine endpoints to read (see `engines[]` below); bare URLs are accepted."""
     discover_engines: bool = True
-    """With no engine configured, probe ``discover_ports`` on localhost."""
+    """With no engine configured, probe ``discover_ports`` on localhost, again every
+    ``discovery_interval_seconds``."""
     discover_ports: Annotated[tuple[int, ...], NoDecode] = DEFAULT_ENGINE_PORTS
     """Localhost ports probed for an engine: vLLM/trtllm-serve, SGLang, llama.cpp/TGI,
     TGI launcher, LMDeploy."""
@@ -244,7 +245,8 @@ class Settings(BaseSettings):
     kubernetes_pod_namespace: str | None = None
     """Sidecar mode: this pod's namespace (with `kubernetes_pod_name`)."""
     discovery_interval_seconds: float = Field(default=30.0, ge=1, le=3600)
-    """How often engine discovery (Kubernetes pods) runs."""
+    """How often engine discovery runs: Kubernetes pods (DaemonSet mode), or the localhost
+    ports when no engine is configured (an engine still loading is found once it answers)."""
     web_config_file: Path | None = None
     """Prometheus exporter web-config file (TLS, basic auth)."""
     max_concurrent_scrapes: int = Field(default=16, ge=1, le=1024)
