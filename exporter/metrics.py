@@ -891,7 +891,7 @@ METRICS: tuple[MetricDef, ...] = (
         "rooftop_gpu_bound_info",
         "info",
         "The verdict with the evidence tier it rests on and its cause code (the sentence with "
-        "the numbers is on the landing page, in `rooftop top` and in the log).",
+        "its numbers is on the landing page and in the log; `rooftop top` words the cause).",
         "",
         (*TARGET_LABELS, "state", "evidence", "cause"),
         _bound_info,

@@ -514,3 +514,14 @@ def test_without_a_configured_model_the_label_is_what_the_engine_last_said() -> 
     down = harness.cycle()
     assert not engine(down).up and engine(down).model == LLAMA
     assert {dict(key)["model"] for key in series(down, "rooftop_engine_info")} == {LLAMA}
+
+
+def test_a_verdict_change_is_logged_with_its_sentence(caplog: pytest.LogCaptureFixture) -> None:
+    """The human sentence is in the log (never a label): once per change of state."""
+    harness = Harness()
+    with caplog.at_level("INFO", logger="rooftop.exporter.pipeline.join"):
+        harness.cycle()
+        harness.cycle()
+    lines = [r.getMessage() for r in caplog.records if r.name == "rooftop.exporter.pipeline.join"]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("GPU 0 vllm-a: ")

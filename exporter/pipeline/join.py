@@ -193,8 +193,12 @@ class JoinStage:
         state = advance(
             self._hysteresis.get(key, HysteresisState()), observed, self._thresholds.hold_samples
         )
+        previous = published(self._hysteresis.get(key, HysteresisState()))
         self._hysteresis[key] = state
         current = published(state)
+        if current is not None and (previous is None or previous.state != current.state):
+            where = f"GPU {gpu.identity.index}" if gpu is not None else "engine-only"
+            log.info("%s %s: %s", where, key[1] or "(no engine)", current.reason)
         # A held state is shown with this cycle's numbers, never an older cycle's reason.
         return held_verdict(current, observed) if current is not None else None
 
