@@ -63,6 +63,7 @@ class RuleParameters:
     snapshot_stale_after_seconds: float = 60.0
     snapshot_stale_for: str = "2m"
     throttled_for: str = "10m"
+    verdict_unknown_for: str = "15m"
     throttle_reasons: tuple[str, ...] = THROTTLE_REASONS
     runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
     """Absolute http(s) URL of the runbook; each alert links to ``<base>#<alert name in lower
@@ -93,6 +94,7 @@ class RuleParameters:
             "telemetry_source_down_for",
             "snapshot_stale_for",
             "throttled_for",
+            "verdict_unknown_for",
         ):
             value = getattr(self, name)
             if not _DURATION.match(value):
@@ -192,7 +194,7 @@ def _verdict_reason(state: str) -> str:
         "{{ with printf "
         f'`rooftop_gpu_bound_info{{instance=%q,uuid=%q,engine=%q,state="{state}"}}` '
         "$labels.instance $labels.uuid $labels.engine | query }}"
-        "{{ range . }}{{ .Labels.cause }} ({{ .Labels.evidence }} evidence){{ end }}"
+        "{{ range . }}{{ .Labels.decided_by }} ({{ .Labels.evidence }} evidence){{ end }}"
         "{{ else }}no cause recorded{{ end }}"
     )
 
@@ -210,7 +212,7 @@ def alert_rules(params: RuleParameters) -> tuple[AlertRule, ...]:
                 f"and on ({TARGET_MATCH}, engine, model)\n"
                 f"  rooftop_engine_decode_tokens_per_second >= {active}\n"
                 f"unless on ({TARGET_MATCH}, gpu, uuid, engine, model)\n"
-                '  rooftop_gpu_bound{state=~"idle|compute"} == 1'
+                '  rooftop_gpu_bound{state=~"idle|compute|unknown"} == 1'
             ),
             for_duration=params.decode_efficiency_for,
             severity="warning",
@@ -245,7 +247,26 @@ def alert_rules(params: RuleParameters) -> tuple[AlertRule, ...]:
             description=(
                 f"{WHERE}, {SERVING}, is neither memory- nor compute-bound although "
                 "{{ $value | humanize }} requests are running: the GPU waits on the host, on "
-                "launches or on synchronisation. Cause: " + _verdict_reason("latency") + "."
+                "launches, on tensor-parallel collectives or on synchronisation. Decided by: "
+                + _verdict_reason("latency")
+                + "."
+            ),
+        ),
+        AlertRule(
+            alert="RooftopVerdictUnknown",
+            expr='rooftop_gpu_bound{state="unknown"} == 1',
+            for_duration=params.verdict_unknown_for,
+            severity="info",
+            summary="rooftop has nothing to judge GPU {{ $labels.gpu }} on",
+            description=(
+                f"{WHERE} has had no engine token counts and no GPU utilization reading for "
+                f"{params.verdict_unknown_for}, so no bound can be named (state unknown, not "
+                "idle). Check the engine URL and the telemetry sources of this exporter (its "
+                "snapshot is {{ with printf `rooftop_snapshot_age_seconds{instance=%q}` "
+                "$labels.instance | query }}{{ . | first | value | humanizeDuration }}"
+                "{{ else }}of unknown age{{ end }} old). Decided by: "
+                + _verdict_reason("unknown")
+                + "."
             ),
         ),
         AlertRule(
@@ -326,7 +347,7 @@ def _verdict_reason_any() -> str:
         "{{ with printf "
         "`rooftop_gpu_bound_info{instance=%q,uuid=%q,engine=%q}` "
         "$labels.instance $labels.uuid $labels.engine | query }}"
-        "{{ range . }}{{ .Labels.state }} ({{ .Labels.cause }}){{ end }}"
+        "{{ range . }}{{ .Labels.state }} ({{ .Labels.decided_by }}){{ end }}"
         "{{ else }}none recorded{{ end }}"
     )
 

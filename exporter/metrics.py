@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rooftop.classifiers.hardware import DTYPES
-from rooftop.classifiers.verdict import CAUSE_DESCRIPTIONS, CAUSES, EVIDENCE_LABELS, STATES, TIERS
+from rooftop.classifiers.verdict import (
+    CAUSE_DESCRIPTIONS,
+    CAUSES,
+    EVIDENCE_LABELS,
+    STATES,
+    TIERS,
+    VERDICT_CODES,
+)
 from rooftop.exporter.histograms import QUANTILES
 from rooftop.exporter.snapshot import EngineView, GpuView, Snapshot
 
@@ -54,7 +61,10 @@ LABELS: dict[str, LabelDef] = {
     "model": LabelDef("the model the engine reports serving (or the configured one)", (), "engine"),
     "state": LabelDef("the bottleneck verdict", VERDICT_STATES),
     "evidence": LabelDef("the evidence tier the verdict rests on", EVIDENCE_LABELS),
-    "cause": LabelDef("what decided the verdict (see the cause table below)", CAUSES),
+    "decided_by": LabelDef("what decided the verdict (see the table below)", CAUSES),
+    "cause": LabelDef(
+        "a cause the verdict's reason names (rooftop_gpu_bound_cause)", VERDICT_CODES
+    ),
     "tier": LabelDef("the GPU telemetry tier the activity figures come from", TIERS),
     "phase": LabelDef(
         "decode, prefill, or the live mix of both weighted by their token rates (the "
@@ -62,8 +72,9 @@ LABELS: dict[str, LabelDef] = {
         ARITHMETIC_INTENSITY_PHASES,
     ),
     "basis": LabelDef(
-        "model: from the architecture; observed: model FLOPs over the DRAM bytes counted",
-        ("model", "observed"),
+        "intensity: model (from the architecture) or observed (model FLOPs over the DRAM bytes "
+        "counted); prefill FLOPs: computed (cache hits removed) or upper_bound",
+        ("model", "observed", "computed", "upper_bound"),
     ),
     "dtype": LabelDef("the data type of a peak FLOP/s figure", DTYPES),
     "compute_dtype": LabelDef("the dtype whose peak is this GPU's compute roof", DTYPES),
@@ -75,7 +86,8 @@ LABELS: dict[str, LabelDef] = {
         "clock-event bit (at most 64)",
     ),
     "source": LabelDef(
-        "a source: nvml, dcgm, a discovery mechanism, or an engine by its engine label",
+        "a source: nvml, dcgm, a discovery mechanism, or an engine by its engine label; on "
+        "the cross-check rates, which figure (model, engine, hardware)",
         (),
         "configured or discovered source",
     ),
@@ -94,6 +106,12 @@ LABELS: dict[str, LabelDef] = {
     "quantile": LabelDef(
         "the quantile, over rooftop's rate window, from the engine's histogram buckets",
         tuple(f"{q:g}" for q in QUANTILES),
+    ),
+    "method": LabelDef("the speculative drafting method the engine runs", (), "engine"),
+    "quantity": LabelDef("what a cross-check compares", ("flops", "bytes")),
+    "pair": LabelDef(
+        "which two figures a cross-check sets against each other",
+        ("engine_over_model", "hardware_over_model"),
     ),
     "type": LabelDef(
         "ECC error type: corrected (single-bit) or uncorrected (double-bit)",
@@ -320,6 +338,72 @@ def _achieved_flops(snapshot: Snapshot) -> Iterator[Sample]:
         key = (target.gpu, target.uuid, target.engine, target.model)
         yield (*key, "decode"), point.decode_achieved_flops_per_second
         yield (*key, "prefill"), point.prefill_achieved_flops_per_second
+
+
+def _speculative_acceptance(snapshot: Snapshot) -> Iterator[Sample]:
+    for target in snapshot.targets:
+        point = target.point
+        if point is None or point.speculative_acceptance_ratio is None:
+            continue
+        key = (target.gpu, target.uuid, target.engine, target.model)
+        yield (*key, point.speculative_method or "unknown"), point.speculative_acceptance_ratio
+
+
+def _prefill_flops_basis(snapshot: Snapshot) -> Iterator[Sample]:
+    for target in snapshot.targets:
+        point = target.point
+        if point is None or point.prefill_computed_tokens_per_second is None:
+            continue
+        key = (target.gpu, target.uuid, target.engine, target.model)
+        basis = "upper_bound" if point.prefill_flops_upper_bound else "computed"
+        yield (*key, basis), 1.0
+
+
+def _cross_check_rates(quantity: str) -> Callable[[Snapshot], Iterator[Sample]]:
+    def samples(snapshot: Snapshot) -> Iterator[Sample]:
+        for target in snapshot.targets:
+            point = target.point
+            if point is None:
+                continue
+            key = (target.gpu, target.uuid, target.engine, target.model)
+            if quantity == "flops":
+                figures = {
+                    "model": point.model_flops_per_second,
+                    "engine": point.engine_flops_per_second,
+                }
+            else:
+                figures = {
+                    "model": point.model_bytes_per_second,
+                    "engine": point.engine_bytes_per_second,
+                    "hardware": point.hardware_bytes_per_second,
+                }
+            for source, value in figures.items():
+                if value is not None:
+                    yield (*key, source), value
+
+    return samples
+
+
+def _cross_check_ratios(snapshot: Snapshot) -> Iterator[Sample]:
+    for target in snapshot.targets:
+        point = target.point
+        if point is None or point.cross_check is None:
+            continue
+        key = (target.gpu, target.uuid, target.engine, target.model)
+        for quantity in ("flops", "bytes"):
+            for pair in ("engine/model", "hardware/model"):
+                ratio = point.cross_check.ratio(quantity, pair)
+                if ratio is not None:
+                    yield (*key, quantity, pair.replace("/", "_over_")), ratio
+
+
+def _bound_causes(snapshot: Snapshot) -> Iterator[Sample]:
+    for target in snapshot.targets:
+        if target.verdict is None:
+            continue
+        key = (target.gpu, target.uuid, target.engine, target.model)
+        for code in VERDICT_CODES:
+            yield (*key, code), 1.0 if code in target.verdict.codes else 0.0
 
 
 def _source_field(
@@ -806,14 +890,6 @@ METRICS: tuple[MetricDef, ...] = (
         _engine_quantiles("inter_token_latency_quantiles"),
     ),
     MetricDef(
-        "rooftop_engine_prefix_cache_hit_ratio",
-        "gauge",
-        "Prompt tokens found in the prefix cache over those looked up, over the rate window.",
-        "ratio",
-        ENGINE_LABELS,
-        _per_engine(lambda e: e.prefix_cache_hit_ratio),
-    ),
-    MetricDef(
         "rooftop_engine_gpu_memory_used_bytes",
         "gauge",
         "GPU memory the engine's process tree holds on its GPUs (NVML per process; absent "
@@ -839,6 +915,23 @@ METRICS: tuple[MetricDef, ...] = (
         _per_engine(lambda e: e.engine_read_bytes_per_second),
     ),
     MetricDef(
+        "rooftop_engine_estimated_write_bytes_per_second",
+        "gauge",
+        "The engine's own write-bytes estimate rate (vLLM/SGLang --enable-mfu-metrics).",
+        "bytes_per_second",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.engine_write_bytes_per_second),
+    ),
+    MetricDef(
+        "rooftop_engine_prefix_cache_hit_ratio",
+        "gauge",
+        "Share of prompt tokens served from the prefix cache over the window (vLLM counters, "
+        "SGLang cache_hit_rate).",
+        "ratio",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.prefix_cache_hit_ratio),
+    ),
+    MetricDef(
         "rooftop_engine_process_cpu_cores",
         "gauge",
         "CPU cores used by the engine's process tree.",
@@ -858,7 +951,7 @@ METRICS: tuple[MetricDef, ...] = (
     MetricDef(
         "rooftop_gpu_bound",
         "gauge",
-        "Bottleneck verdict as a one-hot state set: idle, memory, compute or latency.",
+        "Bottleneck verdict as a one-hot state set: unknown, idle, memory, compute or latency.",
         "",
         (*TARGET_LABELS, "state"),
         _bound_states,
@@ -890,10 +983,11 @@ METRICS: tuple[MetricDef, ...] = (
     MetricDef(
         "rooftop_gpu_bound_info",
         "info",
-        "The verdict with the evidence tier it rests on and its cause code (the sentence with "
-        "its numbers is on the landing page and in the log; `rooftop top` words the cause).",
+        "The verdict with the evidence tier it rests on and what decided it, a code from a fixed "
+        "set (the sentence with its numbers is on the landing page and in the log; "
+        "`rooftop top` words the code).",
         "",
-        (*TARGET_LABELS, "state", "evidence", "cause"),
+        (*TARGET_LABELS, "state", "evidence", "decided_by"),
         _bound_info,
     ),
     MetricDef(
@@ -979,6 +1073,101 @@ METRICS: tuple[MetricDef, ...] = (
         _per_point("model_flops_utilization_ratio"),
     ),
     MetricDef(
+        "rooftop_gpu_bound_cause",
+        "gauge",
+        "Causes the verdict's reason names, one series per stable code (1 when named): "
+        "no_evidence, host_bound, communication, speculation, prefix_upper_bound, "
+        "model_intensity, token_proxy, cross_check, throttled.",
+        "",
+        (*TARGET_LABELS, "cause"),
+        _bound_causes,
+    ),
+    MetricDef(
+        "rooftop_decode_tokens_per_step_per_sequence",
+        "gauge",
+        "Tokens each decoding sequence emits per step: 1, or 1 + k x acceptance with "
+        "speculative decoding.",
+        "tokens",
+        TARGET_LABELS,
+        _per_point("tokens_per_step_per_sequence"),
+    ),
+    MetricDef(
+        "rooftop_speculative_acceptance_ratio",
+        "gauge",
+        "Share of speculative draft tokens accepted (engine counters, else the configured "
+        "figure), by drafting method.",
+        "ratio",
+        (*TARGET_LABELS, "method"),
+        _speculative_acceptance,
+    ),
+    MetricDef(
+        "rooftop_communication_seconds",
+        "gauge",
+        "Tensor-parallel all-reduce time the model puts in each step (on the critical path).",
+        "seconds",
+        TARGET_LABELS,
+        _per_point("communication_seconds"),
+    ),
+    MetricDef(
+        "rooftop_communication_step_ratio",
+        "gauge",
+        "Share of the modelled step spent in tensor-parallel collectives.",
+        "ratio",
+        TARGET_LABELS,
+        _per_point("communication_share"),
+    ),
+    MetricDef(
+        "rooftop_prefill_flops_basis_info",
+        "info",
+        "How prefill FLOPs are counted: basis=computed (prefix-cache hits known and removed) or "
+        "basis=upper_bound (raw prompt tokens; never decides compute alone).",
+        "",
+        (*TARGET_LABELS, "basis"),
+        _prefill_flops_basis,
+    ),
+    MetricDef(
+        "rooftop_kv_needed_tokens",
+        "gauge",
+        "KV tokens the running decode batch holds: batch x per-sequence context.",
+        "tokens",
+        TARGET_LABELS,
+        _per_point("kv_needed_tokens"),
+    ),
+    MetricDef(
+        "rooftop_kv_headroom_factor",
+        "gauge",
+        "The engine's KV capacity over what the running batch needs (below 1: preemption).",
+        "",
+        TARGET_LABELS,
+        _per_point("kv_headroom_ratio"),
+    ),
+    MetricDef(
+        "rooftop_cross_check_flops_per_second",
+        "gauge",
+        "FLOP/s side by side: source=model (rooftop) and source=engine (its own estimate).",
+        "flops_per_second",
+        (*TARGET_LABELS, "source"),
+        _cross_check_rates("flops"),
+    ),
+    MetricDef(
+        "rooftop_cross_check_bytes_per_second",
+        "gauge",
+        "Memory bytes/s side by side: source=model, engine (read + write estimate) and "
+        "hardware (DRAM counters).",
+        "bytes_per_second",
+        (*TARGET_LABELS, "source"),
+        _cross_check_rates("bytes"),
+    ),
+    MetricDef(
+        "rooftop_cross_check_factor",
+        "gauge",
+        "Engine estimate or hardware counter over rooftop's model figure (1 = agreement), by "
+        "quantity (flops, bytes) and pair (engine_over_model, hardware_over_model).",
+        "",
+        (*TARGET_LABELS, "quantity", "pair"),
+        _cross_check_ratios,
+    ),
+    MetricDef(
         "rooftop_decode_crossover_batch",
         "gauge",
         "Smallest decode batch that turns compute-bound at the live context (absent if none).",
@@ -1036,9 +1225,10 @@ def metrics_doc_markdown() -> str:
         "",
         "## Verdict causes",
         "",
-        "The `cause` label of `rooftop_gpu_bound_info`:",
+        "The `decided_by` label of `rooftop_gpu_bound_info` (`rooftop_gpu_bound_cause`'s `cause` "
+        "label names the other causes the reason mentions):",
         "",
-        "| cause | meaning |",
+        "| decided_by | meaning |",
         "| --- | --- |",
     ]
     for cause in CAUSES:

@@ -296,7 +296,7 @@ def test_verdict_is_one_hot_and_carries_its_cause_code_not_its_sentence() -> Non
     assert bound == {state: float(state == "memory") for state in VERDICT_STATES}
     (info,) = families["rooftop_gpu_bound_info"]
     assert snapshot.targets[0].verdict is not None
-    assert info[0]["cause"] == "dram_bandwidth"
+    assert info[0]["decided_by"] == "dram_bandwidth"
     assert info[0]["evidence"] == "gpm"
     assert "reason" not in info[0]
     assert "DRAM 70%" not in text  # the sentence's numbers are never a label value

@@ -137,5 +137,6 @@ def test_every_view_shows_the_numbers_its_verdict_used(
             if engine.prefix_cache_hit_ratio is not None and engine.prefill_tokens_per_second:
                 hit_ratios.append(engine.prefix_cache_hit_ratio)
     assert held_seen > 0, "the cycle's idle → decode step should be held for two samples"
-    # The demo serves 20 % of prompt tokens from its prefix cache.
-    assert hit_ratios and all(math.isclose(r, 0.2, abs_tol=0.02) for r in hit_ratios)
+    # The demo serves 20 % of prompt tokens from its prefix cache (85 % in its prefix phase).
+    assert hit_ratios and all(0.0 <= r <= 1.0 for r in hit_ratios)
+    assert any(math.isclose(r, 0.2, abs_tol=0.02) for r in hit_ratios), hit_ratios

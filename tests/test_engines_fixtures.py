@@ -64,10 +64,10 @@ CASES = (
         "vllm",
         "vllm-v1",
         {
-            "prefix_cache_queries_total": 32.0,  # vllm:prefix_cache_queries_total 32.0
-            "prefix_cache_hits_total": 0.0,  # vllm:gpu_prefix_cache_hits_total 0.0 (old name)
             "model": "zai-org/GLM-4.5",
             "kv_usage_ratio": 9.75010481363281e-06,
+            "prefix_cache_queries_total": 32.0,  # vllm:prefix_cache_queries_total 32.0
+            "prefix_cache_hits_total": 0.0,  # deprecated vllm:gpu_prefix_cache_hits_total 0.0
         },
     ),
     Case(
@@ -151,6 +151,7 @@ CASES = (
             "kv_capacity_tokens": 92962.0,
             "time_to_first_token_sum_count": (1.5573770999908447, 1.0),
             "inter_token_latency_sum_count": (0.6138594150543213, 299.0),
+            # sglang:spec_accept_length 0.0: speculation off, so no accept length
         },
     ),
     Case(
@@ -213,6 +214,10 @@ CASES = (
             "requests_running": 0.0,
             "requests_waiting": 0.0,
             "inter_token_latency_sum_count": (0.031266, 178.0),  # predicted seconds, tokens
+            # llamacpp:spec_decode_num_{drafts,draft_tokens,accepted_tokens}_total, all 0
+            "spec_drafts_total": 0.0,
+            "spec_draft_tokens_total": 0.0,
+            "spec_accepted_tokens_total": 0.0,
         },
     ),
     Case(

@@ -65,8 +65,8 @@ def test_every_label_is_documented_and_bounded() -> None:
         assert bool(label.values) != bool(label.one_per), f"{name}: a fixed set or one_per"
     # The verdict's sentence is never a label: it would be a new series for every number.
     (bound_info,) = (metric for metric in METRICS if metric.name == "rooftop_gpu_bound_info")
-    assert "reason" not in bound_info.labels and "cause" in bound_info.labels
-    assert LABELS["cause"].values == CAUSES
+    assert "reason" not in bound_info.labels and "decided_by" in bound_info.labels
+    assert LABELS["decided_by"].values == CAUSES
 
 
 def test_docs_list_every_metric_with_its_labels_and_every_cause() -> None:

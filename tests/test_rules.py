@@ -41,6 +41,7 @@ EXPECTED_ALERTS = {
     "RooftopTelemetrySourceDown",
     "RooftopSnapshotStale",
     "RooftopGpuThrottledWhileMemoryBound",
+    "RooftopVerdictUnknown",
 }
 
 

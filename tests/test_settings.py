@@ -391,3 +391,35 @@ def test_serve_with_a_typo_exits_2_before_starting(
     assert result.returncode == 2, result.stderr
     assert "gpu_overrides" in result.stderr and expected in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_speculative_engine_setting() -> None:
+    """``speculative: {method, num_speculative_tokens, acceptance}`` per engine; the method list
+    is the classifier's."""
+    from typing import get_args
+
+    from rooftop.classifiers.speculative import SPECULATIVE_METHODS
+    from rooftop.exporter.settings import EngineConfig, SpeculativeMethodName
+
+    assert get_args(SpeculativeMethodName) == SPECULATIVE_METHODS
+    engine = EngineConfig.model_validate(
+        {
+            "url": "http://127.0.0.1:8000/metrics",
+            "speculative": {"method": "eagle", "num_speculative_tokens": 3, "acceptance": 0.8},
+        }
+    )
+    assert engine.speculative is not None and engine.speculative.num_speculative_tokens == 3
+    with pytest.raises(ValueError, match="draft_model"):
+        EngineConfig.model_validate(
+            {
+                "url": "http://127.0.0.1:8000/metrics",
+                "speculative": {"method": "draft_model", "num_speculative_tokens": 3},
+            }
+        )
+    with pytest.raises(ValueError):
+        EngineConfig.model_validate(
+            {
+                "url": "http://127.0.0.1:8000/metrics",
+                "speculative": {"method": "eagle", "num_speculative_tokens": 3, "acceptance": 2},
+            }
+        )

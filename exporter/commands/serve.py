@@ -30,11 +30,14 @@ from rooftop.exporter.settings import (
     listen_host_port,
     load_settings,
 )
+from rooftop.exporter.snapshot import Snapshot
 from rooftop.exporter.sources.gpu_mapping import PortGpuLocator
 from rooftop.exporter.sources.host import EngineCpuStats
 from rooftop.exporter.sources.local_engines import LocalEngineDiscovery
 from rooftop.exporter.sources.nvml import NvmlSource, NvmlUnavailableError
 from rooftop.exporter.sources.nvml_start import START_RETRY_SECONDS, RetryingNvmlSource
+from rooftop.exporter.web.history import SnapshotHistory
+from rooftop.exporter.web.landing import landing_page
 from rooftop.exporter.webconfig import WebConfig, load_web_config
 from rooftop.exporter.wiring import dcgm_source, engine_source, kubernetes_discovery
 
@@ -231,6 +234,12 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
     # (benchmarks/overhead.py: /metrics p99 with 10 scrapers at once).
     sys.setswitchinterval(SCRAPE_GIL_SWITCH_SECONDS)
     cache = ExpositionCache(lambda: sampler.latest, time.time, monotonic=time.monotonic)
+    history = SnapshotHistory()
+
+    def published(snapshot: Snapshot) -> None:
+        cache.prepare(snapshot)
+        history.record(snapshot)
+
     sampler = Sampler(
         settings,
         gpu_source,
@@ -240,14 +249,20 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
         gpu_locator=locator,
         before_cycle=before_cycle,
         engine_discovery=discovery,
-        on_publish=cache.prepare,
+        on_publish=published,
     )
     host, port = listen_host_port(settings.listen_address)
     health = SamplerHealth(
         lambda: sampler.latest,
         stale_after_seconds=max(HEALTH_STALE_MIN_SECONDS, 10 * settings.interval_seconds),
     )
-    handler = make_handler(cache, lambda: sampler.latest, web_config, health)
+    handler = make_handler(
+        cache,
+        lambda: sampler.latest,
+        web_config,
+        landing=lambda: landing_page(sampler.latest, history.entries()),
+        health=health,
+    )
     ssl_context = web_config.ssl_context() if web_config is not None else None
     try:
         server = ExporterHTTPServer(

@@ -15,11 +15,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
-from rooftop.classifiers.models import kv_bytes_per_token
+from rooftop.classifiers.model_catalog import UnknownModelError, lookup_model
+from rooftop.classifiers.models import ModelArchitecture, ModelConfigError, kv_bytes_per_token
+from rooftop.classifiers.prefix_cache import hit_ratio_from_counters, per_sequence_context_tokens
+from rooftop.classifiers.speculative import Speculation, SpeculationError, live_speculation
 from rooftop.exporter.histograms import WindowedHistogram
-from rooftop.exporter.model_resolution import ResolvedModel, resolve_model
+from rooftop.exporter.model_resolution import ResolvedModel, load_config_json, resolve_model
 from rooftop.exporter.pipeline.status import SourceTimer, error_text
 from rooftop.exporter.rates import RatioOfCounters, WindowedCounter, WindowedMean
 from rooftop.exporter.settings import EngineConfig, redact_url
@@ -82,6 +86,29 @@ class EngineSample:
 
     view: EngineView
     model: ResolvedModel | None
+    draft_model: ModelArchitecture | None = None
+    """The configured draft model (``speculative.method: draft_model``), resolved once."""
+
+
+def configured_speculation(config: EngineConfig) -> Speculation | None:
+    """The per-engine ``speculative`` setting as the classifier's :class:`Speculation`."""
+    spec = config.speculative
+    if spec is None:
+        return None
+    return Speculation(spec.method, spec.num_speculative_tokens, spec.acceptance)
+
+
+def _draft_model(config: EngineConfig) -> ModelArchitecture | None:
+    spec = config.speculative
+    if spec is None or not spec.draft_model:
+        return None
+    try:
+        if Path(spec.draft_model).exists():
+            return load_config_json(spec.draft_model)
+        return lookup_model(spec.draft_model)
+    except (UnknownModelError, ModelConfigError, OSError, ValueError) as exc:
+        log.warning("engine %s: draft model %s: %s", config.label, spec.draft_model, exc)
+        return None
 
 
 class EngineTracker:
@@ -98,12 +125,18 @@ class EngineTracker:
         self.computed_prefill = WindowedCounter(window_seconds)
         self.flops = WindowedCounter(window_seconds)
         self.read_bytes = WindowedCounter(window_seconds)
+        self.write_bytes = WindowedCounter(window_seconds)
+        self.spec_drafts = WindowedCounter(window_seconds)
+        self.spec_draft_tokens = WindowedCounter(window_seconds)
+        self.spec_accepted = WindowedCounter(window_seconds)
+        self.prefix_queries = WindowedCounter(window_seconds)
+        self.prefix_hits = WindowedCounter(window_seconds)
+        self.draft_model = _draft_model(config)
         self.inter_token = RatioOfCounters(window_seconds)
         self.batch = WindowedMean(window_seconds)
         self.resident_tokens = WindowedMean(window_seconds)
         self.ttft = WindowedHistogram(window_seconds)
         self.itl_buckets = WindowedHistogram(window_seconds)
-        self.prefix_cache = RatioOfCounters(window_seconds)
         self.decode_total = CounterTotal()
         self.prefill_total = CounterTotal()
         self.preemptions_total = CounterTotal()
@@ -123,6 +156,7 @@ class EngineTracker:
         """Discovery saw this engine again with another config (e.g. its GPUs changed)."""
         self.config = config
         self.mapping = "not yet mapped"
+        self.draft_model = _draft_model(config)
 
     def forget_rates(self) -> None:
         for counter in (
@@ -131,6 +165,12 @@ class EngineTracker:
             self.computed_prefill,
             self.flops,
             self.read_bytes,
+            self.write_bytes,
+            self.spec_drafts,
+            self.spec_draft_tokens,
+            self.spec_accepted,
+            self.prefix_queries,
+            self.prefix_hits,
             self.batch,
             self.resident_tokens,
             self.ttft,
@@ -138,7 +178,6 @@ class EngineTracker:
         ):
             counter.reset()
         self.inter_token = RatioOfCounters(self._window)
-        self.prefix_cache = RatioOfCounters(self._window)
         for total in (self.decode_total, self.prefill_total, self.preemptions_total):
             total.forget()
 
@@ -182,6 +221,8 @@ class EngineTracker:
         prefill = computed if reading.prefill_computed_tokens_total is not None else prompt
         flops = self.flops.observe(now, reading.estimated_flops_total)
         read_bytes = self.read_bytes.observe(now, reading.estimated_read_bytes_total)
+        write_bytes = self.write_bytes.observe(now, reading.estimated_write_bytes_total)
+        engine_bytes = None if read_bytes is None else read_bytes + (write_bytes or 0.0)
         itl = self.inter_token.observe(now, reading.inter_token_latency_sum_count)
         computed_total = reading.prefill_computed_tokens_total
         prefill_total = self.prefill_total.observe(
@@ -191,11 +232,14 @@ class EngineTracker:
         preemptions = self.preemptions_total.observe(reading.preemptions_total)
         ttft = self.ttft.observe(now, reading.time_to_first_token_buckets)
         itl_quantiles = self.itl_buckets.observe(now, reading.inter_token_latency_buckets)
-        hits: tuple[float, float] | None = None
-        if reading.prefix_cache_hits_total is not None and reading.prefix_cache_queries_total:
-            hits = (reading.prefix_cache_hits_total, reading.prefix_cache_queries_total)
-        hit_ratio = self.prefix_cache.observe(now, hits)
-        if hits is None:
+        speculation = self._speculation(reading, now, decode)
+        queries = self.prefix_queries.observe(now, reading.prefix_cache_queries_total)
+        hits = self.prefix_hits.observe(now, reading.prefix_cache_hits_total)
+        try:
+            hit_ratio = hit_ratio_from_counters(queries, hits)
+        except ValueError:
+            hit_ratio = None
+        if hit_ratio is None:
             hit_ratio = reading.prefix_cache_hit_ratio
         resident_tokens = None
         if reading.kv_usage_ratio is not None and reading.kv_capacity_tokens is not None:
@@ -205,7 +249,8 @@ class EngineTracker:
         mean_resident = self.resident_tokens.observe(now, resident_tokens)
         mean_context = None
         if mean_resident is not None and mean_batch:
-            mean_context = mean_resident / mean_batch
+            # A shared prefix is stored once but read by every sequence (prefix_cache module).
+            mean_context = per_sequence_context_tokens(mean_resident, mean_batch, hit_ratio)
         model = self.model
         resident_bytes = None
         if resident_tokens is not None and model is not None and model.arch is not None:
@@ -235,6 +280,12 @@ class EngineTracker:
             mean_context_tokens=mean_context,
             engine_flops_per_second=flops,
             engine_read_bytes_per_second=read_bytes,
+            engine_write_bytes_per_second=write_bytes,
+            engine_bytes_per_second=engine_bytes,
+            speculation=speculation,
+            prefix_cache_hit_ratio=hit_ratio,
+            prefill_includes_cached=reading.prefill_computed_tokens_total is None
+            and reading.prompt_tokens_total is not None,
             inter_token_latency_seconds=itl,
             process_cpu_cores=cpu.cpu_cores if cpu else None,
             process_busiest_thread_ratio=cpu.busiest_thread_ratio if cpu else None,
@@ -250,9 +301,28 @@ class EngineTracker:
             preemptions_total=preemptions if reading.preemptions_total is not None else None,
             time_to_first_token_quantiles={q: v for q, v in ttft.items() if v is not None},
             inter_token_latency_quantiles={q: v for q, v in itl_quantiles.items() if v is not None},
-            prefix_cache_hit_ratio=hit_ratio,
             gpu_memory_used_bytes=self.gpu_memory_bytes,
         )
+
+    def _speculation(
+        self, reading: EngineReading, now: float, decode: float | None
+    ) -> Speculation | None:
+        """This window's speculation: the engine's counters, its accept length, the setting."""
+        drafts = self.spec_drafts.observe(now, reading.spec_drafts_total)
+        draft_tokens = self.spec_draft_tokens.observe(now, reading.spec_draft_tokens_total)
+        accepted = self.spec_accepted.observe(now, reading.spec_accepted_tokens_total)
+        try:
+            return live_speculation(
+                configured_speculation(self.config),
+                drafts_per_second=drafts,
+                draft_tokens_per_second=draft_tokens,
+                accepted_tokens_per_second=accepted,
+                accept_length=reading.spec_accept_length,
+                decode_tokens_per_second=decode,
+            )
+        except SpeculationError as exc:  # odd counters: the setting, or nothing, stands
+            log.debug("engine %s: speculative counters ignored: %s", self.name, exc)
+            return configured_speculation(self.config)
 
 
 class EngineStage:
@@ -385,7 +455,7 @@ class EngineStage:
                     cpu = self._process_stats.stats(tracker.name, tracker.pid)
                 tracker.gpu_memory_bytes = self._gpu_memory(tracker, gpus)
                 view = tracker.up_view(reading, now, cpu)
-            out.append(EngineSample(view, tracker.model))
+            out.append(EngineSample(view, tracker.model, tracker.draft_model))
         return out
 
     def _gpu_memory(self, tracker: EngineTracker, gpus: GpuSourceResult) -> float | None:

@@ -73,12 +73,20 @@ class EngineReading:
     iteration_tokens_sum_count: tuple[float, float] | None = None
     preemptions_total: float | None = None
     """Requests preempted (vLLM num_preemptions; SGLang retractions), cumulative."""
+    # Speculative decoding, cumulative counters (vLLM vllm/v1/spec_decode/metrics.py, llama.cpp
+    # llamacpp:spec_decode_*): drafts (one per sequence per step that drafted), proposed draft
+    # tokens, accepted ones, and accepted ones per draft position (position 0 first).
+    spec_drafts_total: float | None = None
+    spec_draft_tokens_total: float | None = None
+    spec_accepted_tokens_total: float | None = None
+    spec_accepted_per_position_total: tuple[float, ...] | None = None
+    spec_accept_length: float | None = None
+    """Gauge: mean tokens per step per sequence, ``1 + k x alpha`` (SGLang spec_accept_length)."""
+    # Prefix cache: cumulative token counters (vLLM prefix_cache_{queries,hits}_total) or a
+    # hit-ratio gauge (SGLang cache_hit_rate).
     prefix_cache_queries_total: float | None = None
-    """Prompt tokens looked up in the prefix cache, cumulative (vLLM prefix_cache_queries)."""
     prefix_cache_hits_total: float | None = None
-    """Of those, tokens found in the cache, cumulative (vLLM prefix_cache_hits)."""
     prefix_cache_hit_ratio: float | None = None
-    """The engine's own hit-rate gauge, 0-1, where it exports one instead (SGLang)."""
     missing: tuple[str, ...] = field(default=())
     """Common quantities this exposition lacks, with a hint how to enable each where one exists.
 
