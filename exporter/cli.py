@@ -16,6 +16,7 @@ from rooftop.exporter.version import VERSION
 
 COMMAND_MODULES: tuple[str, ...] = (
     "serve",
+    "record",
     "probe",
     "plan",
     "catalogs",

@@ -41,7 +41,7 @@ STATE_COLORS = {
     "memory": GRAFANA_COLORS["blue"],
     "compute": GRAFANA_COLORS["purple"],
     "latency": GRAFANA_COLORS["orange"],
-    "unknown": "#5A5F6E",
+    "unknown": "#4A4A4A",
 }
 """Verdict state → colour: the dashboards' state-timeline mapping (idle ``#8e8e8e``, memory
 ``blue``, compute ``purple``, latency ``orange``); ``unknown`` is a dim slate that no state

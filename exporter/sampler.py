@@ -167,4 +167,11 @@ class Sampler:
         return snapshot
 
 
-__all__ = ["EngineDiscovery", "GpuLocator", "GpuSource", "ProcessStatsProvider", "Sampler"]
+__all__ = [
+    "VERSION",
+    "EngineDiscovery",
+    "GpuLocator",
+    "GpuSource",
+    "ProcessStatsProvider",
+    "Sampler",
+]

@@ -58,12 +58,17 @@ class _Strict(BaseModel):
 
 
 _USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&][^=&#\s]*(?:token|key|secret|passw|auth|sig|credential)[^=&#\s]*=)"
+    r"(?:(?!:\s)[^&#\s'\"])*"  # the value, up to the next parameter or a message's ": "
+)
 
 
 def redact_url(text: str) -> str:
-    """``text`` (a URL, or a message quoting URLs) with every URL's ``user:password@`` removed,
-    for labels, pages and logs."""
-    return _USERINFO.sub("", text)
+    """``text`` (a URL, or a message quoting URLs) with every URL's ``user:password@`` removed
+    and the values of secret-looking query parameters (``token``, ``api_key``, ``sig`` ...)
+    replaced by ``redacted``, for labels, pages, logs and recordings."""
+    return _SECRET_QUERY.sub(r"\1redacted", _USERINFO.sub("", text))
 
 
 def _check_http_url(value: str) -> str:

@@ -18,7 +18,7 @@ import pytest
 from rooftop.classifiers.hardware import lookup_gpu
 from rooftop.classifiers.verdict import Verdict
 from rooftop.exporter.cli import main
-from rooftop.exporter.commands.plan import build_plan
+from rooftop.exporter.commands.plan import build_plan, register
 from rooftop.exporter.commands.plan_plot import PlotError, plan_figure, write_plot
 from rooftop.exporter.roofline_svg import (
     STATE_COLORS,
@@ -246,20 +246,14 @@ def test_unknown_state_renders() -> None:
 
 
 def _plan_args(**values: str) -> argparse.Namespace:
-    base = {
-        "gpu": "h100-sxm",
-        "model": "meta-llama/Llama-3.1-8B-Instruct",
-        "params": None,
-        "batch": "1,8,512,1024",
-        "context": "128",
-        "weights": None,
-        "kv_dtype": "bf16",
-        "tp": "1",
-        "peak_flops": None,
-        "peak_bandwidth": None,
-    }
-    base.update(values)
-    return argparse.Namespace(**base)
+    """``rooftop plan``'s own parser, so the namespace has every flag the command defines."""
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    argv = ["plan", "--gpu", "h100-sxm", "--model", "meta-llama/Llama-3.1-8B-Instruct"]
+    argv += ["--batch", "1,8,512,1024", "--context", "128", "--kv-dtype", "bf16", "--tp", "1"]
+    for flag, value in values.items():
+        argv += [f"--{flag.replace('_', '-')}", value]
+    return parser.parse_args(argv)
 
 
 def test_plan_figure_has_one_labelled_point_per_batch() -> None:

@@ -393,10 +393,10 @@ def test_unknown_verdict_has_its_own_style() -> None:
     """``unknown`` (nothing to judge on) is a state of its own in `rooftop top`, styled apart
     from ``idle``; every exported state has a style."""
     from rooftop.classifiers.verdict import STATES
-    from rooftop.exporter.commands.top import STATE_STYLES
+    from rooftop.exporter.roofline_svg import STATE_COLORS
 
-    assert set(STATE_STYLES) == set(STATES)
-    assert STATE_STYLES["unknown"] != STATE_STYLES["idle"]
+    assert set(STATE_COLORS) == set(STATES)
+    assert STATE_COLORS["unknown"] != STATE_COLORS["idle"]
     row = _row(state="unknown", reason="unknown: nothing to judge on: no engine token counts")
     assert verdict_text(row) == "unknown"
     assert reason_text(row) == "nothing to judge on: no engine token counts"

@@ -34,7 +34,7 @@ from rooftop.exporter.snapshot import Snapshot
 from rooftop.exporter.sources.gpu_mapping import PortGpuLocator
 from rooftop.exporter.sources.host import EngineCpuStats
 from rooftop.exporter.sources.local_engines import LocalEngineDiscovery
-from rooftop.exporter.sources.nvml import NvmlSource, NvmlUnavailableError
+from rooftop.exporter.sources.nvml import NvmlBackend, NvmlSource, NvmlUnavailableError
 from rooftop.exporter.sources.nvml_start import START_RETRY_SECONDS, RetryingNvmlSource
 from rooftop.exporter.web.history import SnapshotHistory
 from rooftop.exporter.web.landing import landing_page
@@ -121,6 +121,28 @@ def register(subparsers: Any) -> None:
         help="length of the demo's load cycle (default 120)",
     )
     parser.add_argument(
+        "--replay",
+        type=Path,
+        metavar="FILE",
+        help="serve a recording made by `rooftop record` instead of reading sources",
+    )
+    parser.add_argument(
+        "--replay-speed",
+        dest="replay_speed",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="1 replays at the recorded pace (default), 2 twice as fast, 0 as fast as possible",
+    )
+    parser.add_argument(
+        "--replay-exit",
+        dest="replay_exit",
+        action="store_true",
+        help="exit when the recording ends (default: keep serving its last snapshot)",
+    )
+    # Test hook (the validation script's dry run): a fake NVML backend driven by a JSON file.
+    parser.add_argument("--fake-nvml", dest="fake_nvml", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
     )
     parser.set_defaults(func=run)
@@ -148,22 +170,137 @@ def run(args: argparse.Namespace) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.replay is not None:
+        return replay(args)
     try:
         settings = load_settings(_flags(args), args.config)
         web_config = load_web_config(settings.web_config_file) if settings.web_config_file else None
         if web_config is not None:
             web_config.ssl_context()  # fail at start, not at the first scrape
+        from rooftop.exporter.commands.record import fake_nvml_backend
+
+        backend = fake_nvml_backend(getattr(args, "fake_nvml", None))
     except ConfigError as error:
         print(f"rooftop: {error}", file=sys.stderr)
         return 2
     try:
-        return serve(settings, web_config)
+        return serve(settings, web_config, nvml_backend=backend)
     except ConfigError as error:
         print(f"rooftop: {error}", file=sys.stderr)
         return 2
 
 
-def serve(settings: Settings, web_config: WebConfig | None) -> int:
+def replay(args: argparse.Namespace) -> int:
+    """``serve --replay FILE``: the pipeline on a recording, served on /metrics.
+
+    The recorded settings are used (this machine's environment and config file are not read),
+    except the listen address and web config, which are this machine's."""
+    from rooftop.exporter.recording.format import RecordingError, read_recording
+    from rooftop.exporter.recording.session import ReplaySession
+
+    speed = args.replay_speed
+    if not (speed >= 0 and speed != float("inf")):
+        print(f"rooftop: --replay-speed must be a number >= 0, got {speed}", file=sys.stderr)
+        return 2
+    overrides: dict[str, Any] = {}
+    if args.listen_address:
+        overrides["listen_address"] = args.listen_address
+    try:
+        web_config = load_web_config(args.web_config_file) if args.web_config_file else None
+        if web_config is not None:
+            web_config.ssl_context()
+        recording = read_recording(args.replay)
+        published_at = [time.monotonic(), 0.0]
+        history = SnapshotHistory()
+
+        def on_publish(snapshot: Snapshot) -> None:
+            published_at[:] = [time.monotonic(), snapshot.monotonic_seconds]
+            cache.prepare(snapshot)
+            history.record(snapshot)
+
+        # The age of a replayed snapshot: its recorded time plus the real time since replayed.
+        cache = ExpositionCache(
+            lambda: session.sampler.latest,
+            time.time,
+            monotonic=lambda: published_at[1] + time.monotonic() - published_at[0],
+        )
+        session = ReplaySession(recording, overrides, on_publish=on_publish)
+    except (ConfigError, RecordingError) as error:
+        print(f"rooftop: {error}", file=sys.stderr)
+        return 2
+    settings = session.settings
+    host, port = listen_host_port(settings.listen_address)
+    handler = make_handler(
+        cache,
+        lambda: session.sampler.latest,
+        web_config,
+        landing=lambda: landing_page(session.sampler.latest, history.entries()),
+    )
+    ssl_context = web_config.ssl_context() if web_config is not None else None
+    try:
+        server = ExporterHTTPServer(
+            (host or "0.0.0.0", port), handler, settings.max_concurrent_scrapes, ssl_context
+        )
+    except OSError as error:
+        print(
+            f"rooftop: cannot listen on {settings.listen_address}: {error.strerror}",
+            file=sys.stderr,
+        )
+        return 1
+    serve_in_thread(server)
+    log.info(
+        "replaying %s (%d cycles recorded by rooftop %s) on %s://%s:%d/metrics at %s",
+        args.replay,
+        len(recording.cycles),
+        recording.version,
+        "https" if ssl_context else "http",
+        host or "localhost",
+        server.server_address[1],
+        "full speed" if speed == 0 else f"{speed:g}x the recorded pace",
+    )
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    summary = session.run(speed, stop)
+    if summary.reproduced:
+        log.info("replay finished: %d cycles, verdicts and exposition as recorded", summary.cycles)
+    elif summary.verdicts_reproduced:
+        log.info(
+            "replay finished: %d cycles, verdicts as recorded; this rooftop publishes other "
+            "series than rooftop %s did",
+            summary.cycles,
+            recording.version,
+        )
+    else:
+        first = next(d for d in summary.differences if d.what.startswith("verdict "))
+        log.warning(
+            "replay finished: %d cycles, verdicts differ from the recording, first: cycle %d %s",
+            summary.cycles,
+            first.cycle,
+            first.what,
+        )
+    if not args.replay_exit:
+        stop.wait()
+    server.shutdown()
+    server.server_close()
+    session.close()
+    return 0 if summary.verdicts_reproduced else 1
+
+
+def discover_local_engines(settings: Settings) -> list[EngineConfig]:
+    """The engines answering on the usual localhost ports now (one probe of each; ``serve``
+    itself probes again every discovery interval through :class:`LocalEngineDiscovery`)."""
+    discovery = LocalEngineDiscovery(settings.discover_ports, settings.engine_max_body_bytes)
+    return [EngineConfig(url=engine.url, name=engine.name) for engine in discovery.poll()]
+
+
+def serve(
+    settings: Settings, web_config: WebConfig | None, nvml_backend: NvmlBackend | None = None
+) -> int:
     gpu_source: GpuSource | None = None
     process_stats: ProcessStatsProvider | None = None
     locator: GpuLocator | None = None
@@ -201,10 +338,10 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
             ", ".join(demo.engine_urls()),
         )
     else:
-        if settings.nvml:
+        if settings.nvml or nvml_backend is not None:
             # Down, with its reason, rather than absent: rooftop_source_up{source="nvml"} 0.
             retrying = RetryingNvmlSource(
-                NvmlSource(call_deadline_seconds=settings.gpu_call_deadline_seconds)
+                NvmlSource(nvml_backend, settings.gpu_call_deadline_seconds)
             )
             try:
                 retrying.start()

@@ -170,6 +170,8 @@ class FakeNvmlBackend:
         self.gpus: list[FakeGpu] = list(gpus)
         self.initialized = False
         self.driver_loaded = True
+        self.driver_version = "fake"
+        """What ``nvmlSystemGetDriverVersion`` answers (a real one reads like ``550.54.15``)."""
         self.system_faults: dict[str, _Fault] = {}
         self.calls: deque[str] = deque(maxlen=CALL_LOG_LENGTH)
         """The most recent calls, newest last (bounded: the demo node runs for days)."""
@@ -342,6 +344,10 @@ class FakeNvmlBackend:
     def nvmlDeviceGetCount(self) -> int:
         self._enter("nvmlDeviceGetCount")
         return len(self.gpus)
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        self._enter("nvmlSystemGetDriverVersion")
+        return self.driver_version
 
     def nvmlDeviceGetHandleByIndex(self, index: int) -> Any:
         self._enter("nvmlDeviceGetHandleByIndex")

@@ -50,9 +50,13 @@ class ProcessStatsProvider(Protocol):
 
     def stats(self, engine: str, pid: int | None) -> ProcessCpu | None: ...
 
+
+class ProcessTree(Protocol):
+    """A process-stats provider that can also list a process tree (psutil, the demo), to
+    attribute the GPU memory NVML reports per process to the engine."""
+
     def tree_pids(self, pid: int) -> tuple[int, ...]:
-        """``pid`` and its descendants (``()`` when they cannot be read), to attribute the
-        GPU memory NVML reports per process to the engine."""
+        """``pid`` and its descendants; ``()`` when they cannot be read."""
         ...
 
 
@@ -461,9 +465,13 @@ class EngineStage:
     def _gpu_memory(self, tracker: EngineTracker, gpus: GpuSourceResult) -> float | None:
         """GPU memory of the engine's process tree on its GPUs; ``None`` when its process is
         unknown or NVML gives no per-process figure (never guessed from other processes)."""
-        if tracker.pid is None or self._process_stats is None or not tracker.gpus:
+        # Optional: a provider that cannot list process trees (a recording) attributes none.
+        tree_pids: Callable[[int], tuple[int, ...]] | None = getattr(
+            self._process_stats, "tree_pids", None
+        )
+        if tracker.pid is None or tree_pids is None or not tracker.gpus:
             return None
-        pids = set(self._process_stats.tree_pids(tracker.pid))
+        pids = set(tree_pids(tracker.pid))
         figures = [
             used
             for reading in gpus.readings

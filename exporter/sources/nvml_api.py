@@ -235,6 +235,16 @@ class RealNvmlBackend:
     def nvmlDeviceGetCount(self) -> int:
         return int(pynvml.nvmlDeviceGetCount())
 
+    # Not part of NvmlBackend: facts for a recording's header (rooftop record).
+    def nvmlSystemGetDriverVersion(self) -> str:
+        return str(pynvml.nvmlSystemGetDriverVersion())
+
+    def nvmlSystemGetNVMLVersion(self) -> str:
+        return str(pynvml.nvmlSystemGetNVMLVersion())
+
+    def nvmlSystemGetCudaDriverVersion(self) -> int:
+        return int(pynvml.nvmlSystemGetCudaDriverVersion())
+
     def nvmlDeviceGetHandleByIndex(self, index: int) -> Any:
         return pynvml.nvmlDeviceGetHandleByIndex(index)
 
