@@ -51,15 +51,6 @@ class ProcessStatsProvider(Protocol):
     def stats(self, engine: str, pid: int | None) -> ProcessCpu | None: ...
 
 
-class ProcessTree(Protocol):
-    """A process-stats provider that can also list a process tree (psutil, the demo), to
-    attribute the GPU memory NVML reports per process to the engine."""
-
-    def tree_pids(self, pid: int) -> tuple[int, ...]:
-        """``pid`` and its descendants; ``()`` when they cannot be read."""
-        ...
-
-
 class GpuLocator(Protocol):
     """Finds an engine's process and the GPUs it runs on, when the config does not say."""
 
