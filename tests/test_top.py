@@ -397,6 +397,6 @@ def test_unknown_verdict_has_its_own_style() -> None:
 
     assert set(STATE_COLORS) == set(STATES)
     assert STATE_COLORS["unknown"] != STATE_COLORS["idle"]
-    row = _row(state="unknown", reason="unknown: nothing to judge on: no engine token counts")
+    row = _row(state="unknown", evidence="nvml", cause="no_evidence")
     assert verdict_text(row) == "unknown"
-    assert reason_text(row) == "nothing to judge on: no engine token counts"
+    assert reason_text(row) == CAUSE_DESCRIPTIONS["no_evidence"]
