@@ -6,6 +6,7 @@ committed file with :func:`configuration_markdown`."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from rooftop.exporter.settings import EngineConfig, GenericEngineConfig, GpuOverride, Settings
+from rooftop.exporter.settings import EngineConfig, GpuOverride, Settings
+from rooftop.exporter.sources.engines.generic import GenericConfig
 
 
 def _flags() -> dict[str, str]:
@@ -61,7 +63,7 @@ def _bound(constraint: Any) -> str:
 
 def _type(field: FieldInfo) -> str:
     text = str(field.annotation).replace("typing.", "").replace("pathlib.", "")
-    for model in (EngineConfig, GenericEngineConfig, GpuOverride):
+    for model in (EngineConfig, GpuOverride):
         text = text.replace(f"{model.__module__}.{model.__name__}", model.__name__)
     return text.replace("<class '", "").replace("'>", "").replace("|", "\\|")
 
@@ -81,6 +83,39 @@ def _table(model: type[BaseModel], prefix: str, flags: dict[str, str]) -> list[s
         lines.append(
             f"| `{prefix}{name}` | {_type(field)} | {_default(field)} | {where or '—'} | "
             f"{meaning.replace('|', '/')} |"
+        )
+    return lines
+
+
+GENERIC_MEANINGS: dict[str, str] = {
+    "generation_tokens": "Counter of generated tokens (required).",
+    "prompt_tokens": "Counter of prompt tokens.",
+    "requests_running": "Gauge of requests in the running batch.",
+    "requests_waiting": "Gauge of queued requests.",
+    "kv_usage_ratio": "Gauge of the KV cache's used share, 0-1.",
+    "kv_capacity_tokens": "Gauge of the KV cache's capacity in tokens.",
+    "model": "The model's name when the exposition has no label for it.",
+    "model_label": "The label that carries the model's name.",
+    "label_filters": "`{label: value}`: only series carrying these label values are summed.",
+}
+"""Meanings of the generic adapter's keys (a dataclass: its attribute docs are not introspected;
+a test checks every field is here)."""
+
+
+def _generic_table() -> list[str]:
+    lines = [
+        "| key | type | default | flag / environment | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for f in dataclasses.fields(GenericConfig):
+        if f.default is not dataclasses.MISSING:
+            default = "unset" if f.default is None else f"`{json.dumps(f.default)}`"
+        else:
+            default = "required"
+        kind = str(f.type).replace("|", "\\|")
+        lines.append(
+            f"| `engines[].generic.{f.name}` | {kind} | {default} | — | "
+            f"{GENERIC_MEANINGS.get(f.name, '')} |"
         )
     return lines
 
@@ -124,7 +159,7 @@ def configuration_markdown() -> str:
         "",
         "## `engines[].generic`: an in-house server's metric names",
         "",
-        *_table(GenericEngineConfig, "engines[].generic.", flags),
+        *_generic_table(),
         "",
         "## `gpu_overrides.<id>`: replace catalog peaks",
         "",

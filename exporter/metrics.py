@@ -294,7 +294,7 @@ def _bound_states(snapshot: Snapshot) -> Iterator[Sample]:
     for target in snapshot.targets:
         if target.verdict is None:
             continue
-        for state in VERDICT_STATES:
+        for state in STATES:
             value = 1.0 if target.verdict.state == state else 0.0
             yield (target.gpu, target.uuid, target.engine, target.model, state), value
 

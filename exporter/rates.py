@@ -11,6 +11,14 @@ from collections import deque
 from dataclasses import dataclass, field
 
 
+def counter_increase(before: float, after: float) -> float:
+    """Increase of a cumulative counter from ``before`` to ``after``. A decrease is a reset, so
+    the increase is ``after`` (counted from zero), as in Prometheus' ``rate()``; never negative."""
+    if after < before:
+        return max(after, 0.0)
+    return after - before
+
+
 @dataclass
 class WindowedCounter:
     """Samples ``(monotonic seconds, cumulative value)`` over the last ``window_seconds``."""
@@ -42,7 +50,7 @@ class WindowedCounter:
         increase = 0.0
         previous = self._samples[0][1]
         for _, value in list(self._samples)[1:]:
-            increase += value - previous if value >= previous else value
+            increase += counter_increase(previous, value)
             previous = value
         elapsed = self._samples[-1][0] - self._samples[0][0]
         return increase / elapsed if elapsed > 0 else None

@@ -11,10 +11,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from rooftop.exporter.extras import missing_extra
 from rooftop.exporter.settings import ConfigError, EngineConfig, Settings
 from rooftop.exporter.sources.dcgm import DcgmSource
 from rooftop.exporter.sources.engine import EngineSource
-from rooftop.exporter.sources.engines import GenericAdapter, GenericConfig, adapter_for_family
+from rooftop.exporter.sources.engines import GenericAdapter, adapter_for_family
 from rooftop.exporter.sources.engines.base import EngineAdapter
 from rooftop.exporter.sources.http import Fetch, fetch_text
 
@@ -25,9 +26,7 @@ if TYPE_CHECKING:
 def engine_adapter(config: EngineConfig) -> EngineAdapter | None:
     """The adapter an engine's config asks for; ``None`` to detect it from the exposition."""
     if config.generic is not None:
-        generic = config.generic.model_dump()
-        generic["label_filters"] = tuple(sorted(config.generic.label_filters.items()))
-        return GenericAdapter(GenericConfig(**generic))
+        return GenericAdapter(config.generic)
     if config.family:
         try:
             return adapter_for_family(config.family)
@@ -71,11 +70,17 @@ def dcgm_source(
 
 def kubernetes_discovery(settings: Settings) -> KubernetesEngineDiscovery:
     """Engine discovery on this Kubernetes node (DaemonSet mode); imported only when used."""
-    from rooftop.exporter.sources.kubernetes import (
-        KubernetesConfigError,
-        KubernetesDiscoveryConfig,
-        KubernetesEngineDiscovery,
-    )
+    try:
+        from rooftop.exporter.sources.kubernetes import (
+            KubernetesConfigError,
+            KubernetesDiscoveryConfig,
+            KubernetesEngineDiscovery,
+        )
+    except ImportError as error:
+        missing = missing_extra(error, "Kubernetes discovery (kubernetes_node_name is set)")
+        if missing is None:
+            raise
+        raise missing from None
 
     try:
         return KubernetesEngineDiscovery(

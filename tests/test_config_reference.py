@@ -6,10 +6,9 @@ import re
 
 import yaml
 
-from rooftop.exporter.config_reference import configuration_markdown
+from rooftop.exporter.config_reference import GENERIC_MEANINGS, configuration_markdown
 from rooftop.exporter.settings import (
     EngineConfig,
-    GenericEngineConfig,
     GpuOverride,
     Settings,
     load_settings,
@@ -33,7 +32,6 @@ def test_every_key_is_listed_with_a_default_and_a_meaning() -> None:
     for prefix, model in (
         ("", Settings),
         ("engines[].", EngineConfig),
-        ("engines[].generic.", GenericEngineConfig),
         ("gpu_overrides.<id>.", GpuOverride),
     ):
         for name in model.model_fields:
@@ -42,6 +40,8 @@ def test_every_key_is_listed_with_a_default_and_a_meaning() -> None:
             cells = [cell.strip() for cell in row.strip("|").split(" | ")]
             assert cells[2], f"{prefix}{name}: no default"
             assert cells[-1], f"{prefix}{name}: no meaning (add a docstring to the field)"
+    for name in GENERIC_MEANINGS:
+        assert f"engines[].generic.{name}" in rows, name
     assert "`1.0`" in rows["interval_seconds"] and "`--interval`" in rows["interval_seconds"]
 
 

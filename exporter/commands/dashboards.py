@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         stale = stale_files(output_dir, params)
         for relative in stale:
-            print(f"stale: {output_dir / relative} (run `rooftop dashboards`)")
+            regenerate = f"rooftop dashboards --output-dir {output_dir}"
+            print(f"stale: {output_dir / relative} (run `{regenerate}`)")
         return 1 if stale else 0
     try:
         written = write_generated(output_dir, params)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from rooftop.exporter.rates import counter_increase
 from rooftop.exporter.sources.engine import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_TIMEOUT_SECONDS,
@@ -92,14 +93,6 @@ HISTOGRAMS: Final[tuple[str, ...]] = (
 
 class ProbeInputError(Exception):
     """The argument names no readable file or URL."""
-
-
-def counter_increase(before: float, after: float) -> float:
-    """Increase of a cumulative counter between two reads; a decrease means it was reset, and
-    then the increase is ``after`` (counted from zero). Never negative."""
-    if after < before:
-        return max(after, 0.0)
-    return after - before
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,18 @@ def render(data: dict[str, Any]) -> str:
 def run_replay(
     path: Path, out: TextIO, err: TextIO, *, json_output: bool = False, exposition: bool = False
 ) -> int:
-    logging.getLogger("rooftop").setLevel(logging.ERROR)
+    # The replayed pipeline's warnings are the recording's, not this run's: quiet them for the
+    # replay only, and give the level back (an in-process caller keeps its own logging).
+    logger = logging.getLogger("rooftop")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return _replay(path, out, err, json_output=json_output, exposition=exposition)
+    finally:
+        logger.setLevel(previous)
+
+
+def _replay(path: Path, out: TextIO, err: TextIO, *, json_output: bool, exposition: bool) -> int:
     try:
         recording = read_recording(path)
         session = ReplaySession(recording)

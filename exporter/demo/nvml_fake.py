@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rooftop.classifiers.hardware import BYTES_PER_MIB
 from rooftop.exporter.sources.nvml_api import (
-    BYTES_PER_MIB,
     CLOCK_MEM,
     CLOCK_SM,
     ECC_UNCORRECTED,
@@ -279,9 +279,6 @@ class FakeNvmlBackend:
     ) -> None:
         """Make a system call (``nvmlInit``, ``nvmlDeviceGetCount``, ...) raise ``error``."""
         self.system_faults[call] = _Fault(code=_error_code(error), times=times)
-
-    def hang_system(self, call: str, seconds: float, *, times: int | None = 1) -> None:
-        self.system_faults[call] = _Fault(hang_seconds=seconds, times=times)
 
     def unload_driver(self) -> None:
         """Every call, ``nvmlInit`` included, raises ``DriverNotLoaded`` until reloaded."""

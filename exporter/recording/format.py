@@ -27,9 +27,10 @@ import json
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
+
+from rooftop.exporter.version import VERSION
 
 FORMAT_VERSION: Final = 1
 """Bump when a reader of the previous format could misread a new file."""
@@ -42,13 +43,8 @@ class RecordingError(ValueError):
 
 
 def rooftop_version() -> str:
-    """The installed rooftop's version (package metadata), or the sampler's when not installed."""
-    try:
-        return metadata.version("rooftop")
-    except metadata.PackageNotFoundError:  # a checkout run without installing
-        from rooftop.exporter.sampler import VERSION
-
-        return VERSION
+    """This rooftop's version: the one from package metadata (:mod:`rooftop.exporter.version`)."""
+    return VERSION
 
 
 @dataclass

@@ -172,10 +172,6 @@ def get_family(families: Families, *names: str) -> Metric | None:
     return empty
 
 
-def has_family(families: Families, *names: str) -> bool:
-    return get_family(families, *names) is not None
-
-
 def _matches(sample: Sample, where: Mapping[str, str] | None) -> bool:
     if not where:
         return True

@@ -33,6 +33,7 @@ from typing import Any
 
 import pynvml
 
+from rooftop.classifiers.verdict import Tier
 from rooftop.exporter.sources.base import SourceKind
 from rooftop.exporter.sources.nvml_api import (
     CLOCK_EVENT_REASONS,
@@ -85,7 +86,6 @@ from rooftop.exporter.telemetry import (
     GpuReading,
     GpuSourceResult,
     MigInstance,
-    TelemetryTier,
 )
 
 log = logging.getLogger(__name__)
@@ -362,7 +362,7 @@ class NvmlSource:
         self._drain_xid_events(state, calls)
         mig = self._read_mig(state, calls) if identity.mig_mode_enabled else ()
 
-        tier: TelemetryTier = "none"
+        tier: Tier = "none"
         if any(gpm.get(name) is not None for name in GPM_ACTIVITY_FIELDS):
             tier = "gpm"
         elif utilization is not None:
