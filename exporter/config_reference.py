@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,9 @@ def _bound(constraint: Any) -> str:
 
 def _type(field: FieldInfo) -> str:
     text = str(field.annotation).replace("typing.", "").replace("pathlib.", "")
+    # Validators wrapped in Annotated print as function reprs (addresses change every run).
+    text = re.sub(r"Annotated\[([\w.]+), [^\]]*\]", r"\1", text)
+    text = re.sub(r"(?:[a-z_]+\.)+([A-Z]\w*)", r"\1", text)
     for model in (EngineConfig, GpuOverride):
         text = text.replace(f"{model.__module__}.{model.__name__}", model.__name__)
     return text.replace("<class '", "").replace("'>", "").replace("|", "\\|")
