@@ -55,6 +55,17 @@ class WindowedCounter:
         elapsed = self._samples[-1][0] - self._samples[0][0]
         return increase / elapsed if elapsed > 0 else None
 
+    def previous_sample_seconds(self) -> float | None:
+        """When the sample before the latest was taken, or None with fewer than two."""
+        return self._samples[-2][0] if len(self._samples) >= 2 else None
+
+    def span_seconds(self) -> float:
+        """Seconds the current rate covers (first to last sample in the window); 0 before two
+        samples."""
+        if len(self._samples) < 2:
+            return 0.0
+        return self._samples[-1][0] - self._samples[0][0]
+
     def reset(self) -> None:
         self._samples.clear()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rooftop.exporter.collector import ExpositionCache
+from rooftop.exporter.memory import limit_malloc_arenas
 from rooftop.exporter.pipeline.engines import EngineDiscovery, GpuLocator, ProcessStatsProvider
 from rooftop.exporter.pipeline.gpus import GpuSource
 from rooftop.exporter.sampler import Sampler
@@ -47,7 +48,12 @@ HEALTH_STALE_MIN_SECONDS = 60.0
 """``/healthz`` fails once no snapshot is newer than this (or ten intervals, if longer): long
 enough for NVML's start-up deadline (30 s) and a slow engine, short enough that a liveness
 probe restarts a sampler that stopped publishing."""
-SCRAPE_GIL_SWITCH_SECONDS = 0.001
+SCRAPE_GIL_SWITCH_SECONDS = 0.00025
+"""GIL switch interval while serving. A scrape needs the GIL a few times (accept, read, write);
+each time a CPU-bound thread (an engine parse) holds it, the scrape waits up to one interval.
+Ten scrapes at once with eight ~0.5 MB engines: p99 7.2-8.5 ms at 1 ms, 4.7-5.8 ms at 0.25 ms,
+no gain at 0.1 ms (two rounds each, interleaved; taking engine parses one at a time behind a
+lock did not help). Measured with benchmarks/side_by_side.py's harness."""
 
 
 def register(subparsers: Any) -> None:
@@ -301,6 +307,7 @@ def discover_local_engines(settings: Settings) -> list[EngineConfig]:
 def serve(
     settings: Settings, web_config: WebConfig | None, nvml_backend: NvmlBackend | None = None
 ) -> int:
+    limit_malloc_arenas()  # before any worker thread allocates (exporter/memory.py)
     gpu_source: GpuSource | None = None
     process_stats: ProcessStatsProvider | None = None
     locator: GpuLocator | None = None
@@ -367,8 +374,8 @@ def serve(
             settings.discovery_interval_seconds,
         )
     # Scrapes are tiny (cached bytes); the sampler's cycle is long. With CPython's default 5 ms
-    # GIL switch interval a scrape could wait that long behind a cycle; 1 ms bounds the wait
-    # (benchmarks/overhead.py: /metrics p99 with 10 scrapers at once).
+    # GIL switch interval a scrape could wait that long behind a cycle; a short interval bounds
+    # the wait (see SCRAPE_GIL_SWITCH_SECONDS).
     sys.setswitchinterval(SCRAPE_GIL_SWITCH_SECONDS)
     cache = ExpositionCache(lambda: sampler.latest, time.time, monotonic=time.monotonic)
     history = SnapshotHistory()

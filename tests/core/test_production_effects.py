@@ -577,7 +577,8 @@ def test_live_speculation_prefers_counters_then_accept_length_then_setting() -> 
     assert idle == setting
     assert live_speculation(None) is None
     # 100 drafts/s + 240 accepted/s = 340 tok/s emitted by speculative steps: of 1,000 tok/s
-    # generated that is a minority (a window straddling the end of speculation): not modelled.
+    # generated (a window straddling the end of speculation) that is a share of 0.34, the
+    # other 660 tok/s from plain steps. Counters past the generated count clamp the share at 1.
     straddling = live_speculation(
         None,
         drafts_per_second=100,
@@ -585,7 +586,19 @@ def test_live_speculation_prefers_counters_then_accept_length_then_setting() -> 
         accepted_tokens_per_second=240,
         decode_tokens_per_second=1_000,
     )
-    assert straddling is None
+    assert straddling is not None and straddling.token_share == pytest.approx(0.34)
+    assert (straddling.num_speculative_tokens, straddling.acceptance_rate) == (3, 0.8)
+    ahead = live_speculation(
+        None,
+        drafts_per_second=100,
+        draft_tokens_per_second=300,
+        accepted_tokens_per_second=240,
+        decode_tokens_per_second=300,
+    )
+    assert ahead is not None and ahead.token_share == 1.0
+    assert setting.token_share == 1.0
+    with pytest.raises(SpeculationError, match="token_share"):
+        Speculation("eagle", 3, 0.8, 1.5)
 
 
 def test_live_helpers_nvlink_share_and_prefix_hit_ratio() -> None:

@@ -581,6 +581,60 @@ def test_speculative_counters_reach_the_operating_point_and_the_reason() -> None
     assert dict(acceptance[0])["method"] == "eagle" and acceptance[1] == pytest.approx(0.8)
 
 
+@dataclass
+class PartlySpeculatingVllm(SpeculatingVllm):
+    """Speculative steps emit ``speculative_share`` of the tokens (k 3, alpha 0.8, so drafts/s
+    = share x decode tokens/s / 3.4) from fetch ``first_exported_fetch`` on, all plain before;
+    the spec_decode families appear (at 0) with the first drafts, as in an engine that
+    registers them at its first draft."""
+
+    speculative_share: float = 0.5
+    first_exported_fetch: int = 0
+    drafting_lead: int = 0
+    """Fetches before the first export that drafting began (the first value seen is not 0)."""
+
+    def advance(self, now: float) -> None:
+        if self.last_at is not None and (
+            self.fetches >= self.first_exported_fetch - self.drafting_lead
+        ):
+            emitted = self.decode_tokens_per_second * (now - self.last_at)
+            self.drafts_total += self.speculative_share * emitted / 3.4
+        RecordedVllm.advance(self, now)
+
+    def fetch(self, url: str, timeout_seconds: float, max_bytes: int) -> str:
+        if self.fetches + 1 < self.first_exported_fetch:
+            return RecordedVllm.fetch(self, url, timeout_seconds, max_bytes)
+        return super().fetch(url, timeout_seconds, max_bytes)
+
+
+@pytest.mark.parametrize(
+    ("first_exported_fetch", "lead", "share"), [(0, 0, 0.5), (6, 0, 0.4), (6, 1, 0.45)]
+)
+def test_partly_speculative_window_is_the_token_weighted_blend(
+    first_exported_fetch: int, lead: int, share: float
+) -> None:
+    """4 sequences at 680 tok/s, half of them from EAGLE steps (k 3, alpha 0.8: 3.4 tokens per
+    step) and half from plain steps: 1 / (0.5 / 3.4 + 0.5 / 1) = 1.545 tokens per step per
+    sequence, share 0.5. With speculation (and its counters) starting at fetch 6, the 10 s rate
+    window at fetch 14 holds 2 s of plain decode and 8 s of half-speculative decode: share
+    0.5 x 8 / 10 = 0.4, tokens per step 1 / (0.4 / 3.4 + 0.6) = 1.394 (a rate over the counters'
+    own 8 s span would say 0.5). Drafting from fetch 5, the families first seen at fetch 6 with
+    one second of drafts in them: they count from 0 at fetch 5, share 0.5 x 9 / 10 = 0.45."""
+    vllm = PartlySpeculatingVllm(
+        decode_tokens_per_second=680.0,
+        running=4,
+        first_exported_fetch=first_exported_fetch,
+        drafting_lead=lead,
+    )
+    harness = Harness(engines={"vllm-a": (URL_A, vllm, ["0"])})
+    harness.set_memory_bound()
+    point = target(harness.cycle(14 if first_exported_fetch else 4), "0").point
+    assert point is not None
+    assert point.speculative_token_share == pytest.approx(share)
+    assert point.tokens_per_step_per_sequence == pytest.approx(1 / (share / 3.4 + 1 - share))
+    assert point.speculative_acceptance_ratio == pytest.approx(0.8)
+
+
 def test_configured_speculation_stands_in_for_missing_counters() -> None:
     """An engine that speculates (MTP, k 1, 70 % accepted) but exports no counters: the setting
     says so, and the point models 1.7 tokens per step."""

@@ -345,3 +345,25 @@ def test_age_never_negative_when_the_wall_clock_steps_back() -> None:
 def test_golden_file_is_committed_text() -> None:
     text = Path(GOLDEN).read_text()
     assert text.startswith("# HELP rooftop_build_info ")
+
+
+def test_direct_writer_is_byte_identical_to_prometheus_client() -> None:
+    """The writer against metric families + ``generate_latest``, on the golden snapshot and on
+    one whose engine, model and GPU labels need every escape (quote, backslash, newline),
+    non-ASCII text and a value of each special kind."""
+    from dataclasses import replace
+
+    from rooftop.exporter.collector import render_snapshot_with_client
+
+    snapshot = golden_snapshot()
+    assert render_snapshot(snapshot) == render_snapshot_with_client(snapshot)
+    odd = 'we"ird\\name\nü'
+    engines = tuple(replace(e, name=odd + e.name, model=odd) for e in snapshot.engines)
+    targets = tuple(replace(t, engine=odd + t.engine, model=odd) for t in snapshot.targets)
+    gpus = tuple(
+        replace(g, identity=replace(g.identity, name=odd, uuid=g.identity.uuid + odd))
+        for g in snapshot.gpus
+    )
+    hostile = replace(snapshot, engines=engines, targets=targets, gpus=gpus)
+    assert render_snapshot(hostile) == render_snapshot_with_client(hostile)
+    assert b'\\"' in render_snapshot(hostile) and b"\\n" in render_snapshot(hostile)

@@ -1,4 +1,5 @@
-"""Property tests: hostile or broken expositions never crash the parser or an engine adapter.
+"""Property tests: hostile or broken expositions never crash the parser or an engine adapter,
+and rooftop's selective parser gives exactly what prometheus_client's parser gives.
 
 Structured generation: families named from every engine's own vocabulary (the metric names in
 the recorded fixtures and in the adapters' source), the labels engines use, values including
@@ -7,7 +8,14 @@ mixed in. Contract: ``parse_exposition`` raises nothing but ``ExpositionError``;
 ``detect_engine`` nothing but ``UnrecognisedExpositionError``; an adapter's ``recognise`` and
 ``extract`` raise nothing at all, whatever the extras' JSON holds.
 
-About 12 000 generated inputs in all (see ``EXAMPLES``), each run through every adapter.
+Differential: ``parse_exposition`` (the selective parser, falling back to the reference for
+bodies outside its fast grammar) against ``parse_exposition_reference`` (prometheus_client's
+parser + rooftop's merge): both reject, or both give the same families, sample for sample
+(values compared by ``repr``, so ``int`` vs ``float`` and NaN count). With a selection, the
+result equals the reference restricted to it; each adapter reads the same from its own
+selection as from the whole body.
+
+About 18 000 generated inputs in all (see ``EXAMPLES``), each run through every adapter.
 """
 
 from __future__ import annotations
@@ -31,10 +39,21 @@ from rooftop.exporter.sources.engines import (
     detect_engine,
 )
 from rooftop.exporter.sources.engines.base import EngineAdapter, EngineReading
-from rooftop.exporter.sources.exposition import ExpositionError, parse_exposition
+from rooftop.exporter.sources.exposition import (
+    ExpositionError,
+    parse_exposition,
+    parse_exposition_reference,
+    restrict,
+)
+from rooftop.exporter.sources.selective_parser import (
+    EVERYTHING,
+    NAMES_ONLY,
+    FamilySelection,
+    parse_selected,
+)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "engines"
-EXAMPLES = {"structured": 5000, "extract": 5000, "raw": 2000}
+EXAMPLES = {"structured": 5000, "extract": 5000, "raw": 2000, "selection": 3000, "reads": 3000}
 
 
 def fuzz(examples: int) -> settings:
@@ -235,6 +254,45 @@ def _parse(text: str) -> dict[str, object] | None:
         return None
 
 
+Canonical = dict[str, tuple[object, ...]]
+
+
+def canonical(families: object) -> Canonical:
+    """Families as comparable values: every field of every family and sample, values by repr."""
+    assert isinstance(families, dict)
+    return {
+        name: (
+            family.name,
+            family.documentation,
+            family.type,
+            family.unit,
+            [
+                (s.name, s.labels, repr(s.value), repr(s.timestamp), s.exemplar)
+                for s in family.samples
+            ],
+        )
+        for name, family in families.items()
+    }
+
+
+def outcome(parse: object, text: str, **kwargs: object) -> Canonical | None:
+    """The canonical families, or ``None`` when the parser rejects the text."""
+    assert callable(parse)
+    try:
+        return canonical(parse(text, **kwargs))
+    except ExpositionError:
+        return None
+
+
+SELECTIONS: tuple[FamilySelection, ...] = (
+    EVERYTHING,
+    NAMES_ONLY,
+    FamilySelection(everything=True),  # every family, buckets skipped
+    *(adapter.reads for adapter in ALL_ADAPTERS),
+    FamilySelection(names=("vllm:prompt_tokens_total", "tgi_queue_size", "num_requests_running")),
+)
+
+
 def test_vocabulary_covers_every_adapter_family() -> None:
     prefixes = {name.split(":", 1)[0] for name in VOCABULARY if ":" in name}
     assert {"vllm", "sglang"} <= prefixes
@@ -282,3 +340,57 @@ def test_every_adapter_survives_any_parsed_exposition(text: str, extras: dict[st
         for field in ("prompt_tokens_total", "generation_tokens_total", "kv_usage_ratio"):
             value = getattr(reading, field)
             assert value is None or math.isfinite(value), f"{adapter.family}.{field} = {value}"
+
+
+@fuzz(EXAMPLES["structured"])
+@given(text=expositions)
+def test_parse_matches_prometheus_client(text: str) -> None:
+    assert outcome(parse_exposition, text) == outcome(parse_exposition_reference, text)
+
+
+@fuzz(EXAMPLES["raw"])
+@given(
+    text=st.one_of(
+        st.text(max_size=300), st.binary(max_size=300).map(lambda b: b.decode("latin-1"))
+    )
+)
+def test_parse_of_arbitrary_text_matches_prometheus_client(text: str) -> None:
+    assert outcome(parse_exposition, text) == outcome(parse_exposition_reference, text)
+
+
+@fuzz(EXAMPLES["selection"])
+@given(text=expositions, select=st.sampled_from(SELECTIONS))
+def test_selection_is_the_reference_restricted(text: str, select: FamilySelection) -> None:
+    try:
+        expected: Canonical | None = canonical(restrict(parse_exposition_reference(text), select))
+    except ExpositionError:
+        expected = None
+    assert outcome(parse_exposition, text, select=select) == expected
+
+
+@fuzz(EXAMPLES["reads"])
+@given(text=expositions)
+def test_every_adapter_reads_the_same_from_its_selection(text: str) -> None:
+    whole = _parse(text)
+    if whole is None:
+        return
+    names = parse_exposition(text, select=NAMES_ONLY)
+    for adapter in ALL_ADAPTERS:
+        selected = parse_exposition(text, select=adapter.reads)
+        assert adapter.recognise(selected) == adapter.recognise(whole)  # type: ignore[arg-type]
+        assert adapter.recognise(names) == adapter.recognise(whole)  # type: ignore[arg-type]
+        assert adapter.extract(selected) == adapter.extract(whole)  # type: ignore[arg-type]
+
+
+def test_well_formed_expositions_take_the_fast_path() -> None:
+    """The differential tests above compare the fast path, not the fallback with itself: most
+    well-formed generated bodies stay in the fast grammar."""
+    fast = total = 0
+    for seed in range(400):
+        text = build_exposition(random.Random(seed), [])
+        if outcome(parse_exposition_reference, text) is None:
+            continue
+        total += 1
+        fast += parse_selected(text, EVERYTHING, 50_000) is not None
+    assert total > 100
+    assert fast / total > 0.9
