@@ -76,6 +76,7 @@ _READS = FamilySelection(
         "vllm:inter_token_latency_seconds",
         "vllm:time_per_output_token_seconds",
         "vllm:spec_decode_num_drafts",
+        "vllm:num_preemptions",
         "vllm:spec_decode_num_draft_tokens",
         "vllm:spec_decode_num_accepted_tokens",
         "vllm:spec_decode_num_accepted_tokens_per_pos",
