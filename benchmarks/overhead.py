@@ -12,7 +12,7 @@ For each (GPUs, engines) configuration, at the given sampling interval:
 3. ``rooftop serve --demo`` as shipped (fake engines served from the same process), for the
    whole process's CPU.
 
-Targets (issue 3): at 1 s, <= 0.5 % of one core per (GPU + engine); /metrics p99 <= 5 ms at
+Targets: at 1 s, <= 0.5 % of one core per (GPU + engine); /metrics p99 <= 5 ms at
 8 + 8 with 10 parallel scrapers; RSS <= 60 MB.
 
 Usage: .venv/bin/python benchmarks/overhead.py [--configs 1x1,1x8,8x1,8x8] [--window 15]
@@ -257,7 +257,7 @@ def main() -> int:
             ],
         )
     )
-    print("\n## Targets (issue 3)\n")
+    print("\n## Targets\n")
     worst_unit = max(r.per_unit_percent(interval) for r in rows)
     biggest = max(rows, key=lambda r: r.gpus + r.engines)
     rss = max(max(r.rss_mb, r.shipped_rss_mb) for r in rows)

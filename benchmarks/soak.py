@@ -5,7 +5,7 @@ the default 1 s interval in 3 minutes of wall time. Two scrapers (keep-alive, gz
 back to back with a 20 ms pause and a third fetches the plain text every 50 ms to count
 snapshots. RSS is printed every ``--every`` cycles; growth is measured from the first
 checkpoint after warm-up (allocator arenas and caches fill in the first seconds) and from the
-start. Targets (issue 7): RSS growth < 5 MB, no thread leak.
+start. Targets: RSS growth < 5 MB, no thread leak.
 
 Usage: .venv/bin/python benchmarks/soak.py [--gpus 8 --engines 8 --interval 0.1 --cycles 1800]
 """

@@ -34,10 +34,13 @@ __all__ = [
     "MissingPeakError",
     "UnknownGpuError",
     "bandwidth_matches_catalog",
+    "catalog_ids",
+    "closest_gpu_ids",
     "gpu_by_nvml_name",
     "gpu_by_pci_device_id",
     "identify_gpu",
     "lookup_gpu",
+    "normalise_dtype",
     "peak_flops",
     "ridge_point_flops_per_byte",
     "theoretical_bandwidth_bytes_per_second",
@@ -156,8 +159,19 @@ def _normalise_dtype(dtype: str) -> str:
     key = dtype.strip().lower()
     key = _DTYPE_ALIASES.get(key, key)
     if key not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+        known = (*DTYPES, *_DTYPE_ALIASES)
+        close = difflib.get_close_matches(dtype.strip().lower(), known, n=1, cutoff=0.5)
+        hint = f" (did you mean {_DTYPE_ALIASES.get(close[0], close[0])!r}?)" if close else ""
+        raise ValueError(f"unknown dtype {dtype!r}{hint}: use one of {', '.join(DTYPES)}")
     return key
+
+
+def normalise_dtype(dtype: str) -> str:
+    """The :data:`DTYPES` key for ``dtype`` or one of its aliases (``bfloat16`` → ``bf16``).
+
+    Raises ValueError naming the closest dtype when ``dtype`` is neither.
+    """
+    return _normalise_dtype(dtype)
 
 
 def _check_positive(what: str, value: float) -> None:
@@ -981,6 +995,16 @@ def _closest_ids(key: str, count: int = 3) -> tuple[str, ...]:
         if len(ids) == count:
             break
     return tuple(ids)
+
+
+def closest_gpu_ids(key: str, count: int = 3) -> tuple[str, ...]:
+    """The ``count`` catalog ids most similar to ``key`` (by id or NVML name), best first."""
+    return _closest_ids(key, count)
+
+
+def catalog_ids() -> tuple[str, ...]:
+    """Every GPU id in the catalog, in catalog order."""
+    return tuple(_BY_ID)
 
 
 def gpu_by_pci_device_id(device_id: int) -> GpuSpec | None:

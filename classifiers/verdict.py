@@ -55,10 +55,13 @@ from typing import Literal, get_args
 from rooftop.classifiers.cross_check import CrossCheck
 
 __all__ = [
+    "CAUSES",
+    "CAUSE_DESCRIPTIONS",
     "EVIDENCE_LABELS",
     "STATES",
     "TIERS",
     "VERDICT_CODES",
+    "Cause",
     "EvidenceLabel",
     "HysteresisState",
     "Tier",
@@ -70,6 +73,7 @@ __all__ = [
     "advance",
     "classify",
     "classify_held",
+    "held_verdict",
     "published",
 ]
 
@@ -106,10 +110,63 @@ VerdictCode = Literal[
 - ``cross_check``: model, engine estimate and hardware counters disagree beyond tolerance.
 - ``throttled``: clocks capped by power or temperature."""
 
+Cause = Literal[
+    "no_evidence",
+    "no_work",
+    "tensor_pipes",
+    "model_flops",
+    "intensity_above_ridge",
+    "dram_bandwidth",
+    "model_bandwidth",
+    "intensity_below_ridge",
+    "below_roofs",
+    "host_thread_saturated",
+    "communication",
+    "no_roof_evidence",
+    "model_intensity_above_ridge",
+    "model_intensity_below_ridge",
+    "batch_above_ridge",
+    "batch_below_ridge",
+    "decode_presumed_memory",
+    "prefill_presumed_compute",
+    "held",
+    "unattributed",
+]
+"""What decided the state, one code from a fixed set (exported as the ``decided_by`` label of
+``rooftop_gpu_bound_info``). :data:`VERDICT_CODES` are the other causes a reason names."""
+
+CAUSE_DESCRIPTIONS: dict[Cause, str] = {
+    "no_evidence": "nothing to judge on: no token counts and no GPU utilization",
+    "no_work": "no tokens flow and the GPU is not busy",
+    "tensor_pipes": "tensor pipes at their compute threshold (hardware counters)",
+    "model_flops": "model FLOP/s near the compute roof (MFU)",
+    "intensity_above_ridge": "arithmetic intensity at or above the ridge point",
+    "dram_bandwidth": "DRAM bandwidth at its memory threshold (hardware counters)",
+    "model_bandwidth": "model bytes/s near the bandwidth roof (MBU)",
+    "intensity_below_ridge": "both roofs high; arithmetic intensity below the ridge point",
+    "below_roofs": "busy, but neither roof reached: launch, scheduler or communication bound",
+    "host_thread_saturated": "the engine's busiest thread saturates a CPU core: host bound",
+    "communication": "waiting on tensor-parallel collectives",
+    "no_roof_evidence": "busy, with no counters, model or tokens to place it on the roofline",
+    "model_intensity_above_ridge": "the model's step intensity is at or above the ridge "
+    "(engine-only estimate)",
+    "model_intensity_below_ridge": "the model's step intensity is below the ridge "
+    "(engine-only estimate)",
+    "batch_above_ridge": "tokens per step at or above the ridge (engine-only estimate)",
+    "batch_below_ridge": "tokens per step below the ridge (engine-only estimate)",
+    "decode_presumed_memory": "decode with no ridge (or an upper-bound intensity): presumed "
+    "memory-bound",
+    "prefill_presumed_compute": "prefill only: presumed compute-bound",
+    "held": "the previous state is held until the new one lasts the hold samples (hysteresis)",
+    "unattributed": "no finer cause than the state",
+}
+"""One fixed phrase per cause, for views that read the label (``rooftop top``)."""
+
 TIERS: tuple[Tier, ...] = get_args(Tier)
 STATES: tuple[VerdictState, ...] = get_args(VerdictState)
 EVIDENCE_LABELS: tuple[EvidenceLabel, ...] = get_args(EvidenceLabel)
 VERDICT_CODES: tuple[VerdictCode, ...] = get_args(VerdictCode)
+CAUSES: tuple[Cause, ...] = get_args(Cause)
 
 _PIPE_FIELDS = ("dram_active_ratio", "sm_active_ratio", "tensor_active_ratio")
 _NON_NUMERIC = ("tier", "throttled", "mfu_upper_bound", "cross_check")
@@ -210,16 +267,21 @@ class Verdict:
         evidence: what decided it: ``gpm``, ``dcgm``, ``nvml``, ``model`` or ``engine-only``.
         reason: one human line with the numbers behind the state.
         codes: stable identifiers of the causes the reason names (:data:`VERDICT_CODES`).
+        cause: what decided the state, one code from :data:`CAUSES` (a bounded label; the
+            reason, with its numbers, is never a label).
     """
 
     state: VerdictState
     evidence: EvidenceLabel
     reason: str
     codes: tuple[VerdictCode, ...] = ()
+    cause: Cause = "unattributed"
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
             raise ValueError(f"state must be one of {', '.join(STATES)}, got {self.state!r}")
+        if self.cause not in CAUSES:
+            raise ValueError(f"cause must be one of {', '.join(CAUSES)}, got {self.cause!r}")
         unknown = [c for c in self.codes if c not in VERDICT_CODES]
         if unknown:
             raise ValueError(f"unknown verdict codes {unknown}: use {', '.join(VERDICT_CODES)}")
@@ -467,13 +529,16 @@ def _finish(
     ev: VerdictEvidence,
     note: str = "",
     codes: tuple[VerdictCode, ...] = (),
+    cause: Cause = "unattributed",
 ) -> Verdict:
     reason = f"{state}: {body}{note}{_qualifier(label)}"
     if label == "engine-only":
         reason = f"engine-only evidence (no GPU counters, no model): {reason}"
     extra, extra_codes = _notes(ev)
     reason += extra
-    return Verdict(state=state, evidence=label, reason=reason, codes=(*codes, *extra_codes))
+    return Verdict(
+        state=state, evidence=label, reason=reason, codes=(*codes, *extra_codes), cause=cause
+    )
 
 
 def _upper_bound_phrase(signal: _Signal | None) -> str | None:
@@ -504,10 +569,12 @@ def _roof_verdict(
     if not (compute_high or memory_high):
         return None
 
+    ridge_decided = False
     if compute_high and memory_high:
         assert memory is not None
         if above_ridge is not None:
             state: VerdictState = "compute" if above_ridge else "memory"
+            ridge_decided = True
         else:
             margin = compute.margin if compute is not None else 0.0
             state = "compute" if margin >= memory.margin else "memory"
@@ -536,7 +603,23 @@ def _roof_verdict(
             also = " also high" if compute_high else ""
             parts.append(f"{compute.name} {_pct(compute.value)}{also}")
         parts += _context(ev)
-    return _finish(state, label, ", ".join(parts), ev, codes=tuple(codes))
+    cause: Cause
+    if ridge_decided:
+        cause = "intensity_above_ridge" if state == "compute" else "intensity_below_ridge"
+    elif state == "compute":
+        cause = _SIGNAL_CAUSES[compute.name] if compute is not None else "intensity_above_ridge"
+    else:
+        assert memory is not None
+        cause = _SIGNAL_CAUSES[memory.name]
+    return _finish(state, label, ", ".join(parts), ev, codes=tuple(codes), cause=cause)
+
+
+_SIGNAL_CAUSES: dict[str, Cause] = {
+    "DRAM": "dram_bandwidth",
+    "MBU": "model_bandwidth",
+    "tensor": "tensor_pipes",
+    "MFU": "model_flops",
+}
 
 
 def _engine_estimate(ev: VerdictEvidence, label: EvidenceLabel) -> Verdict:
@@ -569,7 +652,13 @@ def _engine_estimate(ev: VerdictEvidence, label: EvidenceLabel) -> Verdict:
                 "not called compute; presumed memory-bound"
             )
             return _finish(
-                "memory", label, body, ev, note, ("model_intensity", "prefix_upper_bound")
+                "memory",
+                label,
+                body,
+                ev,
+                note,
+                ("model_intensity", "prefix_upper_bound"),
+                "decode_presumed_memory",
             )
         state: VerdictState = "compute" if above else "memory"
         relation = "≥" if above else "<"
@@ -577,7 +666,10 @@ def _engine_estimate(ev: VerdictEvidence, label: EvidenceLabel) -> Verdict:
             f"model step intensity {_num(model_ai)} FLOP/byte {relation} ridge {_num(ridge)} "
             f"({batch}{rates}), presumed {state}-bound"
         )
-        return _finish(state, label, body, ev, note, ("model_intensity",))
+        model_cause: Cause = (
+            "model_intensity_above_ridge" if above else "model_intensity_below_ridge"
+        )
+        return _finish(state, label, body, ev, note, ("model_intensity",), model_cause)
     if decode > 0 and ev.batch_size is not None and ev.batch_size > 0 and ridge is not None:
         per_step = ev.batch_size * (decode + prefill) / decode
         scale = 1.0
@@ -595,16 +687,17 @@ def _engine_estimate(ev: VerdictEvidence, label: EvidenceLabel) -> Verdict:
             f"{figure} {relation} ridge {_num(ridge)} (tokens-per-step proxy, model unknown; "
             f"{batch}{rates}), presumed {state}-bound"
         )
-        return _finish(state, label, body, ev, note, ("token_proxy",))
+        proxy_cause: Cause = "batch_above_ridge" if proxy >= ridge else "batch_below_ridge"
+        return _finish(state, label, body, ev, note, ("token_proxy",), proxy_cause)
     if decode > 0:
         at = f" at batch {ev.batch_size:g}" if ev.batch_size is not None else ""
         body = (
             f"decode {_num(decode)} tok/s{at}, no ridge to compare with; "
             "decode presumed memory-bound"
         )
-        return _finish("memory", label, body, ev, note)
+        return _finish("memory", label, body, ev, note, cause="decode_presumed_memory")
     body = f"prefill only ({_num(prefill)} tok/s), presumed compute-bound"
-    return _finish("compute", label, body, ev, note)
+    return _finish("compute", label, body, ev, note, cause="prefill_presumed_compute")
 
 
 def _communication_phrase(ev: VerdictEvidence, th: VerdictThresholds) -> str | None:
@@ -645,12 +738,13 @@ def classify(
             f"nothing to judge on: no engine token counts and {gpu_part}",
             ev,
             codes=("no_evidence",),
+            cause="no_evidence",
         )
 
     if not flowing and (activity is None or activity < th.idle_busy_ratio):
         token_part = "no tokens" if tokens is not None else "no engine token counts"
         gpu_part = f"GPU {_pct(activity)} busy" if activity is not None else "no GPU activity seen"
-        return _finish("idle", label, f"{token_part} and {gpu_part}", ev)
+        return _finish("idle", label, f"{token_part} and {gpu_part}", ev, cause="no_work")
 
     memory = _memory_signal(ev, th, held)
     compute = _compute_signal(ev, th, held)
@@ -692,7 +786,14 @@ def classify(
         if host is not None:
             body += f" ({host})"
             codes.append("host_bound")
-        return _finish("latency", label, body, ev, codes=tuple(codes))
+        latency_cause: Cause = "below_roofs"
+        if host is not None:
+            latency_cause = "host_thread_saturated"
+        elif comm is not None:
+            latency_cause = "communication"
+        elif not lows and _intensity_phrase(ev) is None:
+            latency_cause = "no_roof_evidence"
+        return _finish("latency", label, body, ev, codes=tuple(codes), cause=latency_cause)
 
     return _engine_estimate(ev, label)
 
@@ -736,6 +837,26 @@ def advance(state: HysteresisState, observed: Verdict, hold_samples: int) -> Hys
         return HysteresisState(current=observed)
     return HysteresisState(
         current=state.current, candidate_state=observed.state, candidate_count=count
+    )
+
+
+def held_verdict(current: Verdict, observed: Verdict) -> Verdict:
+    """What to show for one cycle: the published state, told with this cycle's numbers.
+
+    While hysteresis holds ``current`` against a different ``observed`` state, ``current``'s
+    reason describes an older cycle: beside this cycle's token rates and SOL it would contradict
+    them (``idle`` next to 24 % of decode speed of light). The held verdict keeps the published
+    state, takes cause ``held`` and this cycle's evidence and codes, and its reason says what
+    this cycle looks like. When the states agree, ``observed`` is returned as it is.
+    """
+    if observed.state == current.state:
+        return observed
+    return Verdict(
+        state=current.state,
+        evidence=observed.evidence,
+        reason=f"{current.state} (held by hysteresis; this cycle looks {observed.reason})",
+        codes=observed.codes,
+        cause="held",
     )
 
 

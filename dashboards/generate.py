@@ -47,10 +47,12 @@ def generated_files(params: RuleParameters | None = None) -> dict[str, str]:
     return files
 
 
-def write_generated(directory: Path = PACKAGE_DIR) -> list[Path]:
+def write_generated(
+    directory: Path = PACKAGE_DIR, params: RuleParameters | None = None
+) -> list[Path]:
     """Write every generated file under ``directory``; returns the paths written."""
     written = []
-    for relative, text in generated_files().items():
+    for relative, text in generated_files(params).items():
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -58,10 +60,10 @@ def write_generated(directory: Path = PACKAGE_DIR) -> list[Path]:
     return written
 
 
-def stale_files(directory: Path = PACKAGE_DIR) -> list[str]:
+def stale_files(directory: Path = PACKAGE_DIR, params: RuleParameters | None = None) -> list[str]:
     """Generated files that are missing under ``directory`` or differ from what the code makes."""
     stale = []
-    for relative, text in generated_files().items():
+    for relative, text in generated_files(params).items():
         path = directory / relative
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             stale.append(relative)

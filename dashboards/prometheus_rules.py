@@ -6,8 +6,9 @@ the ``spec`` of the Kubernetes ``PrometheusRule``. :func:`rules_yaml` is its YAM
 
 Every threshold and ``for`` duration is a field of :class:`RuleParameters`, so a live test can
 load the same rules with short durations. Each alert carries ``severity``, a ``summary``, a
-``description`` with the numbers (``$value`` through ``humanize*``) and a ``runbook_url`` that
-points at the alert's section of ``docs/alerts.md``.
+``description`` with the numbers (``$value`` through ``humanize*``) and an absolute
+``runbook_url`` (Alertmanager and Grafana open it from anywhere) that points at the alert's
+section of ``docs/alerts.md``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -35,6 +37,10 @@ THROTTLE_REASONS: tuple[str, ...] = (
     "hw_thermal_slowdown",
     "hw_power_brake_slowdown",
 )
+
+DEFAULT_RUNBOOK_BASE_URL = "https://github.com/rooftop-dev/rooftop/blob/main/docs/alerts.md"
+"""The published ``docs/alerts.md``. Point ``runbook_base_url`` at your own copy (an internal
+wiki, a fork) with ``rooftop dashboards --runbook-base-url``."""
 
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 
@@ -59,8 +65,9 @@ class RuleParameters:
     throttled_for: str = "10m"
     verdict_unknown_for: str = "15m"
     throttle_reasons: tuple[str, ...] = THROTTLE_REASONS
-    runbook_base_url: str = "docs/alerts.md"
-    """Where the runbook lives; each alert links to ``<base>#<alert name in lower case>``."""
+    runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
+    """Absolute http(s) URL of the runbook; each alert links to ``<base>#<alert name in lower
+    case>``. A relative path would not open from an Alertmanager notification or Grafana."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.decode_efficiency_threshold_ratio <= 1.0:
@@ -72,6 +79,12 @@ class RuleParameters:
             raise ValueError("decode_active_min_tokens_per_second must be >= 0")
         if self.snapshot_stale_after_seconds <= 0:
             raise ValueError("snapshot_stale_after_seconds must be > 0")
+        parts = urlsplit(self.runbook_base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+            raise ValueError(
+                "runbook_base_url must be an absolute http(s) URL without a #fragment, got "
+                f"{self.runbook_base_url!r}"
+            )
         if not self.throttle_reasons:
             raise ValueError("throttle_reasons must name at least one clock-event reason")
         for name in (
@@ -176,12 +189,13 @@ SERVING = "engine {{ $labels.engine }} serving {{ $labels.model }}"
 
 
 def _verdict_reason(state: str) -> str:
-    """A template that looks the verdict's one-line reason up in rooftop_gpu_bound_info."""
+    """A template that looks the verdict's cause code up in rooftop_gpu_bound_info."""
     return (
         "{{ with printf "
         f'`rooftop_gpu_bound_info{{instance=%q,uuid=%q,engine=%q,state="{state}"}}` '
         "$labels.instance $labels.uuid $labels.engine | query }}"
-        "{{ range . }}{{ .Labels.reason }}{{ end }}{{ else }}no reason recorded{{ end }}"
+        "{{ range . }}{{ .Labels.decided_by }} ({{ .Labels.evidence }} evidence){{ end }}"
+        "{{ else }}no cause recorded{{ end }}"
     )
 
 
@@ -233,7 +247,7 @@ def alert_rules(params: RuleParameters) -> tuple[AlertRule, ...]:
             description=(
                 f"{WHERE}, {SERVING}, is neither memory- nor compute-bound although "
                 "{{ $value | humanize }} requests are running: the GPU waits on the host, on "
-                "launches, on tensor-parallel collectives or on synchronisation. Reason: "
+                "launches, on tensor-parallel collectives or on synchronisation. Decided by: "
                 + _verdict_reason("latency")
                 + "."
             ),
@@ -250,7 +264,7 @@ def alert_rules(params: RuleParameters) -> tuple[AlertRule, ...]:
                 "idle). Check the engine URL and the telemetry sources of this exporter (its "
                 "snapshot is {{ with printf `rooftop_snapshot_age_seconds{instance=%q}` "
                 "$labels.instance | query }}{{ . | first | value | humanizeDuration }}"
-                "{{ else }}of unknown age{{ end }} old). Reason: "
+                "{{ else }}of unknown age{{ end }} old). Decided by: "
                 + _verdict_reason("unknown")
                 + "."
             ),
@@ -328,12 +342,12 @@ def alert_rules(params: RuleParameters) -> tuple[AlertRule, ...]:
 
 
 def _verdict_reason_any() -> str:
-    """The verdict state and its reason, whatever the state, from rooftop_gpu_bound_info."""
+    """The verdict state and its cause code, whatever the state, from rooftop_gpu_bound_info."""
     return (
         "{{ with printf "
         "`rooftop_gpu_bound_info{instance=%q,uuid=%q,engine=%q}` "
         "$labels.instance $labels.uuid $labels.engine | query }}"
-        "{{ range . }}{{ .Labels.state }} ({{ .Labels.reason }}){{ end }}"
+        "{{ range . }}{{ .Labels.state }} ({{ .Labels.decided_by }}){{ end }}"
         "{{ else }}none recorded{{ end }}"
     )
 

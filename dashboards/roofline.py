@@ -115,7 +115,8 @@ def _verdict_table() -> table.Panel:
     return info_table(
         "Verdict now",
         "The bottleneck verdict per engine on this GPU, the evidence tier it rests on "
-        "(gpm, dcgm, nvml or engine-only) and its one-line reason.\n\n"
+        "(gpm, dcgm, nvml or engine-only) and its cause code (docs/metrics.md lists them; "
+        "the sentence with the numbers is on rooftop's landing page).\n\n"
         "Metric: `rooftop_gpu_bound_info`",
         f"rooftop_gpu_bound_info{{{PER_TARGET}}}",
         {
@@ -124,7 +125,7 @@ def _verdict_table() -> table.Panel:
             "model": "Model",
             "state": "Bound",
             "evidence": "Evidence",
-            "reason": "Reason",
+            "cause": "Cause",
         },
     )
 

@@ -8,13 +8,22 @@ is skipped, so what is unknown is absent rather than zero.
 
 from __future__ import annotations
 
-import re
+import argparse
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from rooftop.classifiers.verdict import STATES, VERDICT_CODES
+from rooftop.classifiers.hardware import DTYPES
+from rooftop.classifiers.verdict import (
+    CAUSE_DESCRIPTIONS,
+    CAUSES,
+    EVIDENCE_LABELS,
+    STATES,
+    TIERS,
+    VERDICT_CODES,
+)
+from rooftop.exporter.histograms import QUANTILES
 from rooftop.exporter.snapshot import EngineView, GpuView, Snapshot
 
 MetricType = Literal["gauge", "counter", "info"]
@@ -23,6 +32,104 @@ Sample = tuple[tuple[str, ...], float | None]
 GPU_LABELS = ("gpu", "uuid")
 ENGINE_LABELS = ("engine", "model")
 TARGET_LABELS = ("gpu", "uuid", "engine", "model")
+VERDICT_STATES: tuple[str, ...] = STATES
+ARITHMETIC_INTENSITY_PHASES = ("decode", "prefill", "mix")
+GPU_MAPPING_LABELS = ("config", "discovered", "none")
+
+
+@dataclass(frozen=True)
+class LabelDef:
+    """What a label means and which values it can take: ``values`` when the set is fixed,
+    else ``one_per`` names the thing that bounds it (one value per GPU, per engine, ...).
+    No label carries a number or free text, so the series count stays bounded."""
+
+    meaning: str
+    values: tuple[str, ...] = ()
+    one_per: str = ""
+
+
+LABELS: dict[str, LabelDef] = {
+    "gpu": LabelDef(
+        "NVML index of the GPU; empty for an engine whose GPUs cannot be seen", (), "GPU"
+    ),
+    "uuid": LabelDef(
+        "NVML UUID of the GPU; empty for an engine whose GPUs cannot be seen", (), "GPU"
+    ),
+    "engine": LabelDef(
+        "the engine: its configured name, else the host:port of its metrics URL", (), "engine"
+    ),
+    "model": LabelDef("the model the engine reports serving (or the configured one)", (), "engine"),
+    "state": LabelDef("the bottleneck verdict", VERDICT_STATES),
+    "evidence": LabelDef("the evidence tier the verdict rests on", EVIDENCE_LABELS),
+    "decided_by": LabelDef("what decided the verdict (see the table below)", CAUSES),
+    "cause": LabelDef(
+        "a cause the verdict's reason names (rooftop_gpu_bound_cause)", VERDICT_CODES
+    ),
+    "tier": LabelDef("the GPU telemetry tier the activity figures come from", TIERS),
+    "phase": LabelDef(
+        "decode, prefill, or the live mix of both weighted by their token rates (the "
+        "intensity the verdict compares with the ridge point)",
+        ARITHMETIC_INTENSITY_PHASES,
+    ),
+    "basis": LabelDef(
+        "intensity: model (from the architecture) or observed (model FLOPs over the DRAM bytes "
+        "counted); prefill FLOPs: computed (cache hits removed) or upper_bound",
+        ("model", "observed", "computed", "upper_bound"),
+    ),
+    "dtype": LabelDef("the data type of a peak FLOP/s figure", DTYPES),
+    "compute_dtype": LabelDef("the dtype whose peak is this GPU's compute roof", DTYPES),
+    "reason": LabelDef(
+        "an NVML clock-event reason (gpu_idle, applications_clocks_setting, sw_power_cap, "
+        "hw_slowdown, sync_boost, sw_thermal_slowdown, hw_thermal_slowdown, "
+        "hw_power_brake_slowdown, display_clock_setting; bit_N for a bit NVML adds later)",
+        (),
+        "clock-event bit (at most 64)",
+    ),
+    "source": LabelDef(
+        "a source: nvml, dcgm, a discovery mechanism, or an engine by its engine label; on "
+        "the cross-check rates, which figure (model, engine, hardware)",
+        (),
+        "configured or discovered source",
+    ),
+    "kind": LabelDef("what the source is", ("gpu", "engine", "host", "discovery")),
+    "version": LabelDef("rooftop's version", (), "rooftop process"),
+    "demo": LabelDef("whether every series is simulated", ("true", "false")),
+    "name": LabelDef("the GPU's NVML product name", (), "GPU"),
+    "catalog_id": LabelDef("rooftop's catalog id for the GPU, or unknown", (), "GPU"),
+    "pci_device_id": LabelDef("the GPU's PCI device id (0x2330)", (), "GPU"),
+    "family": LabelDef("the engine adapter that recognised the exposition", (), "engine"),
+    "version_family": LabelDef("the engine release family the adapter recognised", (), "engine"),
+    "model_resolved": LabelDef("the catalog or config model the roofline uses", (), "engine"),
+    "weights": LabelDef("the weight format the roofline assumes", (), "engine"),
+    "kv_dtype": LabelDef("the KV-cache dtype the roofline assumes", (), "engine"),
+    "tensor_parallel": LabelDef("GPUs the engine shards the model over", (), "engine"),
+    "quantile": LabelDef(
+        "the quantile, over rooftop's rate window, from the engine's histogram buckets",
+        tuple(f"{q:g}" for q in QUANTILES),
+    ),
+    "method": LabelDef("the speculative drafting method the engine runs", (), "engine"),
+    "quantity": LabelDef("what a cross-check compares", ("flops", "bytes")),
+    "pair": LabelDef(
+        "which two figures a cross-check sets against each other",
+        ("engine_over_model", "hardware_over_model"),
+    ),
+    "type": LabelDef(
+        "ECC error type: corrected (single-bit) or uncorrected (double-bit)",
+        ("corrected", "uncorrected"),
+    ),
+    "gpu_mapping": LabelDef(
+        "how the engine's GPUs were found (the reason, when none were, is on the landing page "
+        "and in the log)",
+        GPU_MAPPING_LABELS,
+    ),
+}
+"""Every label any metric carries. ``docs/metrics.md`` is generated from this and
+:data:`METRICS`; a test checks every exported value against it."""
+
+
+def mapping_label(mapping: str) -> str:
+    """The bounded ``gpu_mapping`` label for an engine's mapping sentence."""
+    return mapping if mapping in ("config", "discovered") else "none"
 
 
 @dataclass(frozen=True)
@@ -118,6 +225,53 @@ def _gpu_clock_events(snapshot: Snapshot) -> Iterator[Sample]:
             yield (*_gpu_key(view), reason), 1.0
 
 
+def _gpu_ecc_errors(snapshot: Snapshot) -> Iterator[Sample]:
+    for view in snapshot.gpus:
+        if view.reading is None or not view.up:
+            continue
+        for kind, count in (
+            ("corrected", view.reading.ecc_corrected_errors_total),
+            ("uncorrected", view.reading.ecc_uncorrected_errors_total),
+        ):
+            if count is not None:
+                yield (*_gpu_key(view), kind), float(count)
+
+
+def _reading(field_name: str) -> Callable[[GpuView], float | None]:
+    """A reading field of an up GPU as a float (absent when down or unread)."""
+
+    def value(view: GpuView) -> float | None:
+        if view.reading is None or not view.up:
+            return None
+        raw = getattr(view.reading, field_name)
+        return None if raw is None else float(raw)
+
+    return value
+
+
+def _engine_quantiles(field_name: str) -> Callable[[Snapshot], Iterator[Sample]]:
+    def samples(snapshot: Snapshot) -> Iterator[Sample]:
+        for engine in snapshot.engines:
+            if not engine.up:
+                continue
+            for quantile, seconds in sorted(getattr(engine, field_name).items()):
+                yield (engine.name, engine.model or "", f"{quantile:g}"), seconds
+
+    return samples
+
+
+def _per_target_by(field_name: str) -> Callable[[Snapshot], Iterator[Sample]]:
+    """A per-target dict field (state or phase -> total) as one sample per key."""
+
+    def samples(snapshot: Snapshot) -> Iterator[Sample]:
+        for target in snapshot.targets:
+            key = (target.gpu, target.uuid, target.engine, target.model)
+            for name, value in sorted(getattr(target, field_name).items()):
+                yield (*key, name), value
+
+    return samples
+
+
 def _engine_info(snapshot: Snapshot) -> Iterator[Sample]:
     for engine in snapshot.engines:
         yield (
@@ -130,7 +284,7 @@ def _engine_info(snapshot: Snapshot) -> Iterator[Sample]:
                 engine.weights or "",
                 engine.kv_dtype or "",
                 str(engine.tensor_parallel),
-                engine.mapping,
+                mapping_label(engine.mapping),
             ),
             1.0,
         )
@@ -143,27 +297,6 @@ def _bound_states(snapshot: Snapshot) -> Iterator[Sample]:
         for state in STATES:
             value = 1.0 if target.verdict.state == state else 0.0
             yield (target.gpu, target.uuid, target.engine, target.model, state), value
-
-
-_NUMBER = re.compile(
-    r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?:x\b|(?![\w.]))"
-)  # a free-standing number, or a factor such as 0.18x
-
-
-def reason_label(reason: str) -> str:
-    """The verdict's reason as a bounded label value: every number replaced by ``x``.
-
-    The classifier writes its reason with the live numbers ("DRAM 64% of peak bandwidth (≥ 60%),
-    batch 256.5, AI 207 < ridge 295"), and refreshes it every cycle while the state holds. As a
-    label value that would be a new series on every sample, for every GPU: unbounded churn in
-    every TSDB above the exporter. The label keeps the words and comparisons, which say which
-    rule decided and why ("DRAM x% of peak bandwidth (≥ x%), batch x, AI x < ridge x"); the
-    numbers are each their own gauge (``rooftop_gpu_dram_active_ratio``,
-    ``rooftop_arithmetic_intensity_flops_per_byte``, ...). Identifiers such as ``fp8`` or
-    ``h100`` keep their digits: only free-standing numbers (and factors such as ``0.18x``) are
-    replaced.
-    """
-    return _NUMBER.sub("x", reason)
 
 
 def _bound_info(snapshot: Snapshot) -> Iterator[Sample]:
@@ -179,7 +312,7 @@ def _bound_info(snapshot: Snapshot) -> Iterator[Sample]:
                 target.model,
                 verdict.state,
                 verdict.evidence,
-                reason_label(verdict.reason),
+                verdict.cause,
             ),
             1.0,
         )
@@ -194,6 +327,7 @@ def _arithmetic_intensity(snapshot: Snapshot) -> Iterator[Sample]:
         yield (*key, "decode", "model"), point.decode_arithmetic_intensity
         yield (*key, "decode", "observed"), point.decode_observed_arithmetic_intensity
         yield (*key, "prefill", "model"), point.prefill_arithmetic_intensity
+        yield (*key, "mix", "model"), point.workload_arithmetic_intensity
 
 
 def _achieved_flops(snapshot: Snapshot) -> Iterator[Sample]:
@@ -327,7 +461,8 @@ METRICS: tuple[MetricDef, ...] = (
     MetricDef(
         "rooftop_source_up",
         "gauge",
-        "1 when the source's last poll succeeded; engine sources are named by their address.",
+        "1 when the source's last poll succeeded; 0 with the reason on the landing page and in "
+        "the log. An engine source is named by its engine label.",
         "",
         ("source", "kind"),
         _source_field(lambda s, i: _bool(s.sources[i].up)),
@@ -558,6 +693,54 @@ METRICS: tuple[MetricDef, ...] = (
         _per_gpu(lambda v: v.reading.power_limit_watts if v.reading and v.up else None),
     ),
     MetricDef(
+        "rooftop_gpu_temperature_celsius",
+        "gauge",
+        "GPU core temperature (nvmlDeviceGetTemperature).",
+        "celsius",
+        GPU_LABELS,
+        _per_gpu(_reading("temperature_celsius")),
+    ),
+    MetricDef(
+        "rooftop_gpu_memory_used_bytes",
+        "gauge",
+        "Device memory in use, all processes (nvmlDeviceGetMemoryInfo).",
+        "bytes",
+        GPU_LABELS,
+        _per_gpu(_reading("memory_used_bytes")),
+    ),
+    MetricDef(
+        "rooftop_gpu_energy_joules_total",
+        "counter",
+        "Energy the GPU used since the driver loaded (nvmlDeviceGetTotalEnergyConsumption).",
+        "joules",
+        GPU_LABELS,
+        _per_gpu(_reading("energy_joules_total")),
+    ),
+    MetricDef(
+        "rooftop_gpu_ecc_errors_total",
+        "counter",
+        "ECC errors since the driver loaded (volatile count), by type.",
+        "",
+        (*GPU_LABELS, "type"),
+        _gpu_ecc_errors,
+    ),
+    MetricDef(
+        "rooftop_gpu_xid_errors_total",
+        "counter",
+        "XID critical-error events seen since rooftop started watching the GPU.",
+        "",
+        GPU_LABELS,
+        _per_gpu(_reading("xid_errors_total")),
+    ),
+    MetricDef(
+        "rooftop_gpu_last_xid_code",
+        "gauge",
+        "The code of the latest XID event seen (79: fallen off the bus; 48: double-bit ECC).",
+        "",
+        GPU_LABELS,
+        _per_gpu(_reading("last_xid")),
+    ),
+    MetricDef(
         "rooftop_gpu_clock_event_active",
         "gauge",
         "1 for each clock-event (throttle) reason active now (power cap, thermal, ...).",
@@ -617,6 +800,15 @@ METRICS: tuple[MetricDef, ...] = (
         _per_engine(lambda e: e.requests_running),
     ),
     MetricDef(
+        "rooftop_engine_batch_size",
+        "gauge",
+        "Running requests averaged over the rate window: the batch the token rates, the "
+        "roofline and the verdict use.",
+        "",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.requests_running_mean),
+    ),
+    MetricDef(
         "rooftop_engine_requests_waiting",
         "gauge",
         "Requests queued.",
@@ -655,6 +847,56 @@ METRICS: tuple[MetricDef, ...] = (
         "seconds",
         ENGINE_LABELS,
         _per_engine(lambda e: e.inter_token_latency_seconds),
+    ),
+    MetricDef(
+        "rooftop_engine_prefill_tokens_total",
+        "counter",
+        "Prompt tokens computed (prefix-cache hits excluded where the engine says), counted by "
+        "rooftop across engine restarts; increase() gives any window's tokens.",
+        "tokens",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.prefill_tokens_total),
+    ),
+    MetricDef(
+        "rooftop_engine_decode_tokens_total",
+        "counter",
+        "Generated tokens, counted by rooftop across engine restarts.",
+        "tokens",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.decode_tokens_total),
+    ),
+    MetricDef(
+        "rooftop_engine_preemptions_total",
+        "counter",
+        "Requests the engine preempted (vLLM preemptions, SGLang retractions).",
+        "",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.preemptions_total),
+    ),
+    MetricDef(
+        "rooftop_engine_time_to_first_token_quantile_seconds",
+        "gauge",
+        "Time to first token at each quantile over the rate window (the engine's buckets).",
+        "seconds",
+        (*ENGINE_LABELS, "quantile"),
+        _engine_quantiles("time_to_first_token_quantiles"),
+    ),
+    MetricDef(
+        "rooftop_engine_inter_token_latency_quantile_seconds",
+        "gauge",
+        "Inter-token latency at each quantile over the rate window (the engine's buckets).",
+        "seconds",
+        (*ENGINE_LABELS, "quantile"),
+        _engine_quantiles("inter_token_latency_quantiles"),
+    ),
+    MetricDef(
+        "rooftop_engine_gpu_memory_used_bytes",
+        "gauge",
+        "GPU memory the engine's process tree holds on its GPUs (NVML per process; absent "
+        "when its process cannot be seen).",
+        "bytes",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.gpu_memory_used_bytes),
     ),
     MetricDef(
         "rooftop_engine_estimated_flops_per_second",
@@ -715,11 +957,37 @@ METRICS: tuple[MetricDef, ...] = (
         _bound_states,
     ),
     MetricDef(
+        "rooftop_gpu_bound_seconds_total",
+        "counter",
+        "Seconds the published verdict spent in each state (time per bottleneck).",
+        "seconds",
+        (*TARGET_LABELS, "state"),
+        _per_target_by("bound_seconds_total"),
+    ),
+    MetricDef(
+        "rooftop_model_bytes_total",
+        "counter",
+        "Bytes the model moved on this GPU by phase: tokens x the model's bytes per token.",
+        "bytes",
+        (*TARGET_LABELS, "phase"),
+        _per_target_by("model_bytes_total"),
+    ),
+    MetricDef(
+        "rooftop_model_flops_total",
+        "counter",
+        "FLOPs the model did on this GPU by phase: tokens x the model's FLOPs per token.",
+        "flops",
+        (*TARGET_LABELS, "phase"),
+        _per_target_by("model_flops_total"),
+    ),
+    MetricDef(
         "rooftop_gpu_bound_info",
         "info",
-        "The verdict with the evidence tier it rests on and a one-line reason (numbers as x).",
+        "The verdict with the evidence tier it rests on and what decided it, a code from a fixed "
+        "set (the sentence with its numbers is on the landing page and in the log; "
+        "`rooftop top` words the code).",
         "",
-        (*TARGET_LABELS, "state", "evidence", "reason"),
+        (*TARGET_LABELS, "state", "evidence", "decided_by"),
         _bound_info,
     ),
     MetricDef(
@@ -750,7 +1018,8 @@ METRICS: tuple[MetricDef, ...] = (
         "rooftop_arithmetic_intensity_flops_per_byte",
         "gauge",
         "Arithmetic intensity by phase; basis=model from the architecture, basis=observed from "
-        "model FLOPs over DRAM bytes the counters saw.",
+        "model FLOPs over DRAM bytes the counters saw; phase=mix is what the verdict compares "
+        "with the ridge.",
         "flops_per_byte",
         (*TARGET_LABELS, "phase", "basis"),
         _arithmetic_intensity,
@@ -920,5 +1189,63 @@ def metric_reference_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _label_values(label: LabelDef) -> str:
+    if label.values:
+        return ", ".join(f"`{value}`" for value in label.values)
+    return f"one per {label.one_per}"
+
+
+def metrics_doc_markdown() -> str:
+    """``docs/metrics.md``: every metric with its label set, every label with its values."""
+    lines = [
+        "# Metrics and their labels",
+        "",
+        "Generated from `exporter/metrics.py` (`python -m rooftop.exporter.metrics --doc > "
+        "docs/metrics.md`); a test fails when this file is out of date.",
+        "",
+        "Every label is categorical and bounded: a fixed set of values, or one value per GPU, "
+        "engine or source. Numbers live in gauges, never in labels, and the verdict's "
+        "sentence (with its numbers) is on the landing page, in `rooftop top`, in "
+        "`rooftop probe` and in the log. A node with G GPUs and E engines exports a number of "
+        "series that depends on G, E and the sources only, never on time.",
+        "",
+        "## Metrics",
+        "",
+        "| metric | type | unit | labels |",
+        "| --- | --- | --- | --- |",
+    ]
+    for metric in METRICS:
+        kind = "gauge (info)" if metric.type == "info" else metric.type
+        labels = ", ".join(f"`{label}`" for label in metric.labels) or "—"
+        lines.append(f"| `{metric.name}` | {kind} | {metric.unit or '—'} | {labels} |")
+    lines += ["", "## Labels", "", "| label | values | meaning |", "| --- | --- | --- |"]
+    for name, label in LABELS.items():
+        lines.append(f"| `{name}` | {_label_values(label)} | {label.meaning} |")
+    lines += [
+        "",
+        "## Verdict causes",
+        "",
+        "The `decided_by` label of `rooftop_gpu_bound_info` (`rooftop_gpu_bound_cause`'s `cause` "
+        "label names the other causes the reason mentions):",
+        "",
+        "| decided_by | meaning |",
+        "| --- | --- |",
+    ]
+    for cause in CAUSES:
+        lines.append(f"| `{cause}` | {CAUSE_DESCRIPTIONS[cause]} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m rooftop.exporter.metrics",
+        description="Print the README's metric table, or docs/metrics.md with --doc.",
+    )
+    parser.add_argument("--doc", action="store_true", help="print docs/metrics.md")
+    args = parser.parse_args(argv)
+    sys.stdout.write(metrics_doc_markdown() if args.doc else metric_reference_markdown())
+    return 0
+
+
 if __name__ == "__main__":
-    sys.stdout.write(metric_reference_markdown())
+    sys.exit(main())

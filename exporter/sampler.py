@@ -147,7 +147,7 @@ class Sampler:
         now = self._monotonic()
         gpus = self._gpus.views(gpu_result)
         engines = self._engines.samples(readings, now, gpu_result)
-        targets = self._join.targets(gpus, engines)
+        targets = self._join.targets(gpus, engines, now)
         self._sequence += 1
         snapshot = Snapshot(
             sequence=self._sequence,
@@ -167,4 +167,11 @@ class Sampler:
         return snapshot
 
 
-__all__ = ["EngineDiscovery", "GpuLocator", "GpuSource", "ProcessStatsProvider", "Sampler"]
+__all__ = [
+    "VERSION",
+    "EngineDiscovery",
+    "GpuLocator",
+    "GpuSource",
+    "ProcessStatsProvider",
+    "Sampler",
+]

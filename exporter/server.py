@@ -162,11 +162,50 @@ def read_request_headers(rfile: Any) -> RequestHeaders | str:
     return f"more than {MAX_HEADERS} headers"
 
 
+class SamplerHealth:
+    """``/healthz``: healthy while the sampler keeps publishing snapshots.
+
+    Unhealthy when the newest snapshot is older than ``stale_after_seconds`` (every cycle
+    fails, or the sampler thread hangs), or when none was published within
+    ``stale_after_seconds`` of start. A down source is not unhealthy: it is reported by
+    ``rooftop_source_up`` and the scrape still answers; restarting rooftop would not fix it.
+    """
+
+    def __init__(
+        self,
+        latest: Callable[[], Snapshot | None],
+        stale_after_seconds: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._latest = latest
+        self._stale_after = stale_after_seconds
+        self._monotonic = monotonic
+        self._started = monotonic()
+
+    def problem(self) -> str | None:
+        """Why rooftop is unhealthy, or ``None``."""
+        now = self._monotonic()
+        snapshot = self._latest()
+        if snapshot is None:
+            waited = now - self._started
+            if waited <= self._stale_after:
+                return None
+            return (
+                f"no snapshot published in {waited:.0f} s since start: every sampler cycle "
+                "fails (see the log)"
+            )
+        age = now - snapshot.monotonic_seconds
+        if age <= self._stale_after:
+            return None
+        return f"newest snapshot is {age:.0f} s old: the sampler stalls or fails (see the log)"
+
+
 def make_handler(
     cache: ExpositionCache,
     latest: Callable[[], Snapshot | None],
     web_config: WebConfig | None,
     landing: Callable[[], str] | None = None,
+    health: SamplerHealth | None = None,
 ) -> type[BaseHTTPRequestHandler]:
     """``landing`` renders the page at ``/`` (default: the latest snapshot, with no history)."""
     auth = web_config.basic_auth if web_config is not None else None
@@ -226,7 +265,11 @@ def make_handler(
                     headers["Content-Encoding"] = "gzip"
                 self._send(200, body, CONTENT_TYPE_LATEST, headers)
             elif path == "/healthz":
-                self._send(200, b"ok\n", "text/plain; charset=utf-8")
+                problem = health.problem() if health is not None else None
+                if problem is None:
+                    self._send(200, b"ok\n", "text/plain; charset=utf-8")
+                else:
+                    self._send(503, f"unhealthy: {problem}\n".encode(), "text/plain; charset=utf-8")
             elif path == "/":
                 page = page_text().encode()
                 self._send(200, page, "text/html; charset=utf-8", {"Cache-Control": "no-store"})

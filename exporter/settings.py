@@ -7,8 +7,10 @@ file named by ``--config``, defaults. Unknown keys are rejected; a bad value nam
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,7 +52,7 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 _USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
@@ -121,6 +123,7 @@ class EngineConfig(_Strict):
     """One engine endpoint."""
 
     url: str
+    """The engine's Prometheus `/metrics` URL (`user:password@` is sent as basic auth)."""
     name: str | None = None
     """Label value for this engine; defaults to the URL's host:port."""
     family: str | None = None
@@ -128,13 +131,17 @@ class EngineConfig(_Strict):
     model: str | None = None
     """Catalog id, HF id or path to a ``config.json``; else the engine's model name."""
     weights: WeightFormat | None = None
+    """Weight format, when the model's config does not say."""
     kv_dtype: KvDtype | None = None
+    """KV-cache dtype, when the engine does not say."""
     gpus: tuple[str, ...] | None = None
     """GPU UUIDs or indexes this engine runs on; discovered when unset."""
     tensor_parallel: int | None = Field(default=None, ge=1, le=1024)
+    """GPUs the model is sharded over; the number of its GPUs when unset."""
     pid: int | None = Field(default=None, ge=1)
     """The engine's main process, when discovery by port cannot see it."""
     generic: GenericEngine | None = None
+    """Metric names of an in-house server (see `engines[].generic` below)."""
     speculative: SpeculativeConfig | None = None
     """Speculative decoding this engine runs (see :class:`SpeculativeConfig`)."""
 
@@ -160,37 +167,90 @@ class EngineConfig(_Strict):
         return parts.netloc.rpartition("@")[2]  # never the userinfo: labels are public
 
 
+_GPU_UUID = re.compile(r"^(GPU|MIG)-[0-9A-Za-z][0-9A-Za-z-]*$")
+"""NVML's UUID forms: ``GPU-<hex groups>`` for a device, ``MIG-<...>`` for a MIG instance."""
+
+
+def _closest(word: str, known: Any, cutoff: float = 0.6) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known``, or nothing when none is close."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=cutoff)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class GpuOverride(_Strict):
     """Replace catalog peaks (datasheet or measured attainable ceilings) for a GPU."""
 
     peak_flops_per_second: dict[str, float] | None = None
+    """Dense peak FLOP/s by dtype (``bf16``, ``fp8``, ...; aliases such as ``bfloat16`` too)."""
     memory_bandwidth_bytes_per_second: float | None = Field(default=None, gt=0)
+    """Peak DRAM bandwidth."""
     note: str = "configured override"
+    """Where the figures come from (recorded as their source)."""
+
+    @field_validator("peak_flops_per_second")
+    @classmethod
+    def _peaks(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return None
+        from rooftop.classifiers.hardware import normalise_dtype
+
+        peaks: dict[str, float] = {}
+        for dtype, peak in value.items():
+            key = normalise_dtype(dtype)  # ValueError names the closest dtype
+            if not math.isfinite(peak) or peak <= 0:
+                raise ValueError(f"{dtype}: peak must be a positive FLOP/s figure, got {peak!r}")
+            if key in peaks:
+                raise ValueError(f"{dtype}: {key} is given twice (aliases of one dtype)")
+            peaks[key] = peak
+        return peaks
+
+    @model_validator(mode="after")
+    def _overrides_something(self) -> GpuOverride:
+        if not self.peak_flops_per_second and self.memory_bandwidth_bytes_per_second is None:
+            raise ValueError(
+                "an override needs peak_flops_per_second or memory_bandwidth_bytes_per_second"
+            )
+        if not self.note.strip():
+            raise ValueError("note must say where the figures come from")
+        return self
 
 
 class Settings(BaseSettings):
     """Everything ``rooftop serve`` needs. Field names carry their units."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ROOFTOP_", frozen=True, extra="forbid", populate_by_name=True
+        env_prefix="ROOFTOP_",
+        frozen=True,
+        extra="forbid",
+        populate_by_name=True,
+        use_attribute_docstrings=True,
     )
 
     listen_address: str = Field(default=f":{DEFAULT_PORT}")
     """``host:port`` or ``:port`` (all interfaces)."""
     interval_seconds: float = Field(default=1.0, ge=0.05, le=300)
+    """Seconds between sampler cycles (every source polled once per cycle)."""
     rate_window_seconds: float = Field(default=5.0, gt=0, le=3600)
     """Token rates are computed over this much history (at least two samples)."""
     # NoDecode: ROOFTOP_ENGINES / ROOFTOP_DISCOVER_PORTS take comma lists (or JSON, see below).
     engines: Annotated[tuple[EngineConfig, ...], NoDecode] = ()
+    """Engine endpoints to read (see `engines[]` below); bare URLs are accepted."""
     discover_engines: bool = True
-    """With no engine configured, probe ``discover_ports`` on localhost."""
+    """With no engine configured, probe ``discover_ports`` on localhost, again every
+    ``discovery_interval_seconds``."""
     discover_ports: Annotated[tuple[int, ...], NoDecode] = DEFAULT_ENGINE_PORTS
+    """Localhost ports probed for an engine: vLLM/trtllm-serve, SGLang, llama.cpp/TGI,
+    TGI launcher, LMDeploy."""
     engine_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    """Deadline for one engine scrape: connect, headers and body."""
     engine_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """An engine exposition larger than this is refused (that engine is down)."""
     engine_max_series: int = Field(default=50_000, ge=100)
+    """An engine exposition with more series than this is refused (that engine is down)."""
     nvml: bool = True
     """Read local GPUs through NVML."""
     gpu_call_deadline_seconds: float = Field(default=2.0, gt=0, le=60)
+    """Deadline for one NVML call; a GPU that does not answer in time is down."""
     dcgm_url: str | None = None
     """A dcgm-exporter ``/metrics`` URL: the profiling tier for GPUs without GPM."""
     gpu_model: str | None = None
@@ -200,6 +260,7 @@ class Settings(BaseSettings):
     default_context_tokens: int = Field(default=1024, ge=1)
     """Context assumed per sequence when the engine does not say how much KV is resident."""
     verdict_hold_samples: int = Field(default=3, ge=1, le=1000)
+    """Hysteresis: a new verdict is published after this many consecutive samples."""
     verdict_thresholds: dict[str, float] = Field(default_factory=dict)
     """Overrides of ``classifiers.verdict.VerdictThresholds`` fields by name."""
     kubernetes_node_name: str | None = None
@@ -213,16 +274,24 @@ class Settings(BaseSettings):
     kubernetes_pod_name: str | None = None
     """Sidecar mode: this pod's name, to keep only its own GPUs' series from dcgm-exporter."""
     kubernetes_pod_namespace: str | None = None
+    """Sidecar mode: this pod's namespace (with `kubernetes_pod_name`)."""
     discovery_interval_seconds: float = Field(default=30.0, ge=1, le=3600)
-    """How often engine discovery (Kubernetes pods) runs."""
+    """How often engine discovery runs: Kubernetes pods (DaemonSet mode), or the localhost
+    ports when no engine is configured (an engine still loading is found once it answers)."""
     web_config_file: Path | None = None
     """Prometheus exporter web-config file (TLS, basic auth)."""
     max_concurrent_scrapes: int = Field(default=16, ge=1, le=1024)
+    """HTTP worker threads; further connections wait in the listen backlog."""
     demo: bool = False
+    """Serve a simulated H100 node running Llama-3.1-8B on vLLM (every series marked demo)."""
     demo_gpus: int = Field(default=1, ge=1, le=64)
+    """Simulated GPUs in demo mode."""
     demo_engines: int = Field(default=1, ge=1, le=64)
+    """Simulated engines in demo mode (engine i on GPU i mod demo_gpus)."""
     demo_cycle_seconds: float = Field(default=120.0, ge=10, le=3600)
+    """Length of the demo's scripted load cycle (idle, decode, prefill, host-bound)."""
     demo_seed: int = 1
+    """Seed of the demo's noise, so two runs show the same numbers."""
     demo_gpu: str = "h100-sxm"
     """Catalog id of the demo's simulated GPUs (an NVIDIA GPU: h100-sxm, h200, l40s, ...)."""
     demo_model: str = "meta-llama/Llama-3.1-8B-Instruct"
@@ -275,6 +344,31 @@ class Settings(BaseSettings):
             raise ValueError(str(error)) from None
         return value
 
+    @field_validator("gpu_overrides")
+    @classmethod
+    def _overrides(cls, value: dict[str, GpuOverride]) -> dict[str, GpuOverride]:
+        """Keys are catalog ids or NVML UUIDs; an NVML name is taken as its catalog id. A key
+        that is neither would never match a GPU, so it is an error naming the closest id."""
+        from rooftop.classifiers.hardware import UnknownGpuError, closest_gpu_ids, lookup_gpu
+
+        keyed: dict[str, GpuOverride] = {}
+        for key, override in value.items():
+            if _GPU_UUID.match(key):
+                resolved = key
+            else:
+                try:
+                    resolved = lookup_gpu(key).id
+                except UnknownGpuError:
+                    closest = ", ".join(closest_gpu_ids(key))
+                    raise ValueError(
+                        f"{key!r} is neither a catalog GPU id nor a GPU UUID (GPU-...); "
+                        f"closest ids: {closest} (`rooftop gpus` lists them all)"
+                    ) from None
+            if resolved in keyed:
+                raise ValueError(f"{key!r}: {resolved} is overridden twice")
+            keyed[resolved] = override
+        return keyed
+
     @field_validator("discover_ports", mode="before")
     @classmethod
     def _ports(cls, value: Any) -> Any:
@@ -291,15 +385,40 @@ class Settings(BaseSettings):
             return tuple({"url": item} if isinstance(item, str) else item for item in value)
         return value
 
+    @field_validator("engines")
+    @classmethod
+    def _engine_labels_unique(cls, value: tuple[EngineConfig, ...]) -> tuple[EngineConfig, ...]:
+        """Every engine's label (its ``engine=`` and ``source=`` value) names one engine."""
+        seen: dict[str, int] = {}
+        for position, engine in enumerate(value):
+            label = engine.label
+            if label in seen:
+                raise ValueError(
+                    f"engines {seen[label]} and {position} are both labelled {label!r}; "
+                    "give each a distinct name"
+                )
+            seen[label] = position
+        return value
+
     @field_validator("verdict_thresholds")
     @classmethod
     def _thresholds(cls, value: dict[str, float]) -> dict[str, float]:
         from rooftop.classifiers.verdict import VerdictThresholds
 
-        known = set(VerdictThresholds.__dataclass_fields__)
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(f"unknown threshold(s) {unknown}; known: {sorted(known)}")
+        known = set(VerdictThresholds.__dataclass_fields__) - {"hold_samples"}
+        for name in sorted(set(value) - known):
+            raise ValueError(
+                f"unknown threshold {name!r}{_closest(name, known)}; known: {sorted(known)}"
+                + (
+                    " (hold_samples is the verdict_hold_samples setting)"
+                    if name == "hold_samples"
+                    else ""
+                )
+            )
+        try:
+            VerdictThresholds(**value)  # type: ignore[arg-type]
+        except ValueError as error:
+            raise ValueError(str(error)) from None
         return value
 
     @classmethod
@@ -399,12 +518,25 @@ def load_settings(
         raise ConfigError(f"invalid configuration:\n  {error} (expected JSON)") from None
 
 
+def _known_keys(loc: tuple[int | str, ...]) -> tuple[str, ...]:
+    """The field names of the model that holds the key at ``loc``."""
+    model: type[BaseModel] = Settings
+    if len(loc) >= 3 and loc[0] == "engines":
+        if len(loc) >= 4 and loc[2] == "generic":
+            return _GENERIC_KEYS
+        model = EngineConfig
+    elif len(loc) >= 3 and loc[0] == "gpu_overrides":
+        model = GpuOverride
+    return tuple(model.model_fields)
+
+
 def describe_validation_error(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
         where = ".".join(str(part) for part in problem["loc"]) or "settings"
-        message = problem["msg"]
+        message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "extra_forbidden":
-            message = "unknown setting (check the spelling; see `rooftop serve --help`)"
+            hint = _closest(str(problem["loc"][-1]), _known_keys(problem["loc"]))
+            message = f"unknown setting{hint} (docs/configuration.md lists every key)"
         lines.append(f"{where}: {message}")
     return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -98,6 +98,16 @@ class EngineView:
     process_cpu_cores: float | None = None
     process_busiest_thread_ratio: float | None = None
     missing: tuple[str, ...] = ()
+    prefill_tokens_total: float | None = None
+    """rooftop's own counters (reset-aware sums of the engine's increases since rooftop
+    started), for ``rate()``/``increase()`` over any window."""
+    decode_tokens_total: float | None = None
+    preemptions_total: float | None = None
+    time_to_first_token_quantiles: dict[float, float] = field(default_factory=dict)
+    """Quantile (0.5, 0.9, 0.99) -> seconds, over the rate window, from the engine's buckets."""
+    inter_token_latency_quantiles: dict[float, float] = field(default_factory=dict)
+    gpu_memory_used_bytes: float | None = None
+    """GPU memory of the engine's process tree on its GPUs (NVML per-process figures)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,12 @@ class TargetView:
     point: OperatingPoint | None = None
     """Where the live workload sits on the roofline; None without a known model and roof."""
     verdict: Verdict | None = None
+    bound_seconds_total: dict[str, float] = field(default_factory=dict)
+    """Seconds this target's published verdict spent in each state since rooftop started."""
+    model_bytes_total: dict[str, float] = field(default_factory=dict)
+    """Bytes the model moved on this GPU by phase (decode, prefill): tokens x bytes/token."""
+    model_flops_total: dict[str, float] = field(default_factory=dict)
+    """FLOPs the model did on this GPU by phase: tokens x FLOPs/token."""
 
 
 @dataclass(frozen=True)

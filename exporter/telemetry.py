@@ -74,6 +74,21 @@ class GpuReading:
     power_watts: float | None = None
     power_limit_watts: float | None = None
     memory_used_bytes: int | None = None
+    temperature_celsius: float | None = None
+    """GPU core temperature (``nvmlDeviceGetTemperature``, ``NVML_TEMPERATURE_GPU``)."""
+    energy_joules_total: float | None = None
+    """Energy since the driver loaded (``nvmlDeviceGetTotalEnergyConsumption``, mJ / 1000)."""
+    ecc_corrected_errors_total: int | None = None
+    """Corrected (single-bit) ECC errors since the driver loaded (volatile count)."""
+    ecc_uncorrected_errors_total: int | None = None
+    """Uncorrected (double-bit) ECC errors since the driver loaded (volatile count)."""
+    xid_errors_total: int | None = None
+    """XID critical-error events seen since rooftop started watching this GPU."""
+    last_xid: int | None = None
+    """The code of the latest XID event seen (e.g. 79: fallen off the bus)."""
+    process_memory_bytes: tuple[tuple[int, int], ...] = ()
+    """``(pid, GPU memory bytes)`` of each compute process NVML reports a figure for. Never
+    exported per PID: the sampler attributes it to engines."""
     clock_event_reasons: tuple[str, ...] = ()
     """Active clock-event (throttle) reasons by short name, e.g. ``("sw_power_cap",)``."""
     compute_pids: tuple[int, ...] = ()

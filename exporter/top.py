@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
 
+from rooftop.classifiers.verdict import CAUSE_DESCRIPTIONS
 from rooftop.exporter.sources.exposition import ExpositionError, parse_exposition
 
 TargetKey = tuple[str, str, str, str]
@@ -35,13 +36,17 @@ class TopRow:
     state: str | None
     """``unknown``, ``idle``, ``memory``, ``compute``, ``latency``; ``None`` with no verdict."""
     evidence: str | None
-    reason: str | None
+    cause: str | None
+    """What decided the verdict (``rooftop_gpu_bound_info``'s bounded ``decided_by``)."""
     prefill_tokens_per_second: float | None
     decode_tokens_per_second: float | None
     batch: float | None
+    """The batch the rates and the verdict use: running requests averaged over the rate window
+    (``rooftop_engine_batch_size``; the instantaneous count only from an older exporter)."""
     decode_speed_of_light_ratio: float | None
     decode_arithmetic_intensity: float | None
-    """FLOP/byte of a decode step from the model (``basis="model"``)."""
+    """FLOP/byte the verdict compares with the ridge: the live mix of both phases
+    (``phase="mix"``), or a decode step's (``phase="decode"``) from an older exporter."""
     ridge_point_flops_per_byte: float | None
 
 
@@ -122,10 +127,13 @@ def parse_top(text: str) -> TopView:
         verdicts[_target_key(labels)] = (
             labels.get("state", ""),
             labels.get("evidence", ""),
-            labels.get("reason", ""),
+            labels.get("decided_by", ""),
         )
     sol = _by_target(families, "rooftop_decode_speed_of_light_ratio")
+    # The intensity and batch the verdict used, so a row's numbers agree with its verdict.
     intensity = _by_target(
+        families, "rooftop_arithmetic_intensity_flops_per_byte", phase="mix", basis="model"
+    ) or _by_target(
         families, "rooftop_arithmetic_intensity_flops_per_byte", phase="decode", basis="model"
     )
     per_token = _by_target(families, "rooftop_decode_bytes_per_token")
@@ -138,12 +146,14 @@ def parse_top(text: str) -> TopView:
     ridge = _by_gpu(families, "rooftop_gpu_ridge_point_flops_per_byte")
     prefill = _by_engine(families, "rooftop_engine_prefill_tokens_per_second")
     decode = _by_engine(families, "rooftop_engine_decode_tokens_per_second")
-    running = _by_engine(families, "rooftop_engine_requests_running")
+    running = _by_engine(families, "rooftop_engine_batch_size") or _by_engine(
+        families, "rooftop_engine_requests_running"
+    )
 
     rows = []
     for key in sorted(keys, key=lambda k: (_gpu_order(k[0]), k[2], k[3], k[1])):
         gpu, uuid, engine, model = key
-        state, evidence, reason = verdicts.get(key, (None, None, None))
+        state, evidence, cause = verdicts.get(key, (None, None, None))
         rows.append(
             TopRow(
                 gpu=gpu,
@@ -153,7 +163,7 @@ def parse_top(text: str) -> TopView:
                 gpu_up=gpu_up.get((gpu, uuid)),
                 state=state,
                 evidence=evidence,
-                reason=reason,
+                cause=cause,
                 prefill_tokens_per_second=prefill.get((engine, model)),
                 decode_tokens_per_second=decode.get((engine, model)),
                 batch=running.get((engine, model)),
@@ -231,11 +241,15 @@ def verdict_text(row: TopRow) -> str:
 
 
 def reason_text(row: TopRow) -> str:
-    """The verdict's reason without its leading ``state:`` (the verdict column has it)."""
-    if row.reason is None:
+    """What the cause code means, in words; the row's other columns hold the numbers (taken
+    from the same snapshot, so they are the verdict's own)."""
+    if not row.cause:
         return ""
-    prefix = f"{row.state}: "
-    return row.reason[len(prefix) :] if row.state and row.reason.startswith(prefix) else row.reason
+    text = CAUSE_DESCRIPTIONS.get(row.cause)  # type: ignore[call-overload]
+    phrase = text if isinstance(text, str) else row.cause
+    if row.evidence in ("model", "engine-only"):
+        phrase += f" [{row.evidence} evidence]"
+    return phrase
 
 
 # --- a top's parts: sparkline, sort, node totals ------------------------------------------------

@@ -62,7 +62,28 @@ COUNTERS: Final[tuple[str, ...]] = (
     "estimated_flops_total",
     "estimated_read_bytes_total",
     "estimated_write_bytes_total",
+    "preemptions_total",
+    "prefix_cache_queries_total",
+    "prefix_cache_hits_total",
 )
+COUNTER_UNITS: Final[dict[str, tuple[str, str]]] = {
+    "prompt_tokens_total": ("prompt tokens", "tokens/s"),
+    "prefill_computed_tokens_total": ("prefill computed", "tokens/s"),
+    "generation_tokens_total": ("generated tokens", "tokens/s"),
+    "estimated_flops_total": ("engine FLOPs", "FLOP/s"),
+    "estimated_read_bytes_total": ("engine bytes read", "B/s"),
+    "estimated_write_bytes_total": ("engine bytes written", "B/s"),
+    "preemptions_total": ("preemptions", "requests/s"),
+    "prefix_cache_queries_total": ("prefix-cache lookups", "tokens/s"),
+    "prefix_cache_hits_total": ("prefix-cache hits", "tokens/s"),
+}
+"""Each counter's row label and the unit of its rate in ``--watch``."""
+HISTOGRAM_UNITS: Final[dict[str, tuple[str, str, float]]] = {
+    "inter_token_latency_sum_count": ("inter-token latency", "ms", 1e3),
+    "time_to_first_token_sum_count": ("time to first token", "ms", 1e3),
+    "iteration_tokens_sum_count": ("tokens per step", "tokens", 1.0),
+}
+"""Each histogram's row label, the unit of its window mean, and the scale from base units."""
 HISTOGRAMS: Final[tuple[str, ...]] = (
     "inter_token_latency_sum_count",
     "time_to_first_token_sum_count",
@@ -188,19 +209,23 @@ def render_text(reading: EngineReading, rates: WindowRates | None = None) -> str
         ("engine", f"{reading.family} ({reading.version_family})"),
         ("recognised", reading.recognised_because),
         ("model", reading.model or "-"),
-        ("prompt tokens", _number(reading.prompt_tokens_total)),
-        ("prefill computed", _number(reading.prefill_computed_tokens_total)),
-        ("generated tokens", _number(reading.generation_tokens_total)),
-        ("running requests", _number(reading.requests_running)),
-        ("waiting requests", _number(reading.requests_waiting)),
+        ("prompt tokens", _number(reading.prompt_tokens_total, "tokens")),
+        ("prefill computed", _number(reading.prefill_computed_tokens_total, "tokens")),
+        ("generated tokens", _number(reading.generation_tokens_total, "tokens")),
+        ("running requests", _number(reading.requests_running, "requests")),
+        ("waiting requests", _number(reading.requests_waiting, "requests")),
         ("KV use", _ratio(reading.kv_usage_ratio)),
         ("KV capacity", _number(reading.kv_capacity_tokens, "tokens")),
         ("KV block size", _number(_as_float(reading.kv_block_size_tokens), "tokens")),
         ("KV cache dtype", reading.kv_cache_dtype or "-"),
         ("weights dtype", reading.weights_dtype or "-"),
-        ("engine FLOPs", _number(reading.estimated_flops_total)),
-        ("engine bytes read", _number(reading.estimated_read_bytes_total)),
-        ("engine bytes written", _number(reading.estimated_write_bytes_total)),
+        ("engine FLOPs", _number(reading.estimated_flops_total, "FLOP")),
+        ("engine bytes read", _number(reading.estimated_read_bytes_total, "B")),
+        ("engine bytes written", _number(reading.estimated_write_bytes_total, "B")),
+        ("preemptions", _number(reading.preemptions_total, "requests")),
+        ("prefix-cache lookups", _number(reading.prefix_cache_queries_total, "tokens")),
+        ("prefix-cache hits", _number(reading.prefix_cache_hits_total, "tokens")),
+        ("prefix-cache hit rate", _ratio(reading.prefix_cache_hit_ratio)),
         ("inter-token latency", _mean(reading.inter_token_latency_sum_count, 1e3, "ms")),
         ("time to first token", _mean(reading.time_to_first_token_sum_count, 1e3, "ms")),
         ("tokens per step", _mean(reading.iteration_tokens_sum_count, 1.0, "tokens")),
@@ -209,13 +234,7 @@ def render_text(reading: EngineReading, rates: WindowRates | None = None) -> str
     lines = [f"{label:<{width}}  {value}" for label, value in rows]
     if rates is not None:
         lines.append("")
-        lines.append(f"over {rates.seconds:g} s:")
-        for name, rate in rates.per_second.items():
-            label = name.removesuffix("_total").replace("_", " ")
-            lines.append(f"  {label:<{width}}  {_number(rate, '/s')}")
-        for name, mean in rates.window_means.items():
-            label = name.removesuffix("_sum_count").replace("_", " ")
-            lines.append(f"  {label:<{width}}  {_number(mean)} (window mean)")
+        lines.extend(watch_table(rates))
         if rates.resets:
             lines.append("  counter reset seen (engine restarted?): " + ", ".join(rates.resets))
     if reading.missing:
@@ -223,6 +242,36 @@ def render_text(reading: EngineReading, rates: WindowRates | None = None) -> str
         lines.append("not found:")
         lines.extend(f"  {entry}" for entry in reading.missing)
     return "\n".join(lines) + "\n"
+
+
+def watch_table(rates: WindowRates) -> list[str]:
+    """``--watch`` figures as aligned columns: quantity, value (right-aligned), unit."""
+    rows: list[tuple[str, str, str]] = []
+    for name, rate in rates.per_second.items():
+        label, unit = COUNTER_UNITS[name]
+        rows.append((label, _figure(rate), unit))
+    for name, mean in rates.window_means.items():
+        label, unit, scale = HISTOGRAM_UNITS[name]
+        rows.append((f"{label} (mean)", _figure(None if mean is None else mean * scale), unit))
+    label_width = max(len(row[0]) for row in rows)
+    value_width = max(len(row[1]) for row in rows)
+    header = f"  {'over ' + format(rates.seconds, 'g') + ' s':<{label_width}}  "
+    header += f"{'value':>{value_width}}  unit"
+    return [header] + [
+        f"  {label:<{label_width}}  {value:>{value_width}}  {unit if value != '-' else ''}".rstrip()
+        for label, value, unit in rows
+    ]
+
+
+def _figure(value: float | None) -> str:
+    """A number for a column: thousands separated, three significant decimals below 1000."""
+    if value is None:
+        return "-"
+    if abs(value) >= 1e15 or (value != 0 and abs(value) < 1e-3):
+        return f"{value:.3e}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:,.3f}"
 
 
 def _as_float(value: int | None) -> float | None:

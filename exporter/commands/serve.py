@@ -14,10 +14,15 @@ from typing import Any
 
 from rooftop.exporter.collector import ExpositionCache
 from rooftop.exporter.memory import limit_malloc_arenas
-from rooftop.exporter.pipeline.engines import GpuLocator, ProcessStatsProvider
+from rooftop.exporter.pipeline.engines import EngineDiscovery, GpuLocator, ProcessStatsProvider
 from rooftop.exporter.pipeline.gpus import GpuSource
 from rooftop.exporter.sampler import Sampler
-from rooftop.exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
+from rooftop.exporter.server import (
+    ExporterHTTPServer,
+    SamplerHealth,
+    make_handler,
+    serve_in_thread,
+)
 from rooftop.exporter.settings import (
     DEFAULT_PORT,
     ConfigError,
@@ -27,10 +32,11 @@ from rooftop.exporter.settings import (
     load_settings,
 )
 from rooftop.exporter.snapshot import Snapshot
-from rooftop.exporter.sources.engine import EngineSource, EngineSourceError
 from rooftop.exporter.sources.gpu_mapping import PortGpuLocator
 from rooftop.exporter.sources.host import EngineCpuStats
+from rooftop.exporter.sources.local_engines import LocalEngineDiscovery
 from rooftop.exporter.sources.nvml import NvmlBackend, NvmlSource, NvmlUnavailableError
+from rooftop.exporter.sources.nvml_start import START_RETRY_SECONDS, RetryingNvmlSource
 from rooftop.exporter.web.history import SnapshotHistory
 from rooftop.exporter.web.landing import landing_page
 from rooftop.exporter.webconfig import WebConfig, load_web_config
@@ -38,6 +44,10 @@ from rooftop.exporter.wiring import dcgm_source, engine_source, kubernetes_disco
 
 log = logging.getLogger("rooftop")
 
+HEALTH_STALE_MIN_SECONDS = 60.0
+"""``/healthz`` fails once no snapshot is newer than this (or ten intervals, if longer): long
+enough for NVML's start-up deadline (30 s) and a slow engine, short enough that a liveness
+probe restarts a sampler that stopped publishing."""
 SCRAPE_GIL_SWITCH_SECONDS = 0.00025
 """GIL switch interval while serving. A scrape needs the GIL a few times (accept, read, write);
 each time a CPU-bound thread (an engine parse) holds it, the scrape waits up to one interval.
@@ -306,25 +316,10 @@ def replay(args: argparse.Namespace) -> int:
 
 
 def discover_local_engines(settings: Settings) -> list[EngineConfig]:
-    """Probe the usual engine ports on localhost; keep those that answer as a known engine,
-    with the family it was recognised as (so the adapter is fixed from then on)."""
-    found = []
-    for port in settings.discover_ports:
-        url = f"http://127.0.0.1:{port}/metrics"
-        probe = EngineSource(
-            f"127.0.0.1:{port}",
-            url,
-            timeout_seconds=0.5,
-            max_body_bytes=settings.engine_max_body_bytes,
-        )
-        try:
-            reading = probe.poll()
-        except EngineSourceError:
-            continue
-        log.info("found %s engine at %s (%s)", reading.family, url, reading.recognised_because)
-        family = probe.adapter.family if probe.adapter is not None else None
-        found.append(EngineConfig(url=url, name=probe.name, family=family))
-    return found
+    """The engines answering on the usual localhost ports now (one probe of each; ``serve``
+    itself probes again every discovery interval through :class:`LocalEngineDiscovery`)."""
+    discovery = LocalEngineDiscovery(settings.discover_ports, settings.engine_max_body_bytes)
+    return [EngineConfig(url=engine.url, name=engine.name) for engine in discovery.poll()]
 
 
 def serve(
@@ -353,7 +348,12 @@ def serve(
             raise ConfigError(str(error)) from None
         demo.start()
         demo_engines = [
-            EngineConfig(url=url, name=demo.engine_name(i), gpus=(demo.engine_gpu(i),))
+            EngineConfig(
+                url=url,
+                name=demo.engine_name(i),
+                gpus=(demo.engine_gpu(i),),
+                pid=demo.engine_pid(i),
+            )
             for i, url in enumerate(demo.engine_urls())
         ]
         settings = settings.model_copy(update={"engines": tuple(demo_engines)})
@@ -372,27 +372,33 @@ def serve(
         )
     else:
         if settings.nvml or nvml_backend is not None:
-            nvml = NvmlSource(nvml_backend, settings.gpu_call_deadline_seconds)
+            # Down, with its reason, rather than absent: rooftop_source_up{source="nvml"} 0.
+            retrying = RetryingNvmlSource(
+                NvmlSource(nvml_backend, settings.gpu_call_deadline_seconds)
+            )
             try:
-                identities = nvml.start()
-                gpu_source = nvml
-                log.info(
-                    "NVML: %d GPU(s): %s", len(identities), ", ".join(i.name for i in identities)
-                )
+                retrying.start()
             except NvmlUnavailableError as error:
-                log.warning("NVML unavailable, continuing without local GPUs: %s", error)
+                log.warning(
+                    'NVML unavailable (retried every %g s; rooftop_source_up{source="nvml"} '
+                    "is 0 meanwhile): %s",
+                    START_RETRY_SECONDS,
+                    error,
+                )
+            gpu_source = retrying
         process_stats = EngineCpuStats()
         locator = PortGpuLocator()
     kubernetes = bool(settings.kubernetes_node_name) and not settings.demo
+    discovery: EngineDiscovery | None = kubernetes_discovery(settings) if kubernetes else None
     if not settings.engines and not settings.demo and settings.discover_engines and not kubernetes:
-        found = discover_local_engines(settings)
-        if not found:
-            log.warning(
-                "no engine configured and none answered on localhost ports %s; pass --engine URL",
-                ", ".join(map(str, settings.discover_ports)),
-            )
-        settings = settings.model_copy(update={"engines": tuple(found)})
-    discovery = kubernetes_discovery(settings) if kubernetes else None
+        # Probed again every discovery interval: an engine still loading is found once it
+        # answers (source="localhost" kind="discovery" reports the probing itself).
+        discovery = LocalEngineDiscovery(settings.discover_ports, settings.engine_max_body_bytes)
+        log.info(
+            "no engine configured: probing localhost ports %s every %g s (or pass --engine URL)",
+            ", ".join(map(str, settings.discover_ports)),
+            settings.discovery_interval_seconds,
+        )
     # Scrapes are tiny (cached bytes); the sampler's cycle is long. With CPython's default 5 ms
     # GIL switch interval a scrape could wait that long behind a cycle; a short interval bounds
     # the wait (see SCRAPE_GIL_SWITCH_SECONDS).
@@ -416,11 +422,16 @@ def serve(
         on_publish=published,
     )
     host, port = listen_host_port(settings.listen_address)
+    health = SamplerHealth(
+        lambda: sampler.latest,
+        stale_after_seconds=max(HEALTH_STALE_MIN_SECONDS, 10 * settings.interval_seconds),
+    )
     handler = make_handler(
         cache,
         lambda: sampler.latest,
         web_config,
         landing=lambda: landing_page(sampler.latest, history.entries()),
+        health=health,
     )
     ssl_context = web_config.ssl_context() if web_config is not None else None
     try:

@@ -264,7 +264,12 @@ def render_table(
             line.append(" " + _fit(reason_text(row), reason_width), style="dim")
         lines.append(line)
     if not view.rows:
-        lines.append(Text("waiting: no GPU or engine yet", style="dim"))
+        why = (
+            "sources down: " + ", ".join(view.sources_down)
+            if view.sources_down
+            else "no GPU source and no engine found yet"
+        )
+        lines.append(Text(f"no GPU or engine to show: {why}", style="dim"))
     if view.sources_down:
         down = Text("down: " + ", ".join(view.sources_down), style="red")
         down.truncate(width, overflow="ellipsis")
@@ -312,15 +317,6 @@ class KeyReader:
         return os.read(self._stream.fileno(), 1).decode(errors="replace")
 
 
-def metrics_url(url: str) -> str:
-    """``http://host:9753`` or ``http://host:9753/`` → ``http://host:9753/metrics``; a URL with
-    any other path is taken as given (an exporter behind a path prefix)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.path in ("", "/"):
-        return urllib.parse.urlunsplit(parts._replace(path="/metrics"))
-    return url
-
-
 def _authorization(args: argparse.Namespace) -> str | None:
     user = args.user or os.environ.get(USER_ENV)
     if not user:
@@ -333,16 +329,23 @@ def _authorization(args: argparse.Namespace) -> str | None:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def _check_url(url: str) -> None:
+def metrics_url(url: str) -> str:
+    """The ``/metrics`` URL for ``url``: an exporter's base URL (``http://host:9753`` or with a
+    trailing ``/``) gets ``/metrics`` appended; any other path is used as given (a proxy may
+    serve the exposition elsewhere). Raises ValueError for anything but an http(s) URL."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"--url {url!r} is not an http(s) URL such as {DEFAULT_URL}")
+        hint = f" (did you mean http://{url}?)" if "://" not in url else ""
+        raise ValueError(f"--url {url!r} is not an http(s) URL such as {DEFAULT_URL}{hint}")
+    if parts.path in ("", "/"):
+        parts = parts._replace(path="/metrics")
+    return urllib.parse.urlunsplit(parts)
 
 
 def run(args: argparse.Namespace) -> int:
     console = Console()
     try:
-        _check_url(args.url)
+        url = metrics_url(args.url)
         if not 0.1 <= args.interval <= 3600:
             raise ValueError(f"--interval {args.interval} must be between 0.1 and 3600 seconds")
         authorization = _authorization(args)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import random
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rooftop.classifiers.hardware import GpuSpec, lookup_gpu
@@ -29,6 +31,7 @@ from rooftop.exporter.telemetry import ProcessCpu
 
 DEMO_GPU = "h100-sxm"
 DEMO_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+DEMO_PID_BASE = 4200
 DEMO_KV_BLOCKS = 27_000
 """An 80 GB H100 at 0.9 memory utilisation holds ~56 GB of KV for Llama-3.1-8B in BF16:
 56e9 / (131072 B/token x 16 tokens/block) = ~27k blocks."""
@@ -110,6 +113,8 @@ class DemoNode:
     """Catalog model the engines serve (a Hugging Face id or a catalog alias)."""
     offset_seconds: float = 0.0
     """Where in the load cycle the node starts (seconds), so nodes of a fleet differ in phase."""
+    clock: Callable[[], float] = time.monotonic
+    """The fake NVML's clock (GPM sample times); a test passes the sampler's fake clock."""
     kv_blocks: int = field(init=False)
     backend: FakeNvmlBackend = field(init=False)
     gpu_spec: GpuSpec = field(init=False)
@@ -143,7 +148,8 @@ class DemoNode:
             [
                 demo_fake_gpu(self.gpu_spec, self.gpu_uuid(index), index)
                 for index in range(self.gpus)
-            ]
+            ],
+            clock=self.clock,
         )
         for index in range(self.engines):
             state = DemoEngineState(model_name, num_gpu_blocks=self.kv_blocks)
@@ -213,6 +219,16 @@ class DemoNode:
                     busy[gpu] = load
         for gpu in range(self.gpus):
             current = busy.get(gpu)
+            fake = self.backend.gpu(gpu)
+            # Each engine holds its weights and KV pool: ~70 GB of the 80 GB (0.9 utilisation).
+            fake.process_memory_bytes = {
+                self.engine_pid(i): int(70e9 / max(1, -(-self.engines // self.gpus)))
+                for i in range(self.engines)
+                if i % self.gpus == gpu
+            }
+            watts = current.power_watts if current is not None else fake.power_mw / 1000
+            fake.energy_mj += round(watts * max(0.0, elapsed) * 1000)
+            fake.temperature_c = round(34 + 40 * watts / 700)
             if current is None:
                 self.backend.set_activity(
                     gpu, sm_active=0, tensor_active=0, dram_active=0, kernel_busy=0
@@ -236,6 +252,15 @@ class DemoNode:
                 ),
                 sm_clock_hz=1.98e9,
             )
+
+    @staticmethod
+    def engine_pid(index: int) -> int:
+        """The simulated engine's process id (its GPU memory is attributed to it)."""
+        return DEMO_PID_BASE + index
+
+    def tree_pids(self, pid: int) -> tuple[int, ...]:
+        """The demo's engines are single processes."""
+        return (pid,)
 
     def stats(self, engine: str, pid: int | None) -> ProcessCpu | None:
         """The demo engines' process CPU figures (the ProcessStatsProvider interface)."""

@@ -27,9 +27,11 @@ from rooftop.classifiers.hardware import BYTES_PER_MIB
 from rooftop.exporter.sources.nvml_api import (
     CLOCK_MEM,
     CLOCK_SM,
+    ECC_UNCORRECTED,
     GPM_METRICS,
     MIG_MODE_ENABLED,
     NVML_SUCCESS,
+    ComputeProcess,
     GpmMetricValue,
     MemoryInfo,
     NvmlErrorCode,
@@ -99,6 +101,16 @@ class FakeGpu:
     power_limit_mw: int = 700_000
     clock_event_reasons: int = 0
     compute_pids: list[int] = field(default_factory=list)
+    process_memory_bytes: dict[int, int] = field(default_factory=dict)
+    """pid -> GPU memory used; a pid listed here but not in ``compute_pids`` runs too."""
+    temperature_c: int = 34
+    energy_mj: int = 0
+    """Energy since the driver loaded, millijoules; the demo advances it with the power."""
+    ecc_corrected: int = 0
+    ecc_uncorrected: int = 0
+    xid_supported: bool = True
+    pending_xids: list[int] = field(default_factory=list)
+    """XID events waiting to be read (``inject_xid`` adds one)."""
     gpm_values: dict[int, float] = field(
         default_factory=lambda: {metric.metric_id: 0.0 for metric in GPM_METRICS}
     )
@@ -124,11 +136,20 @@ class FakeGpu:
     def clear_faults(self) -> None:
         self.faults.clear()
 
+    def inject_xid(self, xid: int) -> None:
+        """Queue one XID critical-error event (e.g. 79: GPU has fallen off the bus)."""
+        self.pending_xids.append(xid)
+
 
 @dataclass
 class _FakeHandle:
     gpu: FakeGpu
     mig: FakeMigDevice | None = None
+
+
+@dataclass
+class _FakeEventSet:
+    gpus: list[FakeGpu] = field(default_factory=list)
 
 
 @dataclass
@@ -397,8 +418,40 @@ class FakeNvmlBackend:
             "nvmlDeviceGetCurrentClocksEventReasons", handle
         ).gpu.clock_event_reasons
 
-    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[int]:
-        return list(self._device("nvmlDeviceGetComputeRunningProcesses", handle).gpu.compute_pids)
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[ComputeProcess]:
+        gpu = self._device("nvmlDeviceGetComputeRunningProcesses", handle).gpu
+        pids = list(dict.fromkeys([*gpu.compute_pids, *gpu.process_memory_bytes]))
+        return [ComputeProcess(pid, gpu.process_memory_bytes.get(pid)) for pid in pids]
+
+    def nvmlDeviceGetTemperature(self, handle: Any, sensor: int) -> int:
+        return self._device("nvmlDeviceGetTemperature", handle).gpu.temperature_c
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: Any) -> int:
+        return self._device("nvmlDeviceGetTotalEnergyConsumption", handle).gpu.energy_mj
+
+    def nvmlDeviceGetTotalEccErrors(self, handle: Any, error_type: int, counter: int) -> int:
+        gpu = self._device("nvmlDeviceGetTotalEccErrors", handle).gpu
+        return gpu.ecc_uncorrected if error_type == ECC_UNCORRECTED else gpu.ecc_corrected
+
+    def nvmlEventSetCreate(self) -> Any:
+        self._enter("nvmlEventSetCreate")
+        return _FakeEventSet()
+
+    def nvmlDeviceRegisterEvents(self, handle: Any, event_types: int, event_set: Any) -> None:
+        gpu = self._device("nvmlDeviceRegisterEvents", handle).gpu
+        if not gpu.xid_supported:
+            raise nvml_error(NvmlErrorCode.NOT_SUPPORTED)
+        event_set.gpus.append(gpu)
+
+    def nvmlEventSetWait(self, event_set: Any, timeout_ms: int) -> int | None:
+        self._enter("nvmlEventSetWait", event_set.gpus[0] if event_set.gpus else None)
+        for gpu in event_set.gpus:
+            if gpu.pending_xids:
+                return int(gpu.pending_xids.pop(0))
+        return None
+
+    def nvmlEventSetFree(self, event_set: Any) -> None:
+        event_set.gpus.clear()
 
     def nvmlDeviceGetMaxMigDeviceCount(self, handle: Any) -> int:
         gpu = self._device("nvmlDeviceGetMaxMigDeviceCount", handle).gpu

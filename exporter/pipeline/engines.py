@@ -22,6 +22,7 @@ from rooftop.classifiers.model_catalog import UnknownModelError, lookup_model
 from rooftop.classifiers.models import ModelArchitecture, ModelConfigError, kv_bytes_per_token
 from rooftop.classifiers.prefix_cache import hit_ratio_from_counters, per_sequence_context_tokens
 from rooftop.classifiers.speculative import Speculation, SpeculationError, live_speculation
+from rooftop.exporter.histograms import WindowedHistogram
 from rooftop.exporter.model_resolution import ResolvedModel, load_config_json, resolve_model
 from rooftop.exporter.pipeline.status import SourceTimer, error_text
 from rooftop.exporter.rates import RatioOfCounters, WindowedCounter, WindowedMean
@@ -32,6 +33,7 @@ from rooftop.exporter.sources.engine import EngineSource, EngineSourceError
 from rooftop.exporter.sources.engines.base import EngineReading
 from rooftop.exporter.sources.gpu_mapping import resolve_configured_gpus
 from rooftop.exporter.telemetry import GpuSourceResult, ProcessCpu
+from rooftop.exporter.totals import CounterTotal
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,8 @@ class EngineTracker:
     def __init__(self, config: EngineConfig, source: EngineSource, window_seconds: float) -> None:
         self.config = config
         self.source = source
-        self.status_name = redact_url(source.url)
+        # The same value as the engine= label of its other series: one name for one engine.
+        self.status_name = source.name
         self._window = window_seconds
         self.generation = WindowedCounter(window_seconds)
         self.prompt = WindowedCounter(window_seconds)
@@ -128,6 +131,12 @@ class EngineTracker:
         self.inter_token = RatioOfCounters(window_seconds)
         self.batch = WindowedMean(window_seconds)
         self.resident_tokens = WindowedMean(window_seconds)
+        self.ttft = WindowedHistogram(window_seconds)
+        self.itl_buckets = WindowedHistogram(window_seconds)
+        self.decode_total = CounterTotal()
+        self.prefill_total = CounterTotal()
+        self.preemptions_total = CounterTotal()
+        self.gpu_memory_bytes: float | None = None
         self.pending: Future[EngineReading] | None = None
         self.model_key: str | None = config.model or None
         self.model: ResolvedModel | None = None
@@ -160,9 +169,13 @@ class EngineTracker:
             self.prefix_hits,
             self.batch,
             self.resident_tokens,
+            self.ttft,
+            self.itl_buckets,
         ):
             counter.reset()
         self.inter_token = RatioOfCounters(self._window)
+        for total in (self.decode_total, self.prefill_total, self.preemptions_total):
+            total.forget()
 
     def update_model(self, reading: EngineReading) -> None:
         """Resolve the model again when its key changed; re-read formats otherwise."""
@@ -207,6 +220,14 @@ class EngineTracker:
         write_bytes = self.write_bytes.observe(now, reading.estimated_write_bytes_total)
         engine_bytes = None if read_bytes is None else read_bytes + (write_bytes or 0.0)
         itl = self.inter_token.observe(now, reading.inter_token_latency_sum_count)
+        computed_total = reading.prefill_computed_tokens_total
+        prefill_total = self.prefill_total.observe(
+            computed_total if computed_total is not None else reading.prompt_tokens_total
+        )
+        decode_total = self.decode_total.observe(reading.generation_tokens_total)
+        preemptions = self.preemptions_total.observe(reading.preemptions_total)
+        ttft = self.ttft.observe(now, reading.time_to_first_token_buckets)
+        itl_quantiles = self.itl_buckets.observe(now, reading.inter_token_latency_buckets)
         speculation = self._speculation(reading, now, decode)
         queries = self.prefix_queries.observe(now, reading.prefix_cache_queries_total)
         hits = self.prefix_hits.observe(now, reading.prefix_cache_hits_total)
@@ -265,6 +286,18 @@ class EngineTracker:
             process_cpu_cores=cpu.cpu_cores if cpu else None,
             process_busiest_thread_ratio=cpu.busiest_thread_ratio if cpu else None,
             missing=reading.missing,
+            prefill_tokens_total=(
+                prefill_total
+                if (computed_total is not None or reading.prompt_tokens_total is not None)
+                else None
+            ),
+            decode_tokens_total=(
+                decode_total if reading.generation_tokens_total is not None else None
+            ),
+            preemptions_total=preemptions if reading.preemptions_total is not None else None,
+            time_to_first_token_quantiles={q: v for q, v in ttft.items() if v is not None},
+            inter_token_latency_quantiles={q: v for q, v in itl_quantiles.items() if v is not None},
+            gpu_memory_used_bytes=self.gpu_memory_bytes,
         )
 
     def _speculation(
@@ -444,9 +477,29 @@ class EngineStage:
                 cpu = None
                 if self._process_stats is not None:
                     cpu = self._process_stats.stats(tracker.name, tracker.pid)
+                tracker.gpu_memory_bytes = self._gpu_memory(tracker, gpus)
                 view = tracker.up_view(reading, now, cpu)
             out.append(EngineSample(view, tracker.model, tracker.draft_model))
         return out
+
+    def _gpu_memory(self, tracker: EngineTracker, gpus: GpuSourceResult) -> float | None:
+        """GPU memory of the engine's process tree on its GPUs; ``None`` when its process is
+        unknown or NVML gives no per-process figure (never guessed from other processes)."""
+        # Optional: a provider that cannot list process trees (a recording) attributes none.
+        tree_pids: Callable[[int], tuple[int, ...]] | None = getattr(
+            self._process_stats, "tree_pids", None
+        )
+        if tracker.pid is None or tree_pids is None or not tracker.gpus:
+            return None
+        pids = set(tree_pids(tracker.pid))
+        figures = [
+            used
+            for reading in gpus.readings
+            if reading.uuid in tracker.gpus and reading.up
+            for pid, used in reading.process_memory_bytes
+            if pid in pids
+        ]
+        return float(sum(figures)) if figures else None
 
     def _map_gpus(self, tracker: EngineTracker, gpus: GpuSourceResult) -> None:
         config = tracker.config

@@ -24,13 +24,16 @@ from rooftop.classifiers.verdict import (
     Verdict,
     VerdictEvidence,
     VerdictThresholds,
-    classify_held,
+    advance,
+    classify,
+    held_verdict,
     published,
 )
 from rooftop.exporter.pipeline.engines import EngineSample
 from rooftop.exporter.pipeline.gpus import GpuSpecs, Peaks
 from rooftop.exporter.snapshot import EngineView, GpuView, TargetView
 from rooftop.exporter.telemetry import GpuReading
+from rooftop.exporter.totals import AmountTotal, StateSeconds
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +84,24 @@ class JoinStage:
         self._specs = specs
         self._default_context = default_context_tokens
         self._hysteresis: dict[tuple[str, str], HysteresisState] = {}
+        self._totals: dict[tuple[str, str], _TargetTotals] = {}
+        self._now: float | None = None
+        self._elapsed = 0.0
 
     def forget_engine(self, engine: str) -> None:
         """The engine is gone: drop its verdict history on every GPU."""
         for key in [key for key in self._hysteresis if key[1] == engine]:
             del self._hysteresis[key]
+        for key in [key for key in self._totals if key[1] == engine]:
+            del self._totals[key]
 
-    def targets(self, gpus: list[GpuView], engines: list[EngineSample]) -> list[TargetView]:
+    def targets(
+        self, gpus: list[GpuView], engines: list[EngineSample], now: float | None = None
+    ) -> list[TargetView]:
+        """This cycle's targets; ``now`` (monotonic seconds) advances the time-in-state
+        counters by the time since the previous cycle."""
+        self._elapsed = now - self._now if now is not None and self._now is not None else 0.0
+        self._now = now
         by_uuid = {view.identity.uuid: view for view in gpus}
         claimed: set[str] = set()
         targets: list[TargetView] = []
@@ -111,7 +125,10 @@ class JoinStage:
         peaks = Peaks.of_gpu(gpu) if gpu is not None else self._specs.engine_only_peaks()
         point = self._operating_point(gpu, engine, peaks)
         reading = gpu.reading if gpu is not None and gpu.up else None
-        verdict = self._verdict((uuid, engine_label), gpu, reading, view, point, peaks)
+        key = (uuid, engine_label)
+        verdict = self._verdict(key, gpu, reading, view, point, peaks)
+        totals = self._totals.setdefault(key, _TargetTotals())
+        totals.advance(verdict, self._elapsed, view, point)
         return TargetView(
             gpu=str(gpu.identity.index) if gpu is not None else "",
             uuid=uuid,
@@ -121,6 +138,9 @@ class JoinStage:
             peak_bandwidth_bytes_per_second=peaks.bandwidth_bytes_per_second,
             point=point,
             verdict=verdict,
+            bound_seconds_total=dict(totals.states.seconds),
+            model_bytes_total={phase: t.total for phase, t in totals.bytes.items()},
+            model_flops_total={phase: t.total for phase, t in totals.flops.items()},
         )
 
     def _operating_point(
@@ -201,11 +221,81 @@ class JoinStage:
             decode_mfu_ratio=point.decode_model_flops_utilization_ratio if point else None,
             cross_check=point.cross_check if point else None,
         )
-        state = classify_held(
-            self._hysteresis.get(key, HysteresisState()), evidence, self._thresholds
+        before = self._hysteresis.get(key, HysteresisState())
+        previous = published(before)
+        # As classify_held: classify with the published state's dead band, then advance; the
+        # observation is kept to show a held state with this cycle's numbers.
+        observed = classify(
+            evidence, self._thresholds, previous.state if previous is not None else None
         )
+        state = advance(before, observed, self._thresholds.hold_samples)
         self._hysteresis[key] = state
-        return published(state)
+        current = published(state)
+        if current is not None and (previous is None or previous.state != current.state):
+            where = f"GPU {gpu.identity.index}" if gpu is not None else "engine-only"
+            log.info("%s %s: %s", where, key[1] or "(no engine)", current.reason)
+        # A held state is shown with this cycle's numbers, never an older cycle's reason.
+        return held_verdict(current, observed) if current is not None else None
+
+
+class _TargetTotals:
+    """One target's counters: seconds per published state, model bytes and FLOPs by phase.
+
+    Bytes and FLOPs are the engine's token increases since the previous cycle (from rooftop's
+    reset-aware token totals) times this cycle's per-token cost on this GPU: decode from the
+    operating point; prefill per token from its achieved FLOP/s over its token rate, and its
+    bytes from that over the prefill intensity.
+    """
+
+    def __init__(self) -> None:
+        self.states = StateSeconds()
+        self.bytes: dict[str, AmountTotal] = {}
+        self.flops: dict[str, AmountTotal] = {}
+        self._last_tokens: dict[str, float] = {}
+
+    def advance(
+        self,
+        verdict: Verdict | None,
+        elapsed: float,
+        engine: EngineView | None,
+        point: OperatingPoint | None,
+    ) -> None:
+        self.states.add(verdict.state if verdict is not None else None, elapsed)
+        if engine is None or not engine.up:
+            self._last_tokens.clear()  # never count across an outage
+            return
+        for phase, total in (
+            ("decode", engine.decode_tokens_total),
+            ("prefill", engine.prefill_tokens_total),
+        ):
+            if total is None:
+                self._last_tokens.pop(phase, None)
+                continue
+            last = self._last_tokens.get(phase)
+            self._last_tokens[phase] = total
+            if last is None or point is None:
+                continue
+            tokens = max(0.0, total - last)
+            per_token = _per_token_cost(phase, point, engine)
+            if per_token is None:
+                continue
+            flops, moved = per_token
+            self.flops.setdefault(phase, AmountTotal()).add(tokens * flops)
+            self.bytes.setdefault(phase, AmountTotal()).add(tokens * moved)
+
+
+def _per_token_cost(
+    phase: str, point: OperatingPoint, engine: EngineView
+) -> tuple[float, float] | None:
+    """(FLOPs, bytes) one token of ``phase`` costs on this GPU, or ``None`` when unknown."""
+    if phase == "decode":
+        return point.decode_flops_per_token, point.decode_bytes_per_token
+    rate = engine.prefill_tokens_per_second
+    achieved = point.prefill_achieved_flops_per_second
+    if not rate or achieved is None or point.prefill_arithmetic_intensity <= 0:
+        return None
+    flops = achieved / rate
+    return flops, flops / point.prefill_arithmetic_intensity
 
 
 def _link_share(gpu: GpuView | None, reading: GpuReading | None) -> float | None:

@@ -17,13 +17,20 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Final
 
-from rooftop.exporter.sources.nvml_api import GpmMetricValue, MemoryInfo, PciInfo, Utilization
+from rooftop.exporter.sources.nvml_api import (
+    ComputeProcess,
+    GpmMetricValue,
+    MemoryInfo,
+    PciInfo,
+    Utilization,
+)
 
 VALUE_TYPES: Final[dict[str, type[Any]]] = {
     "PciInfo": PciInfo,
     "MemoryInfo": MemoryInfo,
     "Utilization": Utilization,
     "GpmMetricValue": GpmMetricValue,
+    "ComputeProcess": ComputeProcess,
 }
 
 

@@ -31,6 +31,7 @@ from rooftop.exporter.recording.codec import CodecError, decode_value, encode_va
 from rooftop.exporter.recording.format import RecordingError
 from rooftop.exporter.recording.tape import Player, Recorder
 from rooftop.exporter.sources.nvml_api import (
+    ComputeProcess,
     GpmMetricValue,
     MemoryInfo,
     NvmlBackend,
@@ -175,9 +176,33 @@ class RecordingNvmlBackend:
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: Any) -> int:
         return int(self._device("nvmlDeviceGetCurrentClocksEventReasons", handle))
 
-    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[int]:
-        pids: list[int] = self._device("nvmlDeviceGetComputeRunningProcesses", handle)
-        return pids
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[ComputeProcess]:
+        processes: list[ComputeProcess] = self._device(
+            "nvmlDeviceGetComputeRunningProcesses", handle
+        )
+        return processes
+
+    def nvmlDeviceGetTemperature(self, handle: Any, sensor: int) -> int:
+        return int(self._device("nvmlDeviceGetTemperature", handle, sensor))
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: Any) -> int:
+        return int(self._device("nvmlDeviceGetTotalEnergyConsumption", handle))
+
+    def nvmlDeviceGetTotalEccErrors(self, handle: Any, error_type: int, counter: int) -> int:
+        return int(self._device("nvmlDeviceGetTotalEccErrors", handle, error_type, counter))
+
+    def nvmlEventSetCreate(self) -> Any:
+        # Event sets are live driver objects: XID counting is not recorded (replay has none).
+        raise nvml_error(NvmlErrorCode.NOT_SUPPORTED)
+
+    def nvmlDeviceRegisterEvents(self, handle: Any, event_types: int, event_set: Any) -> None:
+        raise nvml_error(NvmlErrorCode.NOT_SUPPORTED)
+
+    def nvmlEventSetWait(self, event_set: Any, timeout_ms: int) -> int | None:
+        return None
+
+    def nvmlEventSetFree(self, event_set: Any) -> None:
+        return None
 
     def nvmlDeviceGetMaxMigDeviceCount(self, handle: Any) -> int:
         return int(self._device("nvmlDeviceGetMaxMigDeviceCount", handle))
@@ -321,8 +346,34 @@ class ReplayNvmlBackend:
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: Any) -> int:
         return int(self._device("nvmlDeviceGetCurrentClocksEventReasons", handle))
 
-    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[int]:
-        return [int(pid) for pid in self._device("nvmlDeviceGetComputeRunningProcesses", handle)]
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[ComputeProcess]:
+        answer = self._device("nvmlDeviceGetComputeRunningProcesses", handle)
+        # Older recordings hold bare pids.
+        return [
+            item if isinstance(item, ComputeProcess) else ComputeProcess(int(item), None)
+            for item in answer
+        ]
+
+    def nvmlDeviceGetTemperature(self, handle: Any, sensor: int) -> int:
+        return int(self._device("nvmlDeviceGetTemperature", handle, sensor))
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: Any) -> int:
+        return int(self._device("nvmlDeviceGetTotalEnergyConsumption", handle))
+
+    def nvmlDeviceGetTotalEccErrors(self, handle: Any, error_type: int, counter: int) -> int:
+        return int(self._device("nvmlDeviceGetTotalEccErrors", handle, error_type, counter))
+
+    def nvmlEventSetCreate(self) -> Any:
+        raise nvml_error(NvmlErrorCode.NOT_SUPPORTED)
+
+    def nvmlDeviceRegisterEvents(self, handle: Any, event_types: int, event_set: Any) -> None:
+        raise nvml_error(NvmlErrorCode.NOT_SUPPORTED)
+
+    def nvmlEventSetWait(self, event_set: Any, timeout_ms: int) -> int | None:
+        return None
+
+    def nvmlEventSetFree(self, event_set: Any) -> None:
+        return None
 
     def nvmlDeviceGetMaxMigDeviceCount(self, handle: Any) -> int:
         return int(self._device("nvmlDeviceGetMaxMigDeviceCount", handle))

@@ -93,7 +93,9 @@ def restrict(families: Families, select: FamilySelection) -> dict[str, Metric]:
     for name, family in families.items():
         kept = Metric(family.name, family.documentation, family.type, family.unit)
         if select.keeps(name):
-            kept.samples = family.samples if select.buckets else labelled_samples(family)
+            kept.samples = (
+                family.samples if select.keeps_buckets(name) else labelled_samples(family)
+            )
         out[name] = kept
     return out
 
@@ -339,6 +341,43 @@ def sum_count(
     if total is None or count is None:
         return None
     return (total, count)
+
+
+def histogram_buckets(
+    family: Metric | None,
+    where: Mapping[str, str] | None = None,
+    replica_labels: tuple[str, ...] = REPLICA_LABELS,
+) -> tuple[tuple[float, float], ...] | None:
+    """Cumulative ``(le, count)`` buckets of a histogram summed over its series, ``le``
+    ascending with ``+Inf`` last; ``None`` unless it is a histogram with a ``+Inf`` bucket.
+
+    Series with different bucket layouts are summed on the union of bounds, each series
+    contributing its count at the largest bound not above ``le`` (as if it had that bucket).
+    """
+    if family is None or family.type not in ("histogram", "gaugehistogram", "unknown"):
+        return None
+    per_series: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
+    for labels, value in series_values(family, "_bucket", where, replica_labels):
+        try:
+            bound = float(labels.pop("le"))
+        except (KeyError, ValueError):
+            continue
+        if math.isnan(bound):
+            continue
+        key = tuple(sorted((k, v) for k, v in labels.items() if k not in replica_labels))
+        per_series.setdefault(key, {})[bound] = value
+    series = [s for s in per_series.values() if math.inf in s]
+    if not series:
+        return None
+    bounds = sorted({bound for buckets in series for bound in buckets})
+    result = []
+    for bound in bounds:
+        total = 0.0
+        for buckets in series:
+            below = [b for b in buckets if b <= bound]
+            total += buckets[max(below)] if below else 0.0
+        result.append((bound, total))
+    return tuple(result)
 
 
 def labelled_samples(family: Metric) -> list[Sample]:

@@ -220,6 +220,14 @@ class EngineCpuStats:
         self._clock = clock
         self._monitors: dict[str, EngineProcessMonitor] = {}
 
+    def tree_pids(self, pid: int) -> tuple[int, ...]:
+        """``pid`` and its descendants; ``()`` when they cannot be read."""
+        provider = self._provider or PsutilProcessProvider()
+        try:
+            return tuple(provider.tree_pids(pid))
+        except HostSourceError:
+            return ()
+
     def stats(self, engine: str, pid: int | None) -> ProcessCpu | None:
         if pid is None:
             self._monitors.pop(engine, None)

@@ -39,12 +39,20 @@ from rooftop.exporter.sources.nvml_api import (
     CLOCK_EVENT_REASONS,
     CLOCK_MEM,
     CLOCK_SM,
+    ECC_CORRECTED,
+    ECC_UNCORRECTED,
+    ECC_VOLATILE,
     GPM_ACTIVITY_FIELDS,
     GPM_METRICS,
     GPM_MIN_WINDOW_SECONDS,
+    MAX_XID_EVENTS_PER_CYCLE,
     MIG_MODE_ENABLED,
+    MILLIJOULES_PER_JOULE,
     MILLIWATTS_PER_WATT,
     NVML_SUCCESS,
+    TEMPERATURE_GPU,
+    XID_EVENT_TYPE,
+    ComputeProcess,
     ErrorAction,
     GpmMetric,
     GpmMetricValue,
@@ -156,7 +164,7 @@ class NvmlSource:
     def close(self) -> None:
         """Free GPM samples and shut NVML down (errors ignored: this is teardown)."""
         for state in self._states.values():
-            self._drop_gpm(state)
+            self._forget(state)
         if self._started and self._backend is not None:
             try:
                 self._backend.nvmlShutdown()
@@ -176,7 +184,7 @@ class NvmlSource:
         if not isinstance(count, int):
             raise NvmlUnavailableError(f"NVML could not count GPUs: {count}")
         for state in self._states.values():
-            self._drop_gpm(state)
+            self._forget(state)
         self._states = {}
         self._undiscovered = {}
         self._device_count = count
@@ -222,6 +230,14 @@ class NvmlSource:
             bus_width = calls.get("nvmlDeviceGetMemoryBusWidth", handle)
             mig_mode = calls.get("nvmlDeviceGetMigMode", handle)
             gpm = calls.get("nvmlGpmQueryDeviceSupport", handle)
+            xid_events = calls.get("nvmlEventSetCreate")
+            if xid_events is not None:
+                registered = calls.get(
+                    "nvmlDeviceRegisterEvents", handle, XID_EVENT_TYPE, xid_events, ok=True
+                )
+                if registered is None:  # XID events unsupported here (vGPU, some MIG setups)
+                    self._free_events(xid_events)
+                    xid_events = None
             identity = GpuIdentity(
                 index=index,
                 uuid=str(uuid),
@@ -235,7 +251,9 @@ class NvmlSource:
                 memory_bus_width_bits=int(bus_width) if bus_width else None,
                 mig_mode_enabled=(mig_mode[0] == MIG_MODE_ENABLED) if mig_mode else None,
             )
-            return GpuState(identity=identity, handle=handle, gpm_supported=bool(gpm))
+            return GpuState(
+                identity=identity, handle=handle, gpm_supported=bool(gpm), xid_events=xid_events
+            )
 
         return work
 
@@ -266,7 +284,7 @@ class NvmlSource:
                     f"GPU count changed from {self._device_count} to {count}; rediscovered"
                 )
             for state in self._states.values():
-                self._drop_gpm(state)
+                self._forget(state)
             self._states = {}
             self._undiscovered = {}
             self._device_count = count
@@ -330,7 +348,18 @@ class NvmlSource:
         limit_mw = calls.get("nvmlDeviceGetEnforcedPowerLimit", handle)
         memory: MemoryInfo | None = calls.get("nvmlDeviceGetMemoryInfo", handle)
         reasons = calls.get("nvmlDeviceGetCurrentClocksEventReasons", handle)
-        pids = calls.get("nvmlDeviceGetComputeRunningProcesses", handle)
+        processes: list[ComputeProcess] | None = calls.get(
+            "nvmlDeviceGetComputeRunningProcesses", handle
+        )
+        temperature = calls.get("nvmlDeviceGetTemperature", handle, TEMPERATURE_GPU)
+        energy_mj = calls.get("nvmlDeviceGetTotalEnergyConsumption", handle)
+        ecc_corrected = calls.get(
+            "nvmlDeviceGetTotalEccErrors", handle, ECC_CORRECTED, ECC_VOLATILE
+        )
+        ecc_uncorrected = calls.get(
+            "nvmlDeviceGetTotalEccErrors", handle, ECC_UNCORRECTED, ECC_VOLATILE
+        )
+        self._drain_xid_events(state, calls)
         mig = self._read_mig(state, calls) if identity.mig_mode_enabled else ()
 
         tier: Tier = "none"
@@ -353,7 +382,22 @@ class NvmlSource:
             power_limit_watts=limit_mw / MILLIWATTS_PER_WATT if limit_mw is not None else None,
             memory_used_bytes=memory.used_bytes if memory else None,
             clock_event_reasons=clock_event_reason_names(int(reasons)) if reasons else (),
-            compute_pids=tuple(sorted({int(p) for p in pids})) if pids else (),
+            compute_pids=tuple(sorted({p.pid for p in processes})) if processes else (),
+            process_memory_bytes=tuple(
+                sorted(
+                    (p.pid, p.used_gpu_memory_bytes)
+                    for p in processes or ()
+                    if p.used_gpu_memory_bytes is not None
+                )
+            ),
+            temperature_celsius=float(temperature) if temperature is not None else None,
+            energy_joules_total=(
+                energy_mj / MILLIJOULES_PER_JOULE if energy_mj is not None else None
+            ),
+            ecc_corrected_errors_total=ecc_corrected,
+            ecc_uncorrected_errors_total=ecc_uncorrected,
+            xid_errors_total=state.xid_errors if state.xid_events is not None else None,
+            last_xid=state.last_xid,
             mig_instances=mig,
             mig_supported=identity.mig_mode_enabled is not None,
             sm_active_ratio=gpm.get("sm_active_ratio"),
@@ -542,6 +586,32 @@ class NvmlSource:
             error=reason,
         )
 
+    def _drain_xid_events(self, state: GpuState, calls: GpuCalls) -> None:
+        """Count the XID errors queued for this GPU since the last cycle (never blocks)."""
+        if state.xid_events is None:
+            return
+        for _ in range(MAX_XID_EVENTS_PER_CYCLE):
+            xid = calls.get("nvmlEventSetWait", state.xid_events, 0)
+            if xid is None:
+                return
+            state.xid_errors += 1
+            state.last_xid = int(xid)
+
+    def _free_events(self, event_set: Any) -> None:
+        if self._backend is None:
+            return
+        try:
+            self._backend.nvmlEventSetFree(event_set)
+        except pynvml.NVMLError as error:
+            log.debug("nvmlEventSetFree: %s", error)
+
+    def _forget(self, state: GpuState) -> None:
+        """A GPU rediscovered or the source closed: free its GPM sample and event set."""
+        self._drop_gpm(state)
+        if state.xid_events is not None:
+            self._free_events(state.xid_events)
+            state.xid_events = None
+
     def _drop_gpm(self, state: GpuState) -> None:
         if state.gpm_sample is not None:
             self._free_sample(state.gpm_sample)
@@ -566,7 +636,9 @@ __all__ = [
     "CLOCK_EVENT_REASONS",
     "CLOCK_MEM",
     "CLOCK_SM",
+    "ECC_UNCORRECTED",
     "GPM_METRICS",
+    "ComputeProcess",
     "ErrorAction",
     "GpmMetric",
     "GpmMetricValue",

@@ -25,6 +25,15 @@ GPM_MIN_WINDOW_SECONDS = 0.1
 NVML_SUCCESS: int = int(pynvml.NVML_SUCCESS)
 CLOCK_SM: int = int(pynvml.NVML_CLOCK_SM)
 CLOCK_MEM: int = int(pynvml.NVML_CLOCK_MEM)
+TEMPERATURE_GPU: int = int(pynvml.NVML_TEMPERATURE_GPU)
+ECC_CORRECTED: int = int(pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED)
+ECC_UNCORRECTED: int = int(pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED)
+ECC_VOLATILE: int = int(pynvml.NVML_VOLATILE_ECC)
+"""Counts since the driver last loaded (dcgm-exporter's ``DCGM_FI_DEV_ECC_*_VOL_TOTAL``)."""
+XID_EVENT_TYPE: int = int(pynvml.nvmlEventTypeXidCriticalError)
+MAX_XID_EVENTS_PER_CYCLE = 64
+"""Events drained per GPU per cycle; more stay queued in the driver for the next cycle."""
+MILLIJOULES_PER_JOULE = 1000.0
 MIG_MODE_ENABLED: int = int(pynvml.NVML_DEVICE_MIG_ENABLE)
 
 
@@ -140,6 +149,15 @@ class MemoryInfo:
 
 
 @dataclass(frozen=True)
+class ComputeProcess:
+    """One entry of ``nvmlDeviceGetComputeRunningProcesses``."""
+
+    pid: int
+    used_gpu_memory_bytes: int | None
+    """``None`` where NVML cannot say (``NVML_VALUE_NOT_AVAILABLE``, e.g. without permission)."""
+
+
+@dataclass(frozen=True)
 class Utilization:
     """From ``nvmlDeviceGetUtilizationRates``, percent of the driver's sample period."""
 
@@ -180,7 +198,17 @@ class NvmlBackend(Protocol):
     def nvmlDeviceGetPowerUsage(self, handle: Any) -> int: ...
     def nvmlDeviceGetEnforcedPowerLimit(self, handle: Any) -> int: ...
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: Any) -> int: ...
-    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[int]: ...
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[ComputeProcess]: ...
+    def nvmlDeviceGetTemperature(self, handle: Any, sensor: int) -> int: ...
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: Any) -> int: ...
+    def nvmlDeviceGetTotalEccErrors(self, handle: Any, error_type: int, counter: int) -> int: ...
+    def nvmlEventSetCreate(self) -> Any: ...
+    def nvmlDeviceRegisterEvents(self, handle: Any, event_types: int, event_set: Any) -> None: ...
+    def nvmlEventSetWait(self, event_set: Any, timeout_ms: int) -> int | None:
+        """The XID of the next queued event, or ``None`` when none is queued."""
+        ...
+
+    def nvmlEventSetFree(self, event_set: Any) -> None: ...
     def nvmlDeviceGetMaxMigDeviceCount(self, handle: Any) -> int: ...
     def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: Any, index: int) -> Any: ...
     def nvmlDeviceGetGpuInstanceId(self, handle: Any) -> int: ...
@@ -262,8 +290,41 @@ class RealNvmlBackend:
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: Any) -> int:
         return int(pynvml.nvmlDeviceGetCurrentClocksEventReasons(handle))
 
-    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[int]:
-        return [int(p.pid) for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)]
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[ComputeProcess]:
+        return [
+            ComputeProcess(
+                pid=int(p.pid),
+                used_gpu_memory_bytes=(
+                    int(p.usedGpuMemory) if isinstance(p.usedGpuMemory, int) else None
+                ),
+            )
+            for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+        ]
+
+    def nvmlDeviceGetTemperature(self, handle: Any, sensor: int) -> int:
+        return int(pynvml.nvmlDeviceGetTemperature(handle, sensor))
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: Any) -> int:
+        return int(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+
+    def nvmlDeviceGetTotalEccErrors(self, handle: Any, error_type: int, counter: int) -> int:
+        return int(pynvml.nvmlDeviceGetTotalEccErrors(handle, error_type, counter))
+
+    def nvmlEventSetCreate(self) -> Any:
+        return pynvml.nvmlEventSetCreate()
+
+    def nvmlDeviceRegisterEvents(self, handle: Any, event_types: int, event_set: Any) -> None:
+        pynvml.nvmlDeviceRegisterEvents(handle, event_types, event_set)
+
+    def nvmlEventSetWait(self, event_set: Any, timeout_ms: int) -> int | None:
+        try:
+            data = pynvml.nvmlEventSetWait_v2(event_set, timeout_ms)
+        except pynvml.NVMLError_Timeout:
+            return None
+        return int(data.eventData)
+
+    def nvmlEventSetFree(self, event_set: Any) -> None:
+        pynvml.nvmlEventSetFree(event_set)
 
     def nvmlDeviceGetMaxMigDeviceCount(self, handle: Any) -> int:
         return int(pynvml.nvmlDeviceGetMaxMigDeviceCount(handle))

@@ -54,6 +54,11 @@ class GpuState:
     gpm_supported: bool
     gpm_sample: Any = None
     gpm_sample_time: float | None = None
+    xid_events: Any = None
+    """This GPU's NVML event set for XID errors; ``None`` where XID events are unsupported."""
+    xid_errors: int = 0
+    """XID errors seen since rooftop started watching this GPU."""
+    last_xid: int | None = None
 
 
 SYSTEM = -1
@@ -76,7 +81,7 @@ class GpuCalls:
         self._notes = notes
         self._warned_functions = warned_functions
 
-    def get(self, name: str, *args: Any, absent_codes: Iterable[int] = ()) -> Any:
+    def get(self, name: str, *args: Any, absent_codes: Iterable[int] = (), ok: bool = False) -> Any:
         """Call ``backend.<name>(*args)``; the value, or None when the field is to be omitted.
 
         Raises :class:`GpuDown` when the error means the GPU cannot be read at all.
@@ -85,7 +90,8 @@ class GpuCalls:
         """
         self._job.current_call = name
         try:
-            return getattr(self._backend, name)(*args)
+            result = getattr(self._backend, name)(*args)
+            return True if ok else result
         except pynvml.NVMLError as error:
             code = int(error.value)
             if code in set(absent_codes):

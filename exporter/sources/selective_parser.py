@@ -122,10 +122,14 @@ class FamilySelection:
     names: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = ()
     buckets: bool = False
+    bucket_names: tuple[str, ...] = ()
+    """Histograms whose ``_bucket`` samples are kept although ``buckets`` is off (latency
+    quantiles read from the engine's buckets: a few families, not every histogram)."""
     samples: bool = True
     everything: bool = False
     """Keep every family (``buckets`` still applies)."""
     _names: frozenset[str] = field(init=False, repr=False, compare=False)
+    _bucket_names: frozenset[str] = field(init=False, repr=False, compare=False)
     _prefixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -136,6 +140,11 @@ class FamilySelection:
             if prefix.endswith(":"):
                 spellings.append(prefix[:-1] + "_")
         object.__setattr__(self, "_names", names)
+        object.__setattr__(
+            self,
+            "_bucket_names",
+            frozenset(v for name in self.bucket_names for v in _variants(name)),
+        )
         object.__setattr__(self, "_prefixes", tuple(spellings))
 
     def keeps(self, family: str) -> bool:
@@ -156,11 +165,16 @@ class FamilySelection:
             raw_name.endswith("_total") and self.keeps(raw_name[: -len("_total")])
         )
 
+    def keeps_buckets(self, family: str) -> bool:
+        """Whether the ``_bucket`` samples of the histogram ``family`` are kept."""
+        return self.buckets or (family in self._bucket_names and self.keeps(family))
+
     def union(self, other: FamilySelection) -> FamilySelection:
         return FamilySelection(
             names=(*self.names, *other.names),
             prefixes=(*self.prefixes, *other.prefixes),
             buckets=self.buckets or other.buckets,
+            bucket_names=(*self.bucket_names, *other.bucket_names),
             samples=self.samples or other.samples,
             everything=self.everything or other.everything,
         )
@@ -288,7 +302,8 @@ def _families(text: str, selection: FamilySelection, max_series: int) -> list[_F
                     samples, count, skipped = ([] if build else None), 0, []
                 typ = rest
                 allowed = tuple(name + s for s in _ALLOWED_SUFFIXES.get(typ, ("",)))
-            bucket_name = name + "_bucket" if typ == "histogram" and not buckets else ""
+            skip_buckets = typ == "histogram" and not (buckets or selection.keeps_buckets(name))
+            bucket_name = name + "_bucket" if skip_buckets else ""
             if samples is None:
                 block = _block((name, *allowed))
             elif bucket_name:

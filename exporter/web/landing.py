@@ -393,6 +393,17 @@ def _gpu_order(gpu: str) -> tuple[int, str]:
     return (int(gpu), "") if gpu.isdigit() else (1 << 30, gpu)
 
 
+def nothing_yet(snapshot: Snapshot | None) -> str:
+    """Why a snapshot has no target: which sources are down and why, never a silent wait."""
+    if snapshot is None:
+        return "waiting for the first sample…"
+    down = [s for s in snapshot.sources if not s.up]
+    if down:
+        said = "; ".join(f"{s.source} ({s.kind}) down: {s.error or 'no answer'}" for s in down)
+        return f"no GPU or engine to show: {said}"
+    return "no GPU or engine to show: no GPU source and no engine configured or found yet"
+
+
 def landing_page(
     snapshot: Snapshot | None,
     history: Sequence[HistoryEntry] = (),
@@ -407,8 +418,7 @@ def landing_page(
     else:
         panels = [target_panel(snapshot, t, history) for t in _targets(snapshot)]
         cards = "".join(_card(p, i, window_seconds) for i, p in enumerate(panels)) or (
-            '<p class="empty">no GPU or engine found yet: pass --engine URL, '
-            "or see /metrics for each source's status</p>"
+            f'<p class="empty">{html.escape(nothing_yet(snapshot))}</p>'
         )
         down = [s.source for s in snapshot.sources if not s.up]
         meta = f"snapshot {snapshot.sequence}, {len(snapshot.gpus)} GPU(s), " + (

@@ -187,3 +187,23 @@ def test_watch_text_mentions_the_reset(
     assert code == 0
     assert "counter reset seen" in out
     assert "/s" in out
+
+
+def test_watch_prints_aligned_columns_with_a_unit_on_every_figure(
+    restarting_engine: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run([restarting_engine, "--watch", "0.1"], capsys)
+    assert code == 0
+    table = out.split("\n\n")[1].splitlines()
+    header, rows = table[0], [row for row in table[1:] if not row.startswith("  counter reset")]
+    assert header.lstrip().startswith("over ") and header.endswith("value  unit")
+    value_end = header.index("value") + len("value")
+    figures = [row for row in rows if row[:value_end].rstrip().endswith(tuple("0123456789"))]
+    assert figures, out
+    for row in figures:
+        # every number ends at the same column and is followed by its unit
+        assert row[value_end - 1].isdigit(), row
+        unit = row[value_end:].strip()
+        assert unit in {"tokens/s", "FLOP/s", "B/s", "requests/s", "ms", "tokens"}, row
+    generated = next(row for row in figures if "generated tokens" in row)
+    assert generated.endswith("tokens/s")

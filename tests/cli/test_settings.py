@@ -293,6 +293,124 @@ def test_serve_with_bad_json_in_env_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+# --- typos are caught at start, naming the field and the closest valid value ----------------------
+
+TYPOS: list[tuple[str, dict[str, Any], str, str]] = [
+    (
+        "gpu id under gpu_overrides",
+        {"gpu_overrides": {"h100-sxmm": {"memory_bandwidth_bytes_per_second": 3e12}}},
+        "gpu_overrides",
+        "h100-sxm",
+    ),
+    (
+        "dtype under peak_flops_per_second",
+        {"gpu_overrides": {"h100-sxm": {"peak_flops_per_second": {"bf61": 9e14}}}},
+        "gpu_overrides.h100-sxm.peak_flops_per_second",
+        "'bf16'",
+    ),
+    (
+        "top-level key",
+        {"intervall_seconds": 2},
+        "intervall_seconds",
+        "'interval_seconds'",
+    ),
+    (
+        "engine key",
+        {"engines": [{"url": "http://h:1/metrics", "tensor_paralel": 2}]},
+        "engines.0.tensor_paralel",
+        "'tensor_parallel'",
+    ),
+    (
+        "override key",
+        {"gpu_overrides": {"h100-sxm": {"memory_bandwith_bytes_per_second": 3e12}}},
+        "gpu_overrides.h100-sxm.memory_bandwith_bytes_per_second",
+        "'memory_bandwidth_bytes_per_second'",
+    ),
+    (
+        "verdict threshold name",
+        {"verdict_thresholds": {"memory_dram_ration": 0.4}},
+        "verdict_thresholds",
+        "'memory_dram_ratio'",
+    ),
+    (
+        "verdict threshold value",
+        {"verdict_thresholds": {"memory_dram_ratio": -0.4}},
+        "verdict_thresholds",
+        "memory_dram_ratio",
+    ),
+    (
+        "override that overrides nothing",
+        {"gpu_overrides": {"h100-sxm": {"note": "measured"}}},
+        "gpu_overrides.h100-sxm",
+        "peak_flops_per_second or memory_bandwidth_bytes_per_second",
+    ),
+    (
+        "two engines with one label",
+        {"engines": ["http://h:1/metrics", "http://h:1/other/metrics"]},
+        "engines",
+        "give each a distinct name",
+    ),
+    (
+        "non-positive peak",
+        {"gpu_overrides": {"h100-sxm": {"peak_flops_per_second": {"bf16": 0}}}},
+        "gpu_overrides.h100-sxm.peak_flops_per_second",
+        "positive",
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "flags", "where", "hint"), TYPOS, ids=[t[0] for t in TYPOS])
+def test_typo_is_rejected_naming_field_and_closest_value(
+    what: str, flags: dict[str, Any], where: str, hint: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(flags)
+    message = str(raised.value)
+    assert f"{where}:" in message, message
+    assert hint in message, message
+
+
+def test_override_keys_accept_catalog_ids_uuids_and_nvml_names() -> None:
+    settings = load_settings(
+        {
+            "gpu_overrides": {
+                "NVIDIA H100 80GB HBM3": {"peak_flops_per_second": {"bfloat16": 9e14}},
+                "GPU-0123abcd-0000-1111-2222-333344445555": {
+                    "memory_bandwidth_bytes_per_second": 3e12
+                },
+            }
+        }
+    )
+    assert set(settings.gpu_overrides) == {"h100-sxm", "GPU-0123abcd-0000-1111-2222-333344445555"}
+    peaks = settings.gpu_overrides["h100-sxm"].peak_flops_per_second
+    assert peaks == {"bf16": 9e14}  # the alias is stored as the dtype the sampler looks up
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("gpu_overrides:\n  h100-sxmm:\n    memory_bandwidth_bytes_per_second: 3e12\n", "h100-sxm"),
+        ("gpu_overrides:\n  h100-sxm:\n    peak_flops_per_second: {bf61: 9e14}\n", "bf16"),
+    ],
+)
+def test_serve_with_a_typo_exits_2_before_starting(
+    tmp_path: Path, yaml_text: str, expected: str
+) -> None:
+    config = tmp_path / "typo.yaml"
+    config.write_text(yaml_text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOFTOP_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "rooftop.exporter", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "gpu_overrides" in result.stderr and expected in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_generic_engine_block_is_the_adapters_own_config(tmp_path: Path) -> None:
     """YAML's ``label_filters`` mapping becomes the adapter's sorted ``(label, value)`` pairs;
     the settings hold :class:`GenericConfig` itself, so nothing is copied field by field."""

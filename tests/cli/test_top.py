@@ -20,6 +20,7 @@ import bcrypt
 import pytest
 from rich.console import Console
 
+from rooftop.classifiers.verdict import CAUSE_DESCRIPTIONS
 from rooftop.exporter.cli import main
 from rooftop.exporter.collector import ExpositionCache
 from rooftop.exporter.commands.top import metrics_url, render_table
@@ -39,7 +40,7 @@ from rooftop.exporter.top import (
 )
 from rooftop.exporter.webconfig import load_web_config
 from tests.conftest import FIXTURES, REPO_ROOT
-from tests.serving.test_collector import DOWN_URL, MODEL, UUID_0, UUID_1, golden_snapshot
+from tests.serving.test_collector import DOWN_ENGINE, MODEL, UUID_0, UUID_1, golden_snapshot
 from tests.serving.test_server import start_server
 
 
@@ -53,7 +54,7 @@ def test_rows_from_the_golden_exposition() -> None:
     view = parse_top(golden_text())
     assert view.version == "0.1.0" and not view.demo
     assert view.snapshot_age_seconds == 0.5
-    assert view.sources_down == (DOWN_URL,)
+    assert view.sources_down == (DOWN_ENGINE,)
     first, second = view.rows
     assert (first.gpu, first.uuid, first.engine, first.model) == ("0", UUID_0, "vllm-0", MODEL)
     assert first.gpu_up is True
@@ -119,7 +120,7 @@ def _row(**values: Any) -> TopRow:
         "gpu_up": True,
         "state": None,
         "evidence": None,
-        "reason": None,
+        "cause": None,
         "prefill_tokens_per_second": None,
         "decode_tokens_per_second": None,
         "batch": None,
@@ -144,10 +145,12 @@ def test_format_intensity(ai: float | None, ridge: float | None, text: str) -> N
     assert format_intensity(row) == text
 
 
-def test_reason_drops_the_state_prefix_only() -> None:
-    assert reason_text(_row(state="memory", reason="memory: DRAM 70%")) == "DRAM 70%"
-    engine_only = "engine-only evidence (no GPU counters, no model): memory: decode 5 tok/s"
-    assert reason_text(_row(state="memory", reason=engine_only)) == engine_only
+def test_reason_is_the_cause_in_words() -> None:
+    row = _row(state="memory", evidence="gpm", cause="dram_bandwidth")
+    assert reason_text(row) == CAUSE_DESCRIPTIONS["dram_bandwidth"]
+    estimate = _row(state="memory", evidence="engine-only", cause="batch_below_ridge")
+    assert reason_text(estimate).endswith("[engine-only evidence]")
+    assert reason_text(_row(state="memory", cause="from_a_newer_rooftop")) == "from_a_newer_rooftop"
     assert reason_text(_row()) == ""
     assert verdict_text(_row()) == "–"
 
@@ -176,10 +179,10 @@ def test_once_prints_the_table(
 ) -> None:
     assert main(["top", "--url", _url(exporter), "--once"]) == 0
     out = capsys.readouterr().out
-    for cell in ("vllm-0", MODEL, "150", "68%", "1.0 < 295", "memory", "DRAM x% of peak"):
+    for cell in ("vllm-0", MODEL, "150", "68%", "memory", "DRAM bandwidth at its memory"):
         assert cell in out, cell
     assert "GPU down" in out
-    assert f"down: {DOWN_URL}" in out
+    assert f"down: {DOWN_ENGINE}" in out
     assert "DEMO" not in out
 
 
@@ -305,7 +308,7 @@ def test_nothing_listening(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--url", "localhost:9753"], "is not an http(s) URL"),
+        (["--url", "localhost:9753"], "did you mean http://localhost:9753?"),
         (["--interval", "0"], "--interval"),
         (["--ca-file", "/nonexistent/ca.pem"], "--ca-file"),
     ],
@@ -394,6 +397,6 @@ def test_unknown_verdict_has_its_own_style() -> None:
 
     assert set(STATE_COLORS) == set(STATES)
     assert STATE_COLORS["unknown"] != STATE_COLORS["idle"]
-    row = _row(state="unknown", reason="unknown: nothing to judge on: no engine token counts")
+    row = _row(state="unknown", evidence="nvml", cause="no_evidence")
     assert verdict_text(row) == "unknown"
-    assert reason_text(row) == "nothing to judge on: no engine token counts"
+    assert reason_text(row) == CAUSE_DESCRIPTIONS["no_evidence"]

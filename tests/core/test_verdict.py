@@ -11,10 +11,12 @@ import dataclasses
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rooftop.classifiers.verdict import (
+    CAUSE_DESCRIPTIONS,
+    CAUSES,
     STATES,
     HysteresisState,
     Verdict,
@@ -23,6 +25,7 @@ from rooftop.classifiers.verdict import (
     VerdictThresholds,
     advance,
     classify,
+    held_verdict,
     published,
 )
 
@@ -635,3 +638,124 @@ def test_published_state_changes_only_after_hold_consecutive_samples(
             window = observed[max(0, i - hold + 1) : i + 1]
             if len(window) == hold and len(set(window)) == 1:
                 assert out[i] == window[0]
+
+
+# --- cause codes: a fixed set, so the verdict label never churns ---------------------------
+
+EXPECTED_CAUSES: dict[str, str] = {
+    "gpm-idle": "no_work",
+    "gpm-memory": "dram_bandwidth",
+    "gpm-compute": "tensor_pipes",
+    "gpm-latency": "host_thread_saturated",
+    "dcgm-idle": "no_work",
+    "dcgm-memory": "dram_bandwidth",
+    "dcgm-compute": "tensor_pipes",
+    "dcgm-latency": "below_roofs",
+    "nvml-idle": "no_work",
+    "nvml-memory": "model_bandwidth",
+    "nvml-compute": "model_flops",
+    "nvml-latency": "below_roofs",
+    "model-idle": "no_work",
+    "model-memory": "model_bandwidth",
+    "model-compute": "model_flops",
+    "model-latency": "host_thread_saturated",
+    "engine-idle": "no_work",
+    "engine-memory": "batch_below_ridge",
+    "engine-compute": "batch_above_ridge",
+    "engine-latency": "host_thread_saturated",
+}
+
+
+@pytest.mark.parametrize(
+    ("case_id", "fields"), [case[:2] for case in CASES], ids=[case[0] for case in CASES]
+)
+def test_each_case_has_its_cause_code(case_id: str, fields: dict[str, Any]) -> None:
+    verdict = classify(VerdictEvidence(**fields))
+    assert verdict.cause == EXPECTED_CAUSES.get(case_id, verdict.cause)
+    assert verdict.cause in CAUSES and verdict.cause != "unattributed"
+
+
+@pytest.mark.parametrize(
+    ("fields", "cause"),
+    [
+        # both roofs high; the intensity decides (AI 400 ≥ ridge 295 → compute)
+        (
+            {
+                "tier": "gpm",
+                "dram_active_ratio": 0.75,
+                "tensor_active_ratio": 0.55,
+                "decode_tokens_per_second": 100.0,
+                "arithmetic_intensity_flops_per_byte": 400.0,
+                "ridge_point_flops_per_byte": H100_RIDGE,
+            },
+            "intensity_above_ridge",
+        ),
+        (
+            {
+                "tier": "gpm",
+                "dram_active_ratio": 0.75,
+                "tensor_active_ratio": 0.55,
+                "decode_tokens_per_second": 100.0,
+                "arithmetic_intensity_flops_per_byte": 100.0,
+                "ridge_point_flops_per_byte": H100_RIDGE,
+            },
+            "intensity_below_ridge",
+        ),
+        ({"decode_tokens_per_second": 25.0, "batch_size": 1}, "decode_presumed_memory"),
+        ({"prefill_tokens_per_second": 8000.0}, "prefill_presumed_compute"),
+        ({"tier": "nvml", "kernel_busy_ratio": 0.8}, "no_roof_evidence"),
+    ],
+)
+def test_remaining_causes(fields: dict[str, Any], cause: str) -> None:
+    assert classify(VerdictEvidence(**fields)).cause == cause
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    dram=st.none() | st.floats(0, 1.2),
+    tensor=st.none() | st.floats(0, 1.2),
+    decode=st.none() | st.floats(0, 1e5),
+    prefill=st.none() | st.floats(0, 1e5),
+    batch=st.none() | st.floats(0, 1024),
+    ai=st.none() | st.floats(0.1, 2000),
+)
+def test_numbers_never_reach_the_cause(
+    dram: float | None,
+    tensor: float | None,
+    decode: float | None,
+    prefill: float | None,
+    batch: float | None,
+    ai: float | None,
+) -> None:
+    """Whatever the numbers, the cause is one of the fixed codes (the reason carries them)."""
+    tier = "gpm" if dram is not None or tensor is not None else "none"
+    verdict = classify(
+        VerdictEvidence(
+            tier=tier,
+            dram_active_ratio=dram,
+            tensor_active_ratio=tensor,
+            decode_tokens_per_second=decode,
+            prefill_tokens_per_second=prefill,
+            batch_size=batch,
+            arithmetic_intensity_flops_per_byte=ai,
+            ridge_point_flops_per_byte=H100_RIDGE,
+        )
+    )
+    assert verdict.cause in CAUSES and verdict.cause != "unattributed"
+    assert set(CAUSE_DESCRIPTIONS) == set(CAUSES)
+
+
+def test_unknown_cause_is_rejected() -> None:
+    with pytest.raises(ValueError, match="cause must be one of"):
+        Verdict(state="idle", evidence="gpm", reason="x", cause="batch 409.8")  # type: ignore[arg-type]
+
+
+def test_held_verdict_tells_the_held_state_with_this_cycles_numbers() -> None:
+    idle = classify(VerdictEvidence(tier="gpm", dram_active_ratio=0.0, decode_tokens_per_second=0))
+    memory = classify(
+        VerdictEvidence(tier="gpm", dram_active_ratio=0.7, decode_tokens_per_second=150.0)
+    )
+    held = held_verdict(idle, memory)
+    assert held.state == "idle" and held.cause == "held" and held.evidence == "gpm"
+    assert "this cycle looks memory: DRAM 70%" in held.reason
+    assert held_verdict(memory, memory) is memory

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from rooftop.dashboards.common import (
     OVERVIEW_UID,
@@ -135,6 +136,37 @@ def test_rooftop_dashboards_command_writes_the_same_files(tmp_path: Path) -> Non
     for relative, text in generated_files().items():
         assert (tmp_path / relative).read_text(encoding="utf-8") == text
     assert main(["dashboards", "--check", "--output-dir", str(tmp_path)]) == 0
+
+
+def test_rooftop_dashboards_writes_into_the_current_directory_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never into the installed package (site-packages) unless asked to."""
+    from rooftop.exporter.cli import main
+
+    before = {path: path.stat().st_mtime_ns for path in PACKAGE_DIR.rglob("*") if path.is_file()}
+    monkeypatch.chdir(tmp_path)
+    assert main(["dashboards"]) == 0
+    for relative in generated_files():
+        assert (tmp_path / relative).is_file(), relative
+    after = {path: path.stat().st_mtime_ns for path in PACKAGE_DIR.rglob("*") if path.is_file()}
+    assert after == before
+
+
+def test_rooftop_dashboards_runbook_base_url(tmp_path: Path) -> None:
+    from rooftop.exporter.cli import main
+
+    base = "https://wiki.example.org/rooftop/alerts"
+    assert main(["dashboards", "--output-dir", str(tmp_path), "--runbook-base-url", base]) == 0
+    rules = yaml.safe_load((tmp_path / "rules" / "rooftop.rules.yaml").read_text())
+    urls = {
+        rule["annotations"]["runbook_url"]
+        for g in rules["groups"]
+        for rule in g["rules"]
+        if "alert" in rule
+    }
+    assert urls and all(url.startswith(base + "#") for url in urls)
+    assert main(["dashboards", "--output-dir", str(tmp_path), "--runbook-base-url", "a.md"]) == 2
 
 
 def test_uids_titles_and_panel_ids_are_stable_and_unique() -> None:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -18,6 +19,7 @@ import yaml
 from rooftop.dashboards.generate import PACKAGE_DIR
 from rooftop.dashboards.prometheus_rules import (
     ALERTING_GROUP,
+    DEFAULT_RUNBOOK_BASE_URL,
     RECORDING_GROUP,
     RuleParameters,
     alert_names,
@@ -76,7 +78,10 @@ def test_every_alert_has_severity_summary_numbers_and_a_runbook_section() -> Non
         annotations = rule["annotations"]
         assert set(annotations) == {"summary", "description", "runbook_url"}
         assert "humanize" in annotations["description"], f"{name}: no number in the description"
-        assert annotations["runbook_url"] == f"docs/alerts.md#{runbook_anchor(name)}"
+        url = urlsplit(annotations["runbook_url"])
+        assert url.scheme == "https" and url.netloc, "Alertmanager/Grafana cannot open a path"
+        assert annotations["runbook_url"] == (f"{DEFAULT_RUNBOOK_BASE_URL}#{runbook_anchor(name)}")
+        assert DEFAULT_RUNBOOK_BASE_URL.endswith("/docs/alerts.md")
         assert name in headings, f"docs/alerts.md has no '## {name}' section"
     assert set(headings) == EXPECTED_ALERTS
 
@@ -113,6 +118,8 @@ def test_parameters_reach_thresholds_and_durations() -> None:
         ({"snapshot_stale_after_seconds": -1}, "snapshot_stale_after_seconds"),
         ({"decode_active_min_tokens_per_second": -1}, "decode_active_min_tokens_per_second"),
         ({"throttle_reasons": ()}, "throttle_reasons"),
+        ({"runbook_base_url": "docs/alerts.md"}, "runbook_base_url"),
+        ({"runbook_base_url": "https://x.org/a.md#top"}, "runbook_base_url"),
     ],
 )
 def test_bad_parameters_name_the_field(kwargs: dict[str, Any], message: str) -> None:

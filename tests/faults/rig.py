@@ -101,6 +101,10 @@ def gpu_uuid(index: int) -> str:
     return f"GPU-faaaaaaa-0000-0000-0000-{index:012d}"
 
 
+ENGINE_LABELS: dict[str, str] = {}
+"""Engine URL -> its engine label (``engine-<i>``): the ``source`` label of its status."""
+
+
 class Rig:
     """rooftop wired from real parts; engine ``i`` runs on GPU ``i`` (by config)."""
 
@@ -136,6 +140,7 @@ class Rig:
             EngineConfig(url=url, name=f"engine-{i}", gpus=(str(i),) if i < gpus else None)
             for i, url in enumerate(engine_urls)
         )
+        ENGINE_LABELS.update({config.url: config.label for config in configs})
         self.settings = Settings(
             interval_seconds=interval_seconds,
             rate_window_seconds=rate_window_seconds,

@@ -25,7 +25,7 @@ from rooftop.exporter.demo.nvml_fake import FakeGpu
 from rooftop.exporter.sources.dcgm import DcgmSource
 from rooftop.exporter.sources.nvml import GPM_METRICS, NvmlErrorCode
 from tests.faults.engine import MisbehavingEngine, Mode
-from tests.faults.rig import Rig, Scrape, gpu_uuid
+from tests.faults.rig import ENGINE_LABELS, Rig, Scrape, gpu_uuid
 
 DECODE = 400.0
 """Decode tokens/s every test engine generates (``MisbehavingEngine`` default)."""
@@ -57,7 +57,7 @@ def rig(engines: list[MisbehavingEngine]) -> Iterator[Rig]:
 
 
 def engine_source_up(scrape: Scrape, engine: MisbehavingEngine) -> float | None:
-    return scrape.value("rooftop_source_up", source=engine.url, kind="engine")
+    return scrape.value("rooftop_source_up", source=ENGINE_LABELS[engine.url], kind="engine")
 
 
 def decode_rate(scrape: Scrape, name: str) -> float | None:
@@ -125,6 +125,7 @@ def bump_healthy(
 def source_error(rig: Rig, source: str) -> str:
     snapshot = rig.sampler.latest
     assert snapshot is not None
+    source = ENGINE_LABELS.get(source, source)
     status = next(s for s in snapshot.sources if s.source == source)
     return status.error or ""
 
@@ -186,8 +187,8 @@ def test_engine_dns_failure_is_down_and_the_rest_stays_current(
     try:
         down = rig.wait_for(
             lambda s: (
-                s.value("rooftop_source_up", source=unresolvable) == 0
-                and s.value("rooftop_source_up", source=engines[1].url) == 1
+                s.value("rooftop_source_up", source=ENGINE_LABELS[unresolvable]) == 0
+                and s.value("rooftop_source_up", source=ENGINE_LABELS[engines[1].url]) == 1
             ),
             "unresolvable engine down, the other up",
         )

@@ -253,8 +253,8 @@ def test_rates_targets_and_memory_verdict() -> None:
     assert "DRAM 70%" in view0.verdict.reason
 
     statuses = {s.source: s.up for s in snapshot.sources}
-    assert statuses == {"nvml": True, URL_A: True}
-    assert source(snapshot, URL_A).last_success_unix_seconds == pytest.approx(1.7e9 + 5004.0)
+    assert statuses == {"nvml": True, "vllm-a": True}  # an engine's source= is its engine=
+    assert source(snapshot, "vllm-a").last_success_unix_seconds == pytest.approx(1.7e9 + 5004.0)
 
 
 def test_rate_follows_load_over_the_window() -> None:
@@ -318,7 +318,7 @@ def test_engine_down_marks_its_source_and_drops_its_series_while_gpus_stay_curre
     harness.backend.set_activity(0, dram_active=0.4, power_watts=250.0)
     snapshot = harness.cycle()
 
-    status = source(snapshot, URL_A)
+    status = source(snapshot, "vllm-a")
     assert not status.up
     assert status.error is not None and "connection refused" in status.error
     assert status.last_success_unix_seconds == pytest.approx(1.7e9 + 5003.0)
@@ -327,7 +327,7 @@ def test_engine_down_marks_its_source_and_drops_its_series_while_gpus_stay_curre
     assert engine(snapshot).decode_tokens_per_second is None
 
     up = series(snapshot, "rooftop_source_up")
-    assert up[(("kind", "engine"), ("source", URL_A))] == 0.0
+    assert up[(("kind", "engine"), ("source", "vllm-a"))] == 0.0
     assert up[(("kind", "gpu"), ("source", "nvml"))] == 1.0
     assert series(snapshot, "rooftop_engine_decode_tokens_per_second") == {}
     assert series(snapshot, "rooftop_engine_requests_running") == {}
@@ -523,6 +523,17 @@ def test_without_a_configured_model_the_label_is_what_the_engine_last_said() -> 
     down = harness.cycle()
     assert not engine(down).up and engine(down).model == LLAMA
     assert {dict(key)["model"] for key in series(down, "rooftop_engine_info")} == {LLAMA}
+
+
+def test_a_verdict_change_is_logged_with_its_sentence(caplog: pytest.LogCaptureFixture) -> None:
+    """The human sentence is in the log (never a label): once per change of state."""
+    harness = Harness()
+    with caplog.at_level("INFO", logger="rooftop.exporter.pipeline.join"):
+        harness.cycle()
+        harness.cycle()
+    lines = [r.getMessage() for r in caplog.records if r.name == "rooftop.exporter.pipeline.join"]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("GPU 0 vllm-a: ")
 
 
 @dataclass

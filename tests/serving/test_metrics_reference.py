@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import re
 
-from rooftop.exporter.metrics import METRICS, metric_reference_markdown
+from rooftop.classifiers.verdict import CAUSES
+from rooftop.exporter.metrics import (
+    LABELS,
+    METRICS,
+    metric_reference_markdown,
+    metrics_doc_markdown,
+)
 from tests.conftest import REPO_ROOT
 
 
@@ -41,3 +47,32 @@ def test_headline_names_exist() -> None:
         "rooftop_source_up",
     ):
         assert headline in names
+
+
+def test_docs_metrics_is_the_generated_one() -> None:
+    committed = (REPO_ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    assert committed == metrics_doc_markdown(), (
+        "docs/metrics.md is out of date: run `python scripts/regenerate_reference.py`"
+    )
+
+
+def test_every_label_is_documented_and_bounded() -> None:
+    used = {label for metric in METRICS for label in metric.labels}
+    assert used <= set(LABELS), f"document these labels in LABELS: {sorted(used - set(LABELS))}"
+    assert set(LABELS) <= used, f"LABELS documents unused labels: {sorted(set(LABELS) - used)}"
+    for name, label in LABELS.items():
+        assert label.meaning, name
+        assert bool(label.values) != bool(label.one_per), f"{name}: a fixed set or one_per"
+    # The verdict's sentence is never a label: it would be a new series for every number.
+    (bound_info,) = (metric for metric in METRICS if metric.name == "rooftop_gpu_bound_info")
+    assert "reason" not in bound_info.labels and "decided_by" in bound_info.labels
+    assert LABELS["decided_by"].values == CAUSES
+
+
+def test_docs_list_every_metric_with_its_labels_and_every_cause() -> None:
+    doc = metrics_doc_markdown()
+    for metric in METRICS:
+        labels = ", ".join(f"`{label}`" for label in metric.labels) or "—"
+        assert f"| `{metric.name}` |" in doc and labels in doc, metric.name
+    for cause in CAUSES:
+        assert f"| `{cause}` |" in doc

@@ -25,7 +25,7 @@ from rooftop.exporter.collector import ExpositionCache
 from rooftop.exporter.server import ExporterHTTPServer, make_handler, serve_in_thread
 from tests.conftest import make_self_signed
 from tests.faults.engine import CanaryServer, MisbehavingEngine
-from tests.faults.rig import Rig
+from tests.faults.rig import ENGINE_LABELS, Rig
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 PASSWORD = "Hunter2-web-password"
@@ -262,7 +262,7 @@ def test_crafted_engine_cannot_make_rooftop_fetch_another_url(tmp_path: Path) ->
         # Phase 1: a valid exposition full of URLs, served with Location-style headers.
         engine.routes["/metrics"] = (200, redirect, crafted)
         rig.wait_for(
-            lambda s: s.value("rooftop_source_up", source=engine.url) == 1,
+            lambda s: s.value("rooftop_source_up", source=ENGINE_LABELS[engine.url]) == 1,
             "crafted llama.cpp exposition read",
         )
         time.sleep(0.5)
@@ -270,14 +270,14 @@ def test_crafted_engine_cannot_make_rooftop_fetch_another_url(tmp_path: Path) ->
         for status in (302, 301, 307, 308):
             engine.routes["/metrics"] = (status, redirect, b"moved")
             rig.wait_for(
-                lambda s: s.value("rooftop_source_up", source=engine.url) == 0,
+                lambda s: s.value("rooftop_source_up", source=ENGINE_LABELS[engine.url]) == 0,
                 f"HTTP {status} redirect refused",
             )
             assert "redirects" in (rig.sampler.latest.sources[1].error or "")  # type: ignore[union-attr]
         # Phase 3: the vLLM exposition with a model name that is a URL, then a path.
         del engine.routes["/metrics"]
         rig.wait_for(
-            lambda s: s.value("rooftop_source_up", source=engine.url) == 1,
+            lambda s: s.value("rooftop_source_up", source=ENGINE_LABELS[engine.url]) == 1,
             "vLLM exposition with a URL as model name",
         )
         time.sleep(0.5)

@@ -5,6 +5,7 @@ each comes from is named in the comment beside it."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,24 @@ class Case:
     """Every quantity the file holds; all other quantities must be None and listed missing."""
 
 
+@dataclass(frozen=True)
+class Buckets:
+    """A histogram's buckets as read by hand: how many, the first, and the +Inf count."""
+
+    count: int
+    first: tuple[float, float]
+    total: float
+
+
 CASES = (
     Case(
         "vllm-v1-dynamo-metrics-examples.prom",
         "vllm",
         "vllm-v1",
         {
+            "preemptions_total": 0.0,  # vllm:num_preemptions_total 0.0
+            "prefix_cache_queries_total": 0.0,  # vllm:prefix_cache_queries_total 0.0
+            "prefix_cache_hits_total": 0.0,  # vllm:prefix_cache_hits_total 0.0
             "model": "Qwen/Qwen3-0.6B",
             "prompt_tokens_total": 66.0,  # vllm:prompt_tokens_total{engine="0"} 66.0
             "prefill_computed_tokens_total": 66.0,  # 66 − vllm:prefix_cache_hits_total 0.0
@@ -44,8 +57,6 @@ CASES = (
             "kv_block_size_tokens": 16,
             "kv_cache_dtype": "auto",
             "iteration_tokens_sum_count": (666.0, 600.0),  # _sum 666.0, _count 600.0
-            "prefix_cache_queries_total": 0.0,  # vllm:prefix_cache_queries_total{engine="0"} 0.0
-            "prefix_cache_hits_total": 0.0,  # vllm:prefix_cache_hits_total{engine="0"} 0.0
         },
     ),
     Case(
@@ -95,6 +106,10 @@ CASES = (
         "sglang",
         "sglang-0.4",
         {
+            # time_per_output_token: 19 buckets, le=0.005 -> 1, +Inf -> 7.400757e+06
+            "inter_token_latency_buckets": Buckets(19, (0.005, 1.0), 7400757.0),
+            "time_to_first_token_buckets": Buckets(21, (0.001, 0.0), 11008.0),  # +Inf 11008.0
+            "prefix_cache_hit_ratio": 0.007507552643049313,  # sglang:cache_hit_rate
             "model": "meta-llama/Llama-3.1-8B-Instruct",
             "prompt_tokens_total": 8.128902e06,
             "generation_tokens_total": 7.557572e06,
@@ -104,7 +119,6 @@ CASES = (
             "time_to_first_token_sum_count": (2.3518979474117756e06, 11008.0),
             # sglang:time_per_output_token_seconds (the ≤0.4.x ITL name)
             "inter_token_latency_sum_count": (866964.5791549598, 7.400757e06),
-            "prefix_cache_hit_ratio": 0.007507552643049313,  # sglang:cache_hit_rate
         },
     ),
     Case(
@@ -122,6 +136,10 @@ CASES = (
         "sglang",
         "sglang-0.5",
         {
+            "inter_token_latency_buckets": Buckets(24, (0.002, 57.0), 299.0),  # +Inf 299.0
+            "time_to_first_token_buckets": Buckets(19, (0.1, 0.0), 1.0),  # +Inf 1.0
+            "preemptions_total": 1.0,  # sglang:num_retractions_count 1.0
+            "prefix_cache_hit_ratio": 0.0,  # sglang:cache_hit_rate{tp_rank="0"} 0.0
             "model": "Qwen/Qwen3-0.6B",
             # realtime_tokens_total: prefill_compute 33 + prefill_cache 0; decode 300
             "prompt_tokens_total": 33.0,
@@ -133,7 +151,6 @@ CASES = (
             "kv_capacity_tokens": 92962.0,
             "time_to_first_token_sum_count": (1.5573770999908447, 1.0),
             "inter_token_latency_sum_count": (0.6138594150543213, 299.0),
-            "prefix_cache_hit_ratio": 0.0,  # sglang:cache_hit_rate 0.0
             # sglang:spec_accept_length 0.0: speculation off, so no accept length
         },
     ),
@@ -179,6 +196,8 @@ CASES = (
         "trtllm",
         "trtllm-serve",
         {
+            "inter_token_latency_buckets": Buckets(20, (0.01, 2.0), 2.0),  # per_output_token
+            "time_to_first_token_buckets": Buckets(23, (0.001, 0.0), 2.0),
             "model": "Qwen/Qwen3-0.6B",
             "time_to_first_token_sum_count": (0.06795299984514713, 2.0),
             "inter_token_latency_sum_count": (0.005558789299682629, 2.0),
@@ -217,6 +236,8 @@ CASES = (
         "nim",
         "nim-llm-1.x",
         {
+            "inter_token_latency_buckets": Buckets(14, (0.01, 0.0), 169.0),  # +Inf 169.0
+            "time_to_first_token_buckets": Buckets(17, (0.001, 0.0), 5.0),  # +Inf 5.0
             "model": "meta/llama-3.1-8b-instruct",
             "prompt_tokens_total": 109.0,
             "generation_tokens_total": 174.0,
@@ -232,6 +253,8 @@ CASES = (
         "dynamo",
         "dynamo-frontend",
         {
+            "inter_token_latency_buckets": Buckets(14, (0.0, 0.0), 299.0),  # +Inf 299
+            "time_to_first_token_buckets": Buckets(19, (0.0, 0.0), 1.0),  # +Inf 1
             "model": "Qwen/Qwen3-0.6B",  # from model_* gauges (request series are lower-cased)
             "prompt_tokens_total": 33.0,  # input_sequence_tokens_sum
             "generation_tokens_total": 300.0,
@@ -276,6 +299,11 @@ def test_capture_is_recognised_and_extracted(case: Case) -> None:
         if expected is None:
             assert got is None, f"{name}: expected absent, got {got!r}"
             assert name in missing_names(reading)
+        elif isinstance(expected, Buckets):
+            assert got is not None, name
+            assert len(got) == expected.count, name
+            assert got[0] == expected.first and got[-1] == (math.inf, expected.total), name
+            assert [le for le, _ in got] == sorted(le for le, _ in got), name
         elif isinstance(expected, float | tuple):
             assert got == pytest.approx(expected, rel=1e-12), name
         else:

@@ -508,3 +508,63 @@ def test_real_gpu_reads() -> None:
                 assert reading.sm_active_ratio is not None
     finally:
         source.close()
+
+
+# --- the fields dcgm-exporter users look for first -------------------------------------------
+
+
+def test_health_fields_in_base_units(fake: FakeNvmlBackend, clock: StepClock) -> None:
+    gpu = fake.gpu(0)
+    gpu.temperature_c = 67
+    gpu.energy_mj = 1_234_567  # 1234.567 J
+    gpu.ecc_corrected = 4
+    gpu.ecc_uncorrected = 1
+    gpu.process_memory_bytes = {41877: 70 * 2**30, 5000: 2**30}
+    (reading, *_) = started(fake, clock).poll().readings
+    assert reading.temperature_celsius == 67.0
+    assert reading.energy_joules_total == pytest.approx(1234.567)
+    assert reading.ecc_corrected_errors_total == 4
+    assert reading.ecc_uncorrected_errors_total == 1
+    assert reading.process_memory_bytes == ((5000, 2**30), (41877, 70 * 2**30))
+    assert reading.compute_pids == (5000, 41877)
+    assert reading.xid_errors_total == 0 and reading.last_xid is None
+
+
+def test_xid_events_are_counted_once_each(fake: FakeNvmlBackend, clock: StepClock) -> None:
+    source = started(fake, clock)
+    fake.gpu(1).inject_xid(13)
+    fake.gpu(1).inject_xid(79)
+    first = by_index(source.poll().readings)
+    assert first[1].xid_errors_total == 2 and first[1].last_xid == 79
+    assert first[0].xid_errors_total == 0  # another GPU's events are not this one's
+    clock.advance(1.0)
+    second = by_index(source.poll().readings)
+    assert second[1].xid_errors_total == 2, "an event is counted once"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "nvmlDeviceGetTemperature",
+        "nvmlDeviceGetTotalEnergyConsumption",
+        "nvmlDeviceGetTotalEccErrors",
+    ],
+)
+def test_unsupported_health_field_is_omitted(
+    fake: FakeNvmlBackend, clock: StepClock, call: str
+) -> None:
+    fake.gpu(0).fail(call, "not_supported")
+    (reading, *_) = started(fake, clock).poll().readings
+    assert reading.up
+    field = {
+        "nvmlDeviceGetTemperature": "temperature_celsius",
+        "nvmlDeviceGetTotalEnergyConsumption": "energy_joules_total",
+        "nvmlDeviceGetTotalEccErrors": "ecc_corrected_errors_total",
+    }[call]
+    assert getattr(reading, field) is None
+
+
+def test_gpu_without_xid_events_has_no_xid_count(clock: StepClock) -> None:
+    backend = FakeNvmlBackend([FakeGpu(uuid="GPU-a", xid_supported=False)])
+    (reading,) = started(backend, clock).poll().readings
+    assert reading.up and reading.xid_errors_total is None

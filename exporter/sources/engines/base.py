@@ -67,8 +67,14 @@ class EngineReading:
     # Latency histograms as (sum, count), cumulative: seconds.
     inter_token_latency_sum_count: tuple[float, float] | None = None
     time_to_first_token_sum_count: tuple[float, float] | None = None
+    # The same two histograms' cumulative buckets ``((le, count), ...)`` with ``le`` ascending
+    # and ``+Inf`` last, summed over series: the sampler windows them for quantiles.
+    inter_token_latency_buckets: tuple[tuple[float, float], ...] | None = None
+    time_to_first_token_buckets: tuple[tuple[float, float], ...] | None = None
     # Tokens per engine step (vLLM iteration_tokens_total histogram): (sum, count).
     iteration_tokens_sum_count: tuple[float, float] | None = None
+    preemptions_total: float | None = None
+    """Requests preempted (vLLM num_preemptions; SGLang retractions), cumulative."""
     # Speculative decoding, cumulative counters (vLLM vllm/v1/spec_decode/metrics.py, llama.cpp
     # llamacpp:spec_decode_*): drafts (one per sequence per step that drafted), proposed draft
     # tokens, accepted ones, and accepted ones per draft position (position 0 first).

@@ -30,6 +30,7 @@ from rooftop.exporter.sources.exposition import (
     first_label,
     first_value,
     get_family,
+    histogram_buckets,
     mean_values,
     present_families,
     sum_count,
@@ -71,7 +72,13 @@ _HINTS = {
 }
 
 
-_READS = FamilySelection(prefixes=("dynamo_frontend_", "dynamo_component_"))
+_READS = FamilySelection(
+    prefixes=("dynamo_frontend_", "dynamo_component_"),
+    bucket_names=(
+        "dynamo_frontend_inter_token_latency_seconds",
+        "dynamo_frontend_time_to_first_token_seconds",
+    ),
+)
 """Every family in the engine's namespace (a new one needs no line here), bucket lines skipped."""
 
 
@@ -124,6 +131,12 @@ class DynamoAdapter:
                 get_family(families, "dynamo_frontend_inter_token_latency_seconds")
             ),
             time_to_first_token_sum_count=sum_count(
+                get_family(families, "dynamo_frontend_time_to_first_token_seconds")
+            ),
+            inter_token_latency_buckets=histogram_buckets(
+                get_family(families, "dynamo_frontend_inter_token_latency_seconds")
+            ),
+            time_to_first_token_buckets=histogram_buckets(
                 get_family(families, "dynamo_frontend_time_to_first_token_seconds")
             ),
         )

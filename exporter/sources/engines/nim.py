@@ -22,6 +22,7 @@ from rooftop.exporter.sources.engines.base import (
 from rooftop.exporter.sources.exposition import (
     first_label,
     get_family,
+    histogram_buckets,
     mean_values,
     sum_count,
     sum_values,
@@ -38,7 +39,12 @@ _READS = FamilySelection(
         "inter_token_latency_seconds",
         "time_per_output_token_seconds",
         "time_to_first_token_seconds",
-    )
+    ),
+    bucket_names=(
+        "inter_token_latency_seconds",
+        "time_per_output_token_seconds",
+        "time_to_first_token_seconds",
+    ),
 )
 """NIM's names have no prefix: every family ``extract`` or ``recognise`` reads, one a line."""
 
@@ -89,4 +95,10 @@ class NimAdapter:
                 get_family(families, "inter_token_latency_seconds", "time_per_output_token_seconds")
             ),
             time_to_first_token_sum_count=sum_count(families.get("time_to_first_token_seconds")),
+            inter_token_latency_buckets=histogram_buckets(
+                get_family(families, "inter_token_latency_seconds", "time_per_output_token_seconds")
+            ),
+            time_to_first_token_buckets=histogram_buckets(
+                families.get("time_to_first_token_seconds")
+            ),
         )

@@ -26,6 +26,7 @@ from rooftop.exporter.sources.engines.base import (
 from rooftop.exporter.sources.exposition import (
     first_value,
     get_family,
+    histogram_buckets,
     label_values,
     labelled_samples,
     mean_values,
@@ -98,7 +99,14 @@ def _version_family(families: Families) -> str:
     return "sglang-0.4"
 
 
-_READS = FamilySelection(prefixes=("sglang:",))
+_READS = FamilySelection(
+    prefixes=("sglang:",),
+    bucket_names=(
+        "sglang:inter_token_latency_seconds",
+        "sglang:time_per_output_token_seconds",
+        "sglang:time_to_first_token_seconds",
+    ),
+)
 """Every family in the engine's namespace (a new one needs no line here), bucket lines skipped."""
 
 
@@ -134,6 +142,7 @@ class SglangAdapter:
         itl = get_family(
             families, "sglang:inter_token_latency_seconds", "sglang:time_per_output_token_seconds"
         )
+        ttft = get_family(families, "sglang:time_to_first_token_seconds")
         return build_reading(
             self.family,
             _version_family(families),
@@ -158,9 +167,10 @@ class SglangAdapter:
                 get_family(families, "sglang:estimated_write_bytes_per_gpu")
             ),
             inter_token_latency_sum_count=sum_count(itl),
-            time_to_first_token_sum_count=sum_count(
-                get_family(families, "sglang:time_to_first_token_seconds")
-            ),
+            time_to_first_token_sum_count=sum_count(ttft),
+            inter_token_latency_buckets=histogram_buckets(itl),
+            time_to_first_token_buckets=histogram_buckets(ttft),
+            preemptions_total=sum_values(get_family(families, "sglang:num_retractions"), "_count"),
             spec_accept_length=_accept_length(families),
             prefix_cache_hit_ratio=_ratio(
                 mean_values(get_family(families, "sglang:cache_hit_rate"))

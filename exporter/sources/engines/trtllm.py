@@ -34,6 +34,7 @@ from rooftop.exporter.sources.exposition import (
     first_label,
     first_value,
     get_family,
+    histogram_buckets,
     label_values,
     mean_values,
     present_families,
@@ -110,7 +111,10 @@ def _triton_model(families: Families) -> str | None:
     return None
 
 
-_READS = FamilySelection(prefixes=("trtllm_", "nv_trt_llm_", "nv_llm_", "nv_inference_"))
+_READS = FamilySelection(
+    prefixes=("trtllm_", "nv_trt_llm_", "nv_llm_", "nv_inference_"),
+    bucket_names=("trtllm_time_per_output_token_seconds", "trtllm_time_to_first_token_seconds"),
+)
 """Every family in the engine's namespace (a new one needs no line here), bucket lines skipped."""
 
 
@@ -165,6 +169,12 @@ class TrtllmAdapter:
                 get_family(families, "trtllm_time_per_output_token_seconds")
             ),
             time_to_first_token_sum_count=sum_count(
+                get_family(families, "trtllm_time_to_first_token_seconds")
+            ),
+            inter_token_latency_buckets=histogram_buckets(
+                get_family(families, "trtllm_time_per_output_token_seconds")
+            ),
+            time_to_first_token_buckets=histogram_buckets(
                 get_family(families, "trtllm_time_to_first_token_seconds")
             ),
         )

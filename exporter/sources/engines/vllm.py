@@ -32,6 +32,7 @@ from rooftop.exporter.sources.engines.base import (
 )
 from rooftop.exporter.sources.exposition import (
     get_family,
+    histogram_buckets,
     labelled_samples,
     mean_values,
     preferred_label,
@@ -75,12 +76,18 @@ _READS = FamilySelection(
         "vllm:inter_token_latency_seconds",
         "vllm:time_per_output_token_seconds",
         "vllm:spec_decode_num_drafts",
+        "vllm:num_preemptions",
         "vllm:spec_decode_num_draft_tokens",
         "vllm:spec_decode_num_accepted_tokens",
         "vllm:spec_decode_num_accepted_tokens_per_pos",
         "vllm:prefix_cache_queries",
         "vllm:gpu_prefix_cache_queries",
-    )
+    ),
+    bucket_names=(
+        "vllm:inter_token_latency_seconds",
+        "vllm:time_per_output_token_seconds",
+        "vllm:time_to_first_token_seconds",
+    ),
 )
 """Every family ``extract`` reads, one a line (a vLLM exports ~40, mostly histograms it skips).
 The version and the model fallback look at these families only, so the reading is the same
@@ -231,6 +238,7 @@ class VllmAdapter:
         itl_family = get_family(
             families, "vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"
         )
+        ttft_family = get_family(families, "vllm:time_to_first_token_seconds")
         return build_reading(
             self.family,
             _version_family(families),
@@ -254,9 +262,10 @@ class VllmAdapter:
                 get_family(families, "vllm:estimated_write_bytes_per_gpu")
             ),
             inter_token_latency_sum_count=sum_count(itl_family),
-            time_to_first_token_sum_count=sum_count(
-                get_family(families, "vllm:time_to_first_token_seconds")
-            ),
+            time_to_first_token_sum_count=sum_count(ttft_family),
+            inter_token_latency_buckets=histogram_buckets(itl_family),
+            time_to_first_token_buckets=histogram_buckets(ttft_family),
+            preemptions_total=sum_values(get_family(families, "vllm:num_preemptions")),
             iteration_tokens_sum_count=sum_count(
                 get_family(families, "vllm:iteration_tokens_total")
             ),
