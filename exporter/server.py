@@ -166,7 +166,9 @@ def make_handler(
     cache: ExpositionCache,
     latest: Callable[[], Snapshot | None],
     web_config: WebConfig | None,
+    health: Callable[[], str | None] | None = None,
 ) -> type[BaseHTTPRequestHandler]:
+    """``health`` says why ``/healthz`` must answer 503 (e.g. a stale snapshot), or ``None``."""
     auth = web_config.basic_auth if web_config is not None else None
 
     class Handler(BaseHTTPRequestHandler):
@@ -223,7 +225,12 @@ def make_handler(
                     headers["Content-Encoding"] = "gzip"
                 self._send(200, body, CONTENT_TYPE_LATEST, headers)
             elif path == "/healthz":
-                self._send(200, b"ok\n", "text/plain; charset=utf-8")
+                problem = health() if health is not None else None
+                if problem is None:
+                    self._send(200, b"ok\n", "text/plain; charset=utf-8")
+                else:
+                    body = f"unhealthy: {problem}\n".encode()
+                    self._send(503, body, "text/plain; charset=utf-8")
             elif path == "/":
                 page = landing_page(latest()).encode()
                 self._send(200, page, "text/html; charset=utf-8")

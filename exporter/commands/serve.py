@@ -244,7 +244,7 @@ def serve(settings: Settings, web_config: WebConfig | None) -> int:
         on_publish=cache.prepare,
     )
     host, port = listen_host_port(settings.listen_address)
-    handler = make_handler(cache, lambda: sampler.latest, web_config)
+    handler = make_handler(cache, lambda: sampler.latest, web_config, sampler.health_problem)
     ssl_context = web_config.ssl_context() if web_config is not None else None
     try:
         server = ExporterHTTPServer(

@@ -9,11 +9,13 @@ deadline, a body cap); the URL was validated once, by the settings model.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.parse
 from typing import Final
 
 from rooftop.exporter.sources.base import SourceKind
+from rooftop.exporter.sources.counter_series import CounterContinuity, identity_of
 from rooftop.exporter.sources.engines import detect_engine
 from rooftop.exporter.sources.engines.base import (
     EngineAdapter,
@@ -28,6 +30,7 @@ from rooftop.exporter.sources.exposition import (
     parse_exposition,
 )
 from rooftop.exporter.sources.http import Fetch, FetchError, describe, fetch_text
+from rooftop.exporter.sources.reading_checks import check_reading
 
 DEFAULT_TIMEOUT_SECONDS: Final = 2.0
 DEFAULT_MAX_BODY_BYTES: Final = 16 * 1024 * 1024
@@ -93,6 +96,7 @@ class EngineSource:
         self._adapter = adapter
         self._fetch = fetch
         self._static_extras: dict[str, object] = {}
+        self._continuity = CounterContinuity()
 
     @property
     def adapter(self) -> EngineAdapter | None:
@@ -114,13 +118,23 @@ class EngineSource:
         except ExpositionError as err:
             raise EngineParseError(f"{self.url}: {err}") from None
         adapter = self._current_adapter(families)
+        changed = self._continuity.identity_changed(identity_of(adapter.family, families))
+        continuity = self._continuity.apply(families)
         extras = self._fetch_extras(adapter)
         try:
-            return adapter.extract(families, extras)
+            reading = adapter.extract(continuity.families, extras)
         except Exception as err:  # an adapter bug must not take the sampler down
             raise EngineParseError(
                 f"{self.url}: {adapter.family} adapter failed on this exposition: {err!r}"
             ) from None
+        restart = changed or continuity.restart_reason
+        if restart is not None or continuity.poisoned:
+            reading = dataclasses.replace(
+                reading,
+                restart_reason=restart,
+                rejected=reading.rejected + continuity.poisoned,
+            )
+        return check_reading(reading)
 
     def _current_adapter(self, families: Families) -> EngineAdapter:
         if self._adapter is not None and self._adapter.recognise(families):
