@@ -167,7 +167,7 @@ def test_the_poisoned_value_is_logged_once(caplog: pytest.LogCaptureFixture) -> 
 def test_one_targets_failure_in_the_join_stage_costs_only_that_target(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    node = Node([ScriptedVllm(running=13.0), ScriptedVllm()])
+    node = Node([ScriptedVllm(ranks=1, running=13.0), ScriptedVllm()])
     real = join_module.classify
 
     def classify(evidence: Any, thresholds: Any) -> Any:
@@ -279,7 +279,7 @@ def test_four_hung_engines_do_not_delay_the_cycle(released: threading.Event) -> 
         snapshot = node.cycle()
         walls.append(time.monotonic() - started)
         assert view(snapshot, "e0").up
-    assert view(snapshot, "e0").requests_running == 9.0
+    assert view(snapshot, "e0").requests_running == 18.0  # two ranks of 9
     # interval 1 s: the cycle waits at most half of it for engines, never the 2 s timeout
     assert max(walls) < 0.9, walls
     assert not any(view(snapshot, f"e{i}").up for i in range(1, 5))

@@ -404,7 +404,7 @@ class EngineStage:
                 waited = now - tracker.pending_since
                 timeout = tracker.source.timeout_seconds
                 previous = tracker.last_status
-                if previous is not None and waited <= timeout:
+                if previous is not None and waited < timeout:
                     # Still within its deadline: the engine keeps its last answer one more
                     # cycle (its last_success does not advance); no flapping on slow engines.
                     statuses.append(previous)
