@@ -313,6 +313,7 @@ def test_a_slow_engine_keeps_its_last_answer_within_its_timeout(
     assert "no answer within" in (status(snapshot, 0).error or "")
     engine.hang = None
     released.set()
+    time.sleep(0.2)  # cycles are an interval apart: the released poll's thread finishes
     for _ in range(4):
         snapshot = node.cycle()
     assert view(snapshot, "e0").up
