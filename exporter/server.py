@@ -122,6 +122,16 @@ class ExporterHTTPServer(HTTPServer):
                 with contextlib.suppress(OSError):
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
+    def close_connections(self) -> None:
+        """Cut every open connection, idle keep-alive ones included, so the workers end now
+        (shutdown must not wait for a client's next scrape or a 10 s request timeout)."""
+        with self._deadlines_lock:
+            sockets = [sock for _, sock in self._deadlines.values()]
+            self._deadlines.clear()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
     def server_close(self) -> None:
         super().server_close()
         if not hasattr(self, "_pool"):
@@ -304,6 +314,9 @@ def landing_page(snapshot: Snapshot | None) -> str:
 
 
 def serve_in_thread(server: ExporterHTTPServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    # A short poll interval: shutdown() returns within 0.1 s, not serve_forever's default 0.5 s.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="http", daemon=True
+    )
     thread.start()
     return thread

@@ -159,7 +159,9 @@ def test_the_poisoned_value_is_logged_once(caplog: pytest.LogCaptureFixture) -> 
     with caplog.at_level("WARNING"):
         for _ in range(5):
             node.cycle()
-    lines = [r.getMessage() for r in caplog.records if "dropped impossible values" in r.getMessage()]
+    lines = [
+        r.getMessage() for r in caplog.records if "dropped impossible values" in r.getMessage()
+    ]
     assert len(lines) == 1
     assert "requests_running" in lines[0] and "-8" in lines[0]
 

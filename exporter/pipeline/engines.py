@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Protocol
@@ -204,13 +204,13 @@ class EngineTracker:
         self.note_rejected(reading)
         dropped = {entry.split(":", 1)[0] for entry in reading.rejected}
 
-        def counter(
-            window: WindowedCounter, field: str, value: float | None
-        ) -> float | None:
+        def counter(window: WindowedCounter, field: str, value: float | None) -> float | None:
             # A dropped value keeps the window's history (the next good value continues it).
             return window.rate() if field in dropped else window.observe(now, value)
 
-        decode = counter(self.generation, "generation_tokens_total", reading.generation_tokens_total)
+        decode = counter(
+            self.generation, "generation_tokens_total", reading.generation_tokens_total
+        )
         prompt = counter(self.prompt, "prompt_tokens_total", reading.prompt_tokens_total)
         computed = counter(
             self.computed_prefill,
@@ -376,7 +376,6 @@ class EngineStage:
         readings: dict[EngineTracker, EngineReading] = {}
         now = self._timer.now()
         for tracker in self.trackers:
-            future = futures.get(tracker)
             started = now
             if tracker.pending is not None and tracker.pending.done():
                 answered: Future[EngineReading] | None = tracker.pending

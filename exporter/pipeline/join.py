@@ -97,7 +97,9 @@ class JoinStage:
             if self._failed.get(key) != str(exc):
                 log.exception("target %s: roofline and verdict skipped this cycle", key)
             self._failed[key] = str(exc)
-            self._hysteresis.pop((gpu.identity.uuid if gpu else "", view.name if view else ""), None)
+            self._hysteresis.pop(
+                (gpu.identity.uuid if gpu else "", view.name if view else ""), None
+            )
             peaks = Peaks.of_gpu(gpu) if gpu is not None else self._specs.engine_only_peaks()
             return TargetView(
                 gpu=str(gpu.identity.index) if gpu is not None else "",

@@ -83,7 +83,14 @@ QUANTITY_FIELDS: tuple[str, ...] = tuple(
     f.name
     for f in fields(EngineReading)
     if f.name
-    not in ("family", "version_family", "recognised_because", "missing", "rejected", "restart_reason")
+    not in (
+        "family",
+        "version_family",
+        "recognised_because",
+        "missing",
+        "rejected",
+        "restart_reason",
+    )
 )
 """Every optional quantity of :class:`EngineReading`, in declaration order."""
 
