@@ -58,8 +58,11 @@ def register(subparsers: Any) -> None:
         "--engine",
         dest="engines",
         action="append",
-        metavar="URL",
-        help="an engine's metrics URL, e.g. http://127.0.0.1:8000/metrics (repeatable)",
+        metavar="[NAME=]URL",
+        help=(
+            "an engine's metrics URL, e.g. http://127.0.0.1:8000/metrics, optionally named: "
+            "prefill=http://127.0.0.1:8000/metrics (repeatable)"
+        ),
     )
     parser.add_argument(
         "--interval",
