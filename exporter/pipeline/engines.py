@@ -100,6 +100,13 @@ def start_poll(poll: Callable[[], EngineReading], engine: str) -> Future[EngineR
     return future
 
 
+def _restart_reason(future: Future[EngineReading] | None) -> str | None:
+    """The restart reason of a finished poll that is being superseded, if it had one."""
+    if future is None or future.exception() is not None:
+        return None
+    return future.result().restart_reason
+
+
 class EngineTracker:
     """Everything the sampler keeps about one engine between cycles."""
 
@@ -381,14 +388,18 @@ class EngineStage:
                 answered: Future[EngineReading] | None = tracker.pending
                 started = tracker.pending_since
                 tracker.pending = None
+                restart = _restart_reason(tracker.late)  # a late answer superseded
             else:
-                answered = tracker.late
+                answered, restart = tracker.late, None
             tracker.late = None
             error: str | None = None
             if answered is not None:
                 rejected: tuple[str, ...] = ()
                 try:
                     reading = check_reading(answered.result())
+                    if restart is not None and reading.restart_reason is None:
+                        # The superseded answer saw the identity change: keep its verdict.
+                        reading = dataclasses.replace(reading, restart_reason=restart)
                     readings[tracker] = reading
                     rejected = reading.rejected
                 except EngineSourceError as exc:
