@@ -172,6 +172,29 @@ def read_request_headers(rfile: Any) -> RequestHeaders | str:
     return f"more than {MAX_HEADERS} headers"
 
 
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` value (RFC 9110 §12.5.3) accepts gzip: listed as
+    ``gzip`` or ``x-gzip`` (or ``*``) with a q-value above 0. ``gzip;q=0`` refuses it."""
+    accepted: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        if not coding:
+            continue
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        accepted[coding.lower()] = quality
+    for coding in ("gzip", "x-gzip"):
+        if coding in accepted:
+            return accepted[coding] > 0
+    return accepted.get("*", 0.0) > 0
+
+
 def make_handler(
     cache: ExpositionCache,
     latest: Callable[[], Snapshot | None],
@@ -215,6 +238,10 @@ def make_handler(
             self.close_connection = connection == "close" or (
                 version == "HTTP/1.0" and connection != "keep-alive"
             )
+            if headers.get("Transfer-Encoding") or headers.get("Content-Length", "0") != "0":
+                # GET and HEAD take no body; one sent anyway would be read as the next
+                # request. Answer this request once, then close the connection.
+                self.close_connection = True
             return True
 
         def do_GET(self) -> None:
@@ -229,7 +256,7 @@ def make_handler(
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 headers: dict[str, str] = {}
-                gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
+                gzipped = accepts_gzip(self.headers.get("Accept-Encoding", ""))
                 body = cache.body(gzipped=gzipped)
                 if gzipped:
                     headers["Content-Encoding"] = "gzip"
@@ -262,7 +289,9 @@ def make_handler(
             self.send_header("Content-Length", str(len(body)))
             for key, value in (extra or {}).items():
                 self.send_header(key, value)
-            if isinstance(self.server, ExporterHTTPServer) and self.server.connections_waiting():
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            elif isinstance(self.server, ExporterHTTPServer) and self.server.connections_waiting():
                 # A keep-alive connection holds its worker between requests; close it so a
                 # queued client gets the worker (50 scrapers on 16 workers starved 34 of them).
                 self.send_header("Connection", "close")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 import urllib.parse
 from typing import Final
 
@@ -36,6 +37,8 @@ DEFAULT_TIMEOUT_SECONDS: Final = 2.0
 DEFAULT_MAX_BODY_BYTES: Final = 16 * 1024 * 1024
 """A full vLLM exposition is ~100 KB per engine; 16 MiB is generous and still bounded."""
 MAX_EXTRA_BODY_BYTES: Final = 1024 * 1024
+MAX_BACKOFF_SECONDS: Final = 300.0
+"""A 429/503 ``Retry-After`` is honoured up to this (a bad header cannot silence an engine)."""
 
 
 class EngineSourceError(Exception):
@@ -97,6 +100,8 @@ class EngineSource:
         self._fetch = fetch
         self._static_extras: dict[str, object] = {}
         self._continuity = CounterContinuity()
+        self._backoff_until = 0.0
+        self._backoff_reason = ""
 
     @property
     def adapter(self) -> EngineAdapter | None:
@@ -105,9 +110,20 @@ class EngineSource:
 
     def poll(self) -> EngineReading:
         """Read the engine once. Raises :class:`EngineSourceError` on any failure."""
+        now = time.monotonic()
+        if now < self._backoff_until:
+            raise EngineFetchError(
+                f"{self.url}: backing off {self._backoff_until - now:.0f} s more, "
+                f"as the engine asked ({self._backoff_reason})"
+            )
         try:
             text = self._fetch(self.url, self.timeout_seconds, self.max_body_bytes)
         except FetchError as err:
+            if err.status in (429, 503) and err.retry_after_seconds is not None:
+                wait = min(err.retry_after_seconds, MAX_BACKOFF_SECONDS)
+                self._backoff_until = time.monotonic() + wait
+                self._backoff_reason = f"HTTP {err.status}, Retry-After {wait:.0f} s"
+                raise EngineFetchError(f"{err}; backing off {wait:.0f} s (Retry-After)") from None
             raise EngineFetchError(str(err)) from None
         except EngineSourceError:
             raise

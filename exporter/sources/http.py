@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.utils
 import http.client
 import socket
 import ssl
@@ -20,6 +21,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Final, Literal
 
@@ -55,6 +57,25 @@ class FetchError(Exception):
         self.status = status
         self.error_body = error_body
         self.reason = reason
+        self.retry_after_seconds: float | None = None
+        """An error answer's ``Retry-After`` in seconds (429, 503), when it gave one."""
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds from now: delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds)
 
 
 Fetch = Callable[[str, float, int], str]
@@ -277,12 +298,14 @@ def _exchange(
             body = err.read(ERROR_BODY_BYTES)
         except (OSError, http.client.HTTPException):
             body = b""
-        raise FetchError(
+        failure = FetchError(
             f"{url}: HTTP {err.code} {err.reason}",
             problem="status",
             status=err.code,
             error_body=body,
-        ) from None
+        )
+        failure.retry_after_seconds = retry_after_seconds(err.headers.get("Retry-After"))
+        raise failure from None
     except urllib.error.URLError as err:
         if str(err.reason).startswith("unknown url type"):
             raise FetchError(f"{url}: not an http:// or https:// URL") from None
@@ -323,9 +346,29 @@ def describe(reason: object) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+GZIP_MAGIC: Final = b"\x1f\x8b"
+
+
+def gunzip_capped(url: str, body: bytes, max_bytes: int) -> bytes:
+    """Decode a gzip body (one rooftop did not ask for: it sends no ``Accept-Encoding``),
+    with the body cap applied to the *decoded* size (a small gzip bomb stays bounded)."""
+    decoder = zlib.decompressobj(wbits=31)
+    try:
+        out = decoder.decompress(body, max_bytes + 1)
+    except zlib.error as err:
+        raise FetchError(f"{url}: body is gzip-compressed but does not decode ({err})") from None
+    if len(out) > max_bytes:
+        raise FetchError(f"{url}: gzip body decodes to over {max_bytes} bytes", problem="oversized")
+    return out
+
+
 def fetch_text(url: str, timeout_seconds: float, max_bytes: int) -> str:
-    """GET ``url`` and return its body as UTF-8 text (see :func:`fetch_bytes` for the limits)."""
+    """GET ``url`` and return its body as UTF-8 text (see :func:`fetch_bytes` for the limits).
+
+    A gzip body (a proxy or engine that compresses unasked) is decoded under the same cap."""
     body = fetch_bytes(url, timeout_seconds, max_bytes)
+    if body[:2] == GZIP_MAGIC:
+        body = gunzip_capped(url, body, max_bytes)
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
