@@ -156,3 +156,20 @@ def test_retry_after_forms() -> None:
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:30 GMT", now=1445412480.0) == 30.0
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
+
+
+# ------------------------------------------------- item 7: one thing reported differently
+
+
+def test_triton_with_only_core_families_is_identified_and_says_what_is_missing() -> None:
+    from rooftop.exporter.sources.engines import detect_engine
+    from rooftop.exporter.sources.exposition import parse_exposition
+
+    text = (FIXTURES / "engines" / "triton-core-trtllm-issue49.prom").read_text()
+    families = parse_exposition(text)
+    adapter, because = detect_engine(families)
+    reading = adapter.extract(families, {})
+    assert (adapter.family, reading.version_family) == ("trtllm", "triton-core")
+    assert "nv_inference_request_success" in because
+    hints = dict(entry.split(": ", 1) for entry in reading.missing if ": " in entry)
+    assert "inflight-batcher" in hints["requests_running"]
