@@ -22,12 +22,14 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 __all__ = [
+    "COLLECTIVE_BASE_LATENCY_SECONDS",
     "DTYPES",
     "GPU_CATALOG",
     "MEMORY_DATA_RATE_MULTIPLIER",
     "PCI_VENDOR_AMD",
     "PCI_VENDOR_NVIDIA",
     "GpuSpec",
+    "Interconnect",
     "MissingPeakError",
     "UnknownGpuError",
     "bandwidth_matches_catalog",
@@ -114,6 +116,41 @@ class MissingPeakError(ValueError):
     """The catalog has no dense peak for this GPU and dtype."""
 
 
+_NCCL_TUNING = (
+    "NVIDIA/nccl src/graph/tuning.cc latency model (Ring/LL: baseLat 3.6 us, hwLat NVLink "
+    "0.47 us, PCI 1.0 us per hop; an all-reduce ring takes 2 (n - 1) hops)"
+)
+
+COLLECTIVE_BASE_LATENCY_SECONDS = 3.6e-6
+"""Fixed cost of one NCCL collective launch, seconds: the Ring/LL ``baseLat`` of NCCL's tuning
+model (``src/graph/tuning.cc``), the protocol NCCL picks for the KB-sized messages of decode.
+vLLM's and TRT-LLM's custom all-reduce kernels for small messages sit in the same range."""
+
+
+@dataclass(frozen=True)
+class Interconnect:
+    """A GPU's link to its tensor-parallel peers, as collectives see it.
+
+    Attributes:
+        kind: ``nvlink3``/``nvlink4``/``nvlink5`` (through NVSwitch), ``pcie4``/``pcie5``.
+        bandwidth_bytes_per_second: egress per GPU in one direction (what a ring all-reduce
+            moves at): NVLink's "900 GB/s" H100 figure is both directions, 450 each.
+        hop_latency_seconds: per-hop latency of one ring step (NCCL ``hwLat``, Ring/LL).
+        source: where both figures come from.
+    """
+
+    kind: str
+    bandwidth_bytes_per_second: float
+    hop_latency_seconds: float
+    source: str
+
+    def __post_init__(self) -> None:
+        _check_positive(f"{self.kind} bandwidth", self.bandwidth_bytes_per_second)
+        _check_positive(f"{self.kind} hop latency", self.hop_latency_seconds)
+        if not self.source.strip():
+            raise ValueError(f"interconnect {self.kind!r} has no source")
+
+
 def _normalise_dtype(dtype: str) -> str:
     key = dtype.strip().lower()
     key = _DTYPE_ALIASES.get(key, key)
@@ -147,6 +184,7 @@ class GpuSpec:
         l2_bytes: last-level on-chip cache in bytes (vendor "MB" read as MiB, as
             ``cudaDeviceProp.l2CacheSize`` reports it); ``None`` if unsourced.
         sm_count: streaming multiprocessors (compute units on AMD); ``None`` if unsourced.
+        interconnect: the GPU-to-GPU link for tensor-parallel collectives, or ``None``.
         sources: where each figure comes from, keyed by dtype (``"bf16"``) or by figure name
             (``"memory_bandwidth"``, ``"memory_bytes"``, ``"memory_type"``, ``"l2_bytes"``,
             ``"sm_count"``, ``"nvml_names"``, ``"pci_device_ids"``). Every figure that is present
@@ -166,6 +204,9 @@ class GpuSpec:
     sm_count: int | None
     sources: Mapping[str, str]
     pci_vendor_id: int = PCI_VENDOR_NVIDIA
+    interconnect: Interconnect | None = None
+    """The tensor-parallel link (:class:`Interconnect`, with its own source), ``None`` when
+    the catalog has no sourced figure (communication is then not modelled)."""
 
     def __post_init__(self) -> None:
         if not self.id or self.id != self.id.lower() or " " in self.id:
@@ -275,6 +316,7 @@ def _gpu(
             raise ValueError(f"{id}: source override for unknown figure {key!r}")
         sources[key] = text
     return GpuSpec(
+        interconnect=_LINKS.get(id),
         id=id,
         name=name,
         vendor=vendor,
@@ -290,6 +332,49 @@ def _gpu(
         sources=sources,
     )
 
+
+_NVLINK_BOOK = (
+    "jax-ml/scaling-book gpus.md 'At the node level' table (NVLink 3.0 Ampere 300, 4.0 Hopper "
+    "450, 5.0 Blackwell 900 GB/s full-duplex egress per GPU)"
+)
+_PCIE_SPEC = "PCI-SIG PCIe x16 per direction: {gt} GT/s x 16 lanes x 128b/130b / 8 = {gb} GB/s"
+NVLINK3 = Interconnect("nvlink3", 300e9, 0.47e-6, f"{_NVLINK_BOOK}; {_NCCL_TUNING}")
+NVLINK4 = Interconnect("nvlink4", 450e9, 0.47e-6, f"{_NVLINK_BOOK}; {_NCCL_TUNING}")
+NVLINK5 = Interconnect("nvlink5", 900e9, 0.47e-6, f"{_NVLINK_BOOK}; {_NCCL_TUNING}")
+PCIE4 = Interconnect(
+    "pcie4", 31.5e9, 1.0e-6, _PCIE_SPEC.format(gt=16, gb="31.5") + "; " + _NCCL_TUNING
+)
+PCIE5 = Interconnect("pcie5", 63e9, 1.0e-6, _PCIE_SPEC.format(gt=32, gb=63) + "; " + _NCCL_TUNING)
+
+_LINKS: Mapping[str, Interconnect] = MappingProxyType(
+    {
+        **dict.fromkeys(("a100-sxm4-40gb", "a100-sxm4-80gb"), NVLINK3),
+        **dict.fromkeys(("h100-sxm", "h200", "gh200", "gh200-144gb"), NVLINK4),
+        **dict.fromkeys(("b200", "gb200", "b300"), NVLINK5),
+        # NVL cards pair over an NVLink bridge (600 GB/s both ways) only when one is fitted;
+        # TP beyond a pair, or an unbridged card, goes over PCIe, the floor assumed here.
+        **dict.fromkeys(
+            ("h100-pcie", "h100-nvl", "h200-nvl", "rtx-pro-6000-blackwell-server"), PCIE5
+        ),
+        **dict.fromkeys(
+            (
+                "a100-pcie-40gb",
+                "a100-pcie-80gb",
+                "l40s",
+                "l40",
+                "l4",
+                "a40",
+                "a10",
+                "a10g",
+                "rtx-4090",
+                "rtx-6000-ada",
+            ),
+            PCIE4,
+        ),
+    }
+)
+"""GPU id -> tensor-parallel link. AMD parts (Infinity Fabric, RCCL) and the H20 have no
+sourced figure yet and are left out."""
 
 _T = 1e12  # TFLOP/s
 _GB = 10**9
@@ -876,6 +961,8 @@ def _build_indexes() -> tuple[
 
 
 _BY_ID, _BY_NAME, _BY_PCI = _build_indexes()
+if set(_LINKS) - set(_BY_ID):
+    raise ValueError(f"_LINKS names unknown GPU ids: {sorted(set(_LINKS) - set(_BY_ID))}")
 
 
 def _closest_ids(key: str, count: int = 3) -> tuple[str, ...]:

@@ -17,10 +17,14 @@ Conventions, decided once:
   gpt-oss "active" figures leave the input embedding out).
 - Bytes read per step count the input embedding as a gather of one row per token, and the LM head
   (tied or not) as a full read (gpt-fast and research §2.1 (a)).
-- Tensor parallelism (TP) divides weight bytes, FLOPs and KV heads by ``tp``. When
-  ``n_kv < tp`` each GPU still holds one whole KV head (vLLM ``max(1, n_kv // tp)``), so the KV
-  cache is replicated; we use ``ceil(n_kv / tp)`` heads per GPU. The MLA latent has no head axis
-  and is replicated on every TP rank. Expert parallelism is not modelled: TP splits each expert.
+- Tensor parallelism (TP) splits column- and row-parallel weights, their FLOPs and the KV heads
+  by ``tp``, and keeps what engines replicate whole on every GPU (vLLM ``ReplicatedLinear``):
+  MLA's ``q_a``/``kv_a`` down-projections, the MoE router, every norm, and the K/V heads when
+  ``n_kv < tp`` (each GPU holds ``ceil(n_kv / tp)`` whole heads, vLLM
+  ``max(1, n_kv // tp)``, so the K/V projection columns and the KV cache are replicated). The
+  MLA latent has no head axis and is replicated on every TP rank. Replicated matmuls run whole
+  on every GPU, so they count whole in per-GPU FLOPs too. Expert parallelism is not modelled:
+  TP splits each expert.
 """
 
 from __future__ import annotations
@@ -199,10 +203,27 @@ class _Matrix:
     out_features: int
     count: int
     split: Split
+    kv_out_features: int = 0
+    """Of ``out_features``, the columns that belong to K/V heads (GQA's fused qkv): split by
+    head, replicated once there are fewer KV heads than GPUs."""
 
     @property
     def parameters(self) -> int:
         return self.in_features * self.out_features * self.count
+
+    def gpu_share(self, arch: ModelArchitecture, tp: int) -> float:
+        """The fraction of this matrix one of ``tp`` GPUs stores and multiplies.
+
+        Row- and column-parallel: ``1 / tp``; replicated: 1; the K/V columns of a fused qkv:
+        ``ceil(n_kv / tp) / n_kv`` (one whole head per GPU at least).
+        """
+        if self.split == "replicated" or tp == 1:
+            return 1.0
+        if self.kv_out_features == 0:
+            return 1.0 / tp
+        kv_share = kv_heads_per_gpu(arch, tp) / arch.num_kv_heads
+        q_out = self.out_features - self.kv_out_features
+        return (q_out / tp + self.kv_out_features * kv_share) / self.out_features
 
 
 def _attention_matrices(arch: ModelArchitecture, layers: int) -> list[_Matrix]:
@@ -213,7 +234,7 @@ def _attention_matrices(arch: ModelArchitecture, layers: int) -> list[_Matrix]:
     mla = arch.mla
     if mla is None:
         return [
-            _Matrix("attention", d, (n_q + 2 * n_kv) * h, layers, "column"),
+            _Matrix("attention", d, (n_q + 2 * n_kv) * h, layers, "column", 2 * n_kv * h),
             _Matrix("attention", n_q * h, d, layers, "row"),
         ]
     qk_dim = mla.qk_nope_head_dim + mla.qk_rope_head_dim
@@ -277,40 +298,50 @@ def _experts_multiplier(role: Role, arch: ModelArchitecture, experts: float | No
     return float(arch.moe.num_experts if experts is None else experts)
 
 
-def _vector_parameters(arch: ModelArchitecture, experts: float | None) -> float:
-    """Norm weights, biases, sinks: small tensors, always kept in BF16."""
+def _vector_parameters(arch: ModelArchitecture, experts: float | None, tp: int = 1) -> float:
+    """Norm weights, biases, sinks: small tensors, always kept in BF16; per GPU at ``tp``.
+
+    Norms, the router bias and the row-parallel ``o`` bias (added after the all-reduce) are
+    replicated; qkv biases, sinks and expert biases split with their heads and experts."""
     d, layers = arch.hidden_size, arch.num_layers
     n_q, n_kv, h = arch.num_attention_heads, arch.num_kv_heads, arch.head_dim
-    total = float(arch.norms_per_layer * d * layers + d)  # + final norm
+    replicated = float(arch.norms_per_layer * d * layers + d)  # + final norm
+    split = 0.0
     if arch.qk_norm:
-        total += 2 * h * layers
+        replicated += 2 * h * layers
     if arch.mla is not None:
-        total += arch.mla.kv_lora_rank * layers
+        replicated += arch.mla.kv_lora_rank * layers
         if arch.mla.q_lora_rank is not None:
-            total += arch.mla.q_lora_rank * layers
+            replicated += arch.mla.q_lora_rank * layers
     if arch.qkv_bias:
-        total += (n_q + 2 * n_kv) * h * layers
+        split += n_q * h * layers
+        replicated_kv = 2 * n_kv * h * layers
+        split += replicated_kv * (kv_heads_per_gpu(arch, tp) * tp / n_kv)
     if arch.o_bias:
-        total += d * layers
+        replicated += d * layers
     if arch.attention_sinks:
-        total += n_q * layers
+        split += n_q * layers
     moe = arch.moe
     if moe is not None:
         moe_layers = arch.num_moe_layers
         if moe.router_bias:
-            total += moe.num_experts * moe_layers
+            replicated += moe.num_experts * moe_layers
         if moe.expert_bias:
             n = moe.num_experts if experts is None else experts
-            total += n * (2 * moe.moe_intermediate_size + d) * moe_layers
-    return total
+            split += n * (2 * moe.moe_intermediate_size + d) * moe_layers
+    return replicated + split / tp
 
 
 def _embedding_parameters(arch: ModelArchitecture) -> int:
     return arch.vocab_size * arch.hidden_size
 
 
-def _linear_parameters(arch: ModelArchitecture, experts: float | None) -> float:
-    return sum(m.parameters * _experts_multiplier(m.role, arch, experts) for m in _matrices(arch))
+def _linear_parameters(arch: ModelArchitecture, experts: float | None, tp: int = 1) -> float:
+    """Linear-layer parameters one GPU of ``tp`` holds (replicated parts whole)."""
+    return sum(
+        m.parameters * _experts_multiplier(m.role, arch, experts) * m.gpu_share(arch, tp)
+        for m in _matrices(arch)
+    )
 
 
 def _count(arch: ModelArchitecture, experts: float | None) -> float:
@@ -337,6 +368,21 @@ def linear_parameters_per_token(arch: ModelArchitecture) -> int:
     plus the LM head; no input embedding (a gather), no norms or biases."""
     experts = None if arch.moe is None else arch.moe.experts_per_token
     return round(_linear_parameters(arch, experts))
+
+
+def linear_parameters_per_token_per_gpu(arch: ModelArchitecture, tp: int = 1) -> float:
+    """:func:`linear_parameters_per_token` as one GPU of ``tp`` multiplies them: split layers
+    ``/ tp``, replicated ones (MLA ``q_a``/``kv_a``, router, K/V heads when ``n_kv < tp``) whole.
+    """
+    _require_tp(tp)
+    experts = None if arch.moe is None else arch.moe.experts_per_token
+    return _linear_parameters(arch, experts, tp)
+
+
+def replicated_weight_bytes(arch: ModelArchitecture, weights: WeightFormat, tp: int) -> float:
+    """Bytes every GPU stores beyond an even ``1 / tp`` split of all weights: what the
+    replicated parts add (0 at ``tp`` 1)."""
+    return stored_weight_bytes(arch, weights, tp) - stored_weight_bytes(arch, weights, 1) / tp
 
 
 # --- weight formats ------------------------------------------------------------------------
@@ -423,8 +469,14 @@ def _block_size(arch: ModelArchitecture, fmt: WeightFormat) -> tuple[int, int] |
 
 
 def _weight_bytes(
-    arch: ModelArchitecture, fmt: WeightFormat, experts: float | None, gathered_rows: float
+    arch: ModelArchitecture,
+    fmt: WeightFormat,
+    experts: float | None,
+    gathered_rows: float,
+    tp: int = 1,
 ) -> float:
+    """Per-GPU bytes: each matrix's stored bytes times its :meth:`_Matrix.gpu_share`, vectors
+    per :func:`_vector_parameters`, and the vocab-parallel embedding rows ``/ tp``."""
     block = _block_size(arch, fmt)
     total = 0.0
     for m in _matrices(arch):
@@ -433,17 +485,25 @@ def _weight_bytes(
             per = matrix_bytes(m.in_features, m.out_features, fmt, block_size=block)
         else:
             per = float(UNQUANTIZED_BYTES * m.in_features * m.out_features)
-        total += per * m.count * mult
-    total += UNQUANTIZED_BYTES * _vector_parameters(arch, experts)
-    total += UNQUANTIZED_BYTES * gathered_rows * arch.hidden_size
+        total += per * m.count * mult * m.gpu_share(arch, tp)
+    total += UNQUANTIZED_BYTES * _vector_parameters(arch, experts, tp)
+    total += UNQUANTIZED_BYTES * gathered_rows * arch.hidden_size / tp
     return total
 
 
 def stored_weight_bytes(arch: ModelArchitecture, weights: WeightFormat, tp: int = 1) -> float:
-    """Bytes of all stored weights in ``weights`` format, per GPU (``/ tp``)."""
+    """Bytes of all stored weights in ``weights`` format, per GPU: split parts ``/ tp``,
+    replicated parts whole (module docstring)."""
     _require_tp(tp)
     rows = 0 if arch.tie_word_embeddings else arch.vocab_size
-    return _weight_bytes(arch, weights, None, rows) / tp
+    return _weight_bytes(arch, weights, None, rows, tp)
+
+
+def lm_head_bytes_per_gpu(arch: ModelArchitecture, tp: int = 1) -> float:
+    """The LM head's bytes on one GPU: ``vocab x d`` in BF16 (kept unquantized), vocab-split
+    ``/ tp``."""
+    _require_tp(tp)
+    return float(UNQUANTIZED_BYTES * arch.vocab_size * arch.hidden_size) / tp
 
 
 def expected_distinct_experts(num_experts: int, experts_per_token: int, tokens: int) -> float:
@@ -477,7 +537,7 @@ def weight_bytes_per_step(
         experts = expected_distinct_experts(
             arch.moe.num_experts, arch.moe.experts_per_token, tokens_in_step
         )
-    return _weight_bytes(arch, weights, experts, tokens_in_step) / tp
+    return _weight_bytes(arch, weights, experts, tokens_in_step, tp)
 
 
 # --- KV cache ------------------------------------------------------------------------------
@@ -578,9 +638,10 @@ def flops_per_token(
     arch: ModelArchitecture, context_tokens: int, tp: int = 1, *, mla_absorbed: bool = True
 ) -> float:
     """Forward FLOPs for one token at ``context_tokens``, per GPU:
-    ``(2 * linear_parameters_per_token + attention_flops_per_token) / tp``."""
+    ``2 * linear_parameters_per_token_per_gpu + attention_flops_per_token`` (attention split by
+    query heads, ``/ tp``; replicated matmuls whole)."""
     _require_tp(tp)
-    linear = 2.0 * linear_parameters_per_token(arch) / tp
+    linear = 2.0 * linear_parameters_per_token_per_gpu(arch, tp)
     return linear + attention_flops_per_token(arch, context_tokens, tp, mla_absorbed=mla_absorbed)
 
 
@@ -597,10 +658,11 @@ def activation_bytes_per_token(arch: ModelArchitecture, tp: int = 1) -> float:
     elements = float(arch.hidden_size)
     for m in _matrices(arch):
         mult = _experts_multiplier(m.role, arch, experts)
+        share = m.gpu_share(arch, tp)
         if m.split == "column":
-            per = m.in_features + m.out_features / tp
+            per = m.in_features + m.out_features * share
         elif m.split == "row":
-            per = m.in_features / tp + m.out_features
+            per = m.in_features * share + m.out_features
         else:
             per = m.in_features + m.out_features
         elements += per * m.count * mult

@@ -2,24 +2,35 @@
 set against the rates the engine and the GPU counters report.
 
 Pure: the sampler gathers the inputs, this module does the arithmetic. Per GPU throughout:
-tensor parallelism divides bytes and FLOPs, while every GPU of the engine takes part in every
-token, so the engine's token rates apply to each of its GPUs unchanged.
+tensor parallelism splits bytes and FLOPs (replicated parts whole), while every GPU of the engine
+takes part in every token, so the engine's token rates apply to each of its GPUs unchanged.
+
+The step modelled is the one the engine runs: speculative verification of ``B x (1 + k)`` tokens
+plus drafting when the engine speculates, the prefill tokens that ride in the same forward pass
+fused in (chunked prefill), requests still prefilling left out of the decode batch, and the TP
+all-reduces on the critical path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rooftop.classifiers.capacity import kv_headroom_ratio
+from rooftop.classifiers.cross_check import CrossCheck, cross_check
 from rooftop.classifiers.models import KvDtype, WeightFormat
+from rooftop.classifiers.prefix_cache import computed_prefill
 from rooftop.classifiers.roofline import (
     Model,
     Roof,
+    StepCost,
     crossover_batch,
     decode_step,
+    mixed_step,
     model_bandwidth_utilization,
     model_flops_utilization,
     prefill_chunk,
 )
+from rooftop.classifiers.speculative import Speculation
 
 PREFILL_CHUNK_TOKENS = 2048
 """Chunk size for prefill's model intensity: vLLM's default ``max_num_batched_tokens`` for
@@ -35,8 +46,17 @@ class LiveWorkload:
     """What the sampler knows about one GPU's workload this cycle.
 
     ``batch``: running sequences (None: unknown, taken as 1 while tokens flow).
-    ``context_tokens``: mean tokens each running sequence attends to.
+    ``context_tokens``: mean tokens each running sequence attends to (see
+    :func:`~rooftop.classifiers.prefix_cache.per_sequence_context_tokens` for shared prefixes).
     ``dram_bytes_per_second``: observed DRAM traffic from hardware counters (GPM/DCGM), or None.
+    ``speculation``: how the engine speculates (its counters or its setting), or None.
+    ``draft_model``: the draft model for ``speculation.method == "draft_model"``.
+    ``prefilling_requests``: of ``batch``, requests still in prefill (not decoding), or None.
+    ``prefill_includes_cached``: the prefill rate is raw prompt tokens, cache hits included.
+    ``prefix_cache_hit_ratio``: share of prompt tokens served from the prefix cache, or None.
+    ``kv_capacity_tokens``: KV tokens the engine's cache holds (blocks x block size), or None.
+    ``engine_flops_per_second`` / ``engine_bytes_per_second``: the engine's own estimates
+    (vLLM ``estimated_flops_per_gpu_total``, read + write bytes), per GPU, or None.
     """
 
     model: Model
@@ -49,6 +69,14 @@ class LiveWorkload:
     decode_tokens_per_second: float | None
     prefill_tokens_per_second: float | None
     dram_bytes_per_second: float | None
+    speculation: Speculation | None = None
+    draft_model: Model | None = None
+    prefilling_requests: float | None = None
+    prefill_includes_cached: bool = False
+    prefix_cache_hit_ratio: float | None = None
+    kv_capacity_tokens: float | None = None
+    engine_flops_per_second: float | None = None
+    engine_bytes_per_second: float | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +103,35 @@ class OperatingPoint:
     prefill_achieved_flops_per_second: float | None
     model_bandwidth_utilization_ratio: float | None
     model_flops_utilization_ratio: float | None
+    tokens_per_step_per_sequence: float = 1.0
+    """Tokens each decoding sequence emits per step: ``1 + k alpha`` with speculation."""
+    speculative_acceptance_ratio: float | None = None
+    speculative_method: str | None = None
+    communication_seconds: float = 0.0
+    """Collective time per step (TP all-reduces), inside the step's speed-of-light time."""
+    communication_share: float = 0.0
+    """Share of the modelled step spent in collectives (0-1)."""
+    prefill_flops_upper_bound: bool = False
+    """The prefill FLOPs count raw prompt tokens, prefix-cache hits unknown: an upper bound."""
+    prefill_computed_tokens_per_second: float | None = None
+    decode_model_flops_utilization_ratio: float | None = None
+    """MFU of the decode tokens alone: the lower bound when prefill is an upper bound."""
+    prefill_tokens_per_step: float = 0.0
+    """Prefill tokens fused into each decode step (chunked prefill)."""
+    kv_needed_tokens: float | None = None
+    """KV tokens the running batch holds: ``decode batch x context``."""
+    kv_headroom_ratio: float | None = None
+    """Engine KV capacity over :attr:`kv_needed_tokens` (below 1: preemption ahead)."""
+    model_flops_per_second: float | None = None
+    """Model FLOP/s of both phases (the figure the engine's estimate is checked against)."""
+    model_bytes_per_second: float | None = None
+    """Model HBM bytes/s of the live mix."""
+    engine_flops_per_second: float | None = None
+    engine_bytes_per_second: float | None = None
+    hardware_bytes_per_second: float | None = None
+    """DRAM bytes/s the counters saw (GPM/DCGM), for the cross-check."""
+    cross_check: CrossCheck | None = None
+    """Model vs engine estimate vs hardware counters, when at least two are present."""
 
 
 def _flowing(rate: float | None) -> bool:
@@ -84,91 +141,141 @@ def _flowing(rate: float | None) -> bool:
 def operating_point(live: LiveWorkload) -> OperatingPoint:
     """The live roofline figures.
 
-    Decode, at batch ``B`` and context ``S`` (one step, per GPU)::
+    Decode, at decode batch ``B`` (running minus prefilling), context ``S``, ``n = 1 + k alpha``
+    tokens per sequence per step (1 without speculation), ``P`` prefill tokens fused per step::
 
-        bytes_per_token  = step_bytes / B          (weights touched + KV read + writes) / B
-        flops_per_token  = step_flops / B
-        SOL tokens/s     = B / max(step_bytes / BW, step_flops / FLOPS)
+        steps/s          = decode tokens/s / (B n)
+        P                = computed prefill tokens/s / steps/s
+        step             = mixed_step(B, S, P) (weights once for B (1 + k) + P tokens) + drafts
+        bytes_per_token  = step_bytes / (B n)
+        SOL tokens/s     = B n / step_seconds   (compute, memory, drafting and collectives)
         SOL ratio        = decode tokens/s / SOL tokens/s
+        MBU = step_bytes x steps/s / BW                              (Databricks)
+        MFU = step_flops x steps/s / FLOPS
         observed bytes/token = DRAM bytes/s (counters) / decode tokens/s
-        MBU = bytes_per_token x decode tokens/s / BW              (Databricks)
-        MFU = (decode tokens/s x flops_per_token + prefill tokens/s x prefill flops/token) / FLOPS
 
-    Prefill: a chunk of :data:`PREFILL_CHUNK_TOKENS` tokens after ``S`` cached ones gives the
-    prefill intensity and FLOPs per prompt token; prefill SOL ratio is its FLOP/s over the roof.
-    The workload intensity weighs both phases by their live rates (what the verdict compares
-    with the ridge). The observed intensity is the model FLOP/s achieved (both phases) over the
-    DRAM bytes/s the counters saw: left of the model's point means traffic the model does not
-    account for.
+    With no decode flowing, prefill runs alone in :data:`PREFILL_CHUNK_TOKENS`-token chunks.
+    Prefill tokens are the computed ones: raw prompt tokens less prefix-cache hits when the
+    engine reports its hit ratio; without it the raw count is used and
+    ``prefill_flops_upper_bound`` is set. The workload intensity weighs both phases by their
+    live rates; the observed intensity is the model FLOP/s achieved over the DRAM bytes/s the
+    counters saw (left of the model's point: traffic the model does not account for).
     """
-    batch = max(1, round(live.batch)) if live.batch is not None and live.batch >= 1 else 1
+    running = max(1, round(live.batch)) if live.batch is not None and live.batch >= 1 else 1
+    prefilling = live.prefilling_requests or 0.0
+    batch = max(1, round(running - prefilling)) if prefilling > 0 else running
     context = max(0, live.context_tokens)
     roof = live.roof
+    tp = live.tensor_parallel
+    spec = live.speculation
     ridge = roof.peak_flops_per_second / roof.peak_bandwidth_bytes_per_second
-    step = decode_step(
-        live.model, roof, batch, context, live.weights, live.kv_dtype, live.tensor_parallel
-    )
-    chunk = prefill_chunk(
+    decode = decode_step(
         live.model,
         roof,
-        PREFILL_CHUNK_TOKENS,
+        batch,
         context,
         live.weights,
         live.kv_dtype,
-        live.tensor_parallel,
+        tp,
+        speculation=spec,
+        draft_model=live.draft_model,
     )
-    bytes_per_token = step.bytes / batch
-    flops_per_token = step.flops / batch
-    prefill_flops_per_token = chunk.flops / PREFILL_CHUNK_TOKENS
+    chunk = prefill_chunk(
+        live.model, roof, PREFILL_CHUNK_TOKENS, context, live.weights, live.kv_dtype, tp
+    )
+    emitted_per_step = decode.emitted_tokens
     decode_rate = live.decode_tokens_per_second
-    prefill_rate = live.prefill_tokens_per_second
+    prefill = None
+    if live.prefill_tokens_per_second is not None:
+        prefill = computed_prefill(
+            live.prefill_tokens_per_second,
+            includes_cached=live.prefill_includes_cached,
+            hit_ratio=live.prefix_cache_hit_ratio,
+        )
+    prefill_rate = None if prefill is None else prefill.tokens_per_second
+
+    step = decode
+    per_step_prefill = 0.0
+    if _flowing(decode_rate) and _flowing(prefill_rate):
+        assert decode_rate is not None and prefill_rate is not None
+        steps_per_second = decode_rate / emitted_per_step
+        per_step_prefill = prefill_rate / steps_per_second
+        step = _fused(live, decode, batch, context, round(per_step_prefill))
+
+    bytes_per_token = decode.bytes / emitted_per_step
+    flops_per_token = decode.total_flops / emitted_per_step
+    prefill_flops_per_token = chunk.flops / PREFILL_CHUNK_TOKENS
+    prefill_bytes_per_token = chunk.bytes / PREFILL_CHUNK_TOKENS
 
     decode_flops = decode_rate * flops_per_token if decode_rate is not None else None
     prefill_flops = prefill_rate * prefill_flops_per_token if prefill_rate is not None else None
     sol_ratio = None
     observed_bytes = None
     mbu = None
+    moved = 0.0
+    achieved = (decode_flops or 0.0) + (prefill_flops or 0.0)
     if _flowing(decode_rate):
         assert decode_rate is not None
-        sol_ratio = decode_rate / step.speed_of_light_tokens_per_second
-        mbu = model_bandwidth_utilization(
-            bytes_per_token, decode_rate, roof.peak_bandwidth_bytes_per_second
-        )
+        steps_per_second = decode_rate / emitted_per_step
+        sol_ratio = decode_rate / (emitted_per_step / step.step_seconds)
+        moved = step.bytes * steps_per_second
+        if step is not decode:
+            achieved = step.total_flops * steps_per_second
+            decode_flops = decode.total_flops * steps_per_second
+            prefill_flops = achieved - decode_flops
+        mbu = model_bandwidth_utilization(moved, 1.0, roof.peak_bandwidth_bytes_per_second)
         if live.dram_bytes_per_second is not None:
             observed_bytes = live.dram_bytes_per_second / decode_rate
     elif decode_rate is not None:
         mbu = 0.0
+    if not _flowing(decode_rate) and prefill_rate:
+        moved = prefill_rate * prefill_bytes_per_token
     prefill_ratio = None
     if prefill_flops is not None:
         prefill_ratio = prefill_flops / roof.peak_flops_per_second
     mfu = None
+    decode_mfu = None
     if decode_flops is not None or prefill_flops is not None:
-        mfu = model_flops_utilization(
-            1.0, (decode_flops or 0.0) + (prefill_flops or 0.0), roof.peak_flops_per_second
-        )
-    workload_ai = step.arithmetic_intensity_flops_per_byte
-    achieved = (decode_flops or 0.0) + (prefill_flops or 0.0)
-    moved = (decode_rate or 0.0) * bytes_per_token + (prefill_rate or 0.0) * (
-        chunk.bytes / PREFILL_CHUNK_TOKENS
-    )
+        mfu = model_flops_utilization(1.0, achieved, roof.peak_flops_per_second)
+        decode_mfu = model_flops_utilization(1.0, decode_flops or 0.0, roof.peak_flops_per_second)
+    workload_ai = decode.arithmetic_intensity_flops_per_byte
     if achieved > 0 and moved > 0:
         workload_ai = achieved / moved
     observed_ai = None
     if live.dram_bytes_per_second and live.dram_bytes_per_second > 0 and achieved > 0:
         observed_ai = achieved / live.dram_bytes_per_second
+    model_flops = achieved if (decode_rate or prefill_rate) else None
+    model_bytes = moved if (decode_rate or prefill_rate) else None
+    check = None
+    if (
+        live.engine_flops_per_second is not None
+        or live.engine_bytes_per_second is not None
+        or (live.dram_bytes_per_second is not None)
+    ):
+        check = cross_check(
+            model_flops_per_second=model_flops,
+            engine_flops_per_second=live.engine_flops_per_second,
+            model_bytes_per_second=model_bytes,
+            engine_bytes_per_second=live.engine_bytes_per_second,
+            hardware_bytes_per_second=live.dram_bytes_per_second,
+            moe=getattr(live.model, "moe", None) is not None,
+            prefill_upper_bound=prefill is not None and prefill.upper_bound,
+        )
+    needed = float(batch * context) if context > 0 else None
+    headroom = None
+    if live.kv_capacity_tokens is not None and needed is not None:
+        headroom = kv_headroom_ratio(live.kv_capacity_tokens, needed)
     return OperatingPoint(
         batch=batch,
         ridge_point_flops_per_byte=ridge,
         decode_bytes_per_token=bytes_per_token,
         decode_flops_per_token=flops_per_token,
-        decode_arithmetic_intensity=step.arithmetic_intensity_flops_per_byte,
-        decode_speed_of_light_tokens_per_second=step.speed_of_light_tokens_per_second,
-        decode_bound=step.bound,
+        decode_arithmetic_intensity=decode.arithmetic_intensity_flops_per_byte,
+        decode_speed_of_light_tokens_per_second=decode.speed_of_light_tokens_per_second,
+        decode_bound=decode.bound,
         prefill_arithmetic_intensity=chunk.arithmetic_intensity_flops_per_byte,
         workload_arithmetic_intensity=workload_ai,
-        crossover_batch=crossover_batch(
-            live.model, roof, context, live.weights, live.kv_dtype, live.tensor_parallel
-        ),
+        crossover_batch=crossover_batch(live.model, roof, context, live.weights, live.kv_dtype, tp),
         decode_speed_of_light_ratio=sol_ratio,
         prefill_speed_of_light_ratio=prefill_ratio,
         decode_observed_bytes_per_token=observed_bytes,
@@ -177,4 +284,86 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
         prefill_achieved_flops_per_second=prefill_flops,
         model_bandwidth_utilization_ratio=mbu,
         model_flops_utilization_ratio=mfu,
+        tokens_per_step_per_sequence=decode.tokens_per_step_per_sequence,
+        speculative_acceptance_ratio=None if spec is None else spec.acceptance_rate,
+        speculative_method=None if spec is None else spec.method,
+        communication_seconds=step.communication_seconds,
+        communication_share=step.communication_share,
+        prefill_flops_upper_bound=prefill is not None and prefill.upper_bound,
+        prefill_computed_tokens_per_second=prefill_rate,
+        decode_model_flops_utilization_ratio=decode_mfu,
+        prefill_tokens_per_step=per_step_prefill,
+        kv_needed_tokens=needed,
+        kv_headroom_ratio=headroom,
+        model_flops_per_second=model_flops,
+        model_bytes_per_second=model_bytes,
+        engine_flops_per_second=live.engine_flops_per_second,
+        engine_bytes_per_second=live.engine_bytes_per_second,
+        hardware_bytes_per_second=live.dram_bytes_per_second,
+        cross_check=check,
+    )
+
+
+def _fused(
+    live: LiveWorkload, decode: StepCost, batch: int, context: int, prefill_tokens: int
+) -> StepCost:
+    """The decode step with ``prefill_tokens`` fused in: one weight read for all tokens."""
+    if prefill_tokens < 1:
+        return decode
+    fused = mixed_step(
+        live.model,
+        live.roof,
+        decode.verified_tokens,
+        context,
+        prefill_tokens,
+        context,
+        live.weights,
+        live.kv_dtype,
+        live.tensor_parallel,
+    )
+    if decode.verified_tokens != batch:
+        # Speculative verification: the B (1 + k) positions read each sequence's KV once.
+        extra_kv = (decode.verified_tokens - batch) * (decode.kv_read_bytes / batch)
+        kv_read = fused.kv_read_bytes - extra_kv
+        fused = _with_kv_read(live.roof, fused, kv_read)
+    return StepCost(
+        phase="decode",
+        batch=batch,
+        tokens=fused.tokens,
+        context_tokens=context,
+        weight_bytes=fused.weight_bytes,
+        kv_read_bytes=fused.kv_read_bytes,
+        kv_write_bytes=fused.kv_write_bytes,
+        activation_bytes=fused.activation_bytes,
+        flops=fused.flops,
+        compute_seconds=fused.compute_seconds,
+        memory_seconds=fused.memory_seconds,
+        attention_flops=fused.attention_flops,
+        communication_seconds=fused.communication_seconds,
+        draft_bytes=decode.draft_bytes,
+        draft_flops=decode.draft_flops,
+        draft_seconds=decode.draft_seconds,
+        verified_tokens=fused.verified_tokens,
+        emitted_tokens=decode.emitted_tokens,
+    )
+
+
+def _with_kv_read(roof: Roof, step: StepCost, kv_read: float) -> StepCost:
+    total = step.bytes - step.kv_read_bytes + kv_read
+    return StepCost(
+        phase=step.phase,
+        batch=step.batch,
+        tokens=step.tokens,
+        context_tokens=step.context_tokens,
+        weight_bytes=step.weight_bytes,
+        kv_read_bytes=kv_read,
+        kv_write_bytes=step.kv_write_bytes,
+        activation_bytes=step.activation_bytes,
+        flops=step.flops,
+        compute_seconds=step.compute_seconds,
+        memory_seconds=total / roof.peak_bandwidth_bytes_per_second,
+        attention_flops=step.attention_flops,
+        communication_seconds=step.communication_seconds,
+        verified_tokens=step.verified_tokens,
+        emitted_tokens=step.emitted_tokens,
     )

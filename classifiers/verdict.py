@@ -1,4 +1,4 @@
-"""Per-GPU bound verdict (idle / memory / compute / latency) and its hysteresis. Pure.
+"""Per-GPU bound verdict (unknown / idle / memory / compute / latency) and its hysteresis. Pure.
 
 The verdict uses the best evidence present, in this order:
 
@@ -8,19 +8,39 @@ The verdict uses the best evidence present, in this order:
 2. ``nvml``: only the kernel duty cycle (``utilization.gpu``) is hardware; memory and compute come
    from the model (MBU, MFU, arithmetic intensity vs ridge).
 3. ``model``: no GPU counters; engine token rates plus the model's MBU/MFU and roofline.
-4. ``engine-only``: token rates and batch size only. The decode step's arithmetic intensity is
-   estimated as tokens per step (≈ FLOP/byte for 16-bit weights: 2 FLOP and 2 bytes per weight
-   per token), compared with the ridge; every such reason says ``engine-only evidence``.
+4. ``engine-only``: token rates and batch size only. With the model known, the model's own step
+   intensity (weights + KV, dtype aware) is compared with the ridge; only for an unknown model
+   is it estimated as tokens per step (≈ FLOP/byte for 16-bit weights: 2 FLOP and 2 bytes per
+   weight per token; ``x 2 / bytes per weight`` for narrower ones). The reason says which, and
+   every such reason says ``engine-only evidence``.
 
 Rules, first match wins:
 
+- **unknown**: nothing to judge on: no engine token counts and no GPU activity reading.
 - **idle**: no tokens flow and the GPU is not busy (every activity ratio below ``idle_busy_ratio``).
 - **compute**: the compute signal reaches its threshold (tensor or MFU), or, with no compute
   signal, the step's arithmetic intensity is at or above the ridge point.
 - **memory**: the memory signal (DRAM or MBU) reaches its threshold. When both signals are high,
   intensity vs ridge decides; without it, the signal further above its threshold wins.
 - **latency**: busy (kernels running or tokens flowing) but no roof is reached: launch, host,
-  scheduler or communication bound. A saturated engine thread is named in the reason.
+  scheduler or communication bound. A saturated engine thread is named in the reason, and so is
+  a GPU waiting on tensor-parallel collectives (the model puts ``communication_share_ratio`` of
+  the step in all-reduces, or GPM's NVLink rates show the link busy).
+
+Production effects the verdict guards against:
+
+- An **upper bound** never decides ``compute`` alone: when the MFU counts raw prompt tokens
+  (prefix-cache hits unknown, ``mfu_upper_bound``), compute needs the tensor counter or the
+  decode-only MFU (``decode_mfu_ratio``) to reach its threshold.
+- **Speculative decoding** is named in the reason (tokens per step per sequence).
+- **Hysteresis with a dead band**: a published memory (compute) state is left only when its
+  signal falls below the *leave* threshold, lower than the *enter* one, so a signal hovering at
+  the threshold cannot flip the state (:func:`classify` ``held``).
+- A **three-way cross-check** (model vs engine estimate vs hardware counters,
+  :mod:`~rooftop.classifiers.cross_check`) names the largest disagreement.
+
+Every verdict carries ``codes``: short stable identifiers (:data:`VERDICT_CODES`) for the causes
+the reason names, bounded so they can be exported as a label.
 
 A power/thermal clock cap (``throttled``) does not change the state; the reason says so, since
 capped clocks lower both roofs.
@@ -32,31 +52,60 @@ import math
 from dataclasses import dataclass, fields
 from typing import Literal, get_args
 
+from rooftop.classifiers.cross_check import CrossCheck
+
 __all__ = [
     "EVIDENCE_LABELS",
     "STATES",
     "TIERS",
+    "VERDICT_CODES",
     "EvidenceLabel",
     "HysteresisState",
     "Tier",
     "Verdict",
+    "VerdictCode",
     "VerdictEvidence",
     "VerdictState",
     "VerdictThresholds",
     "advance",
     "classify",
+    "classify_held",
     "published",
 ]
 
 Tier = Literal["gpm", "dcgm", "nvml", "none"]
-VerdictState = Literal["idle", "memory", "compute", "latency"]
+VerdictState = Literal["unknown", "idle", "memory", "compute", "latency"]
 EvidenceLabel = Literal["gpm", "dcgm", "nvml", "model", "engine-only"]
+VerdictCode = Literal[
+    "no_evidence",
+    "host_bound",
+    "communication",
+    "speculation",
+    "prefix_upper_bound",
+    "model_intensity",
+    "token_proxy",
+    "cross_check",
+    "throttled",
+]
+"""Short stable identifiers of the causes a reason names (a bounded set, safe as a label):
+
+- ``no_evidence``: the ``unknown`` state, nothing to judge on.
+- ``host_bound``: the engine's busiest thread is saturated.
+- ``communication``: the GPU waits on tensor-parallel collectives.
+- ``speculation``: speculative decoding is on (tokens per step per sequence > 1).
+- ``prefix_upper_bound``: prefill FLOPs are an upper bound and were not let decide compute.
+- ``model_intensity`` / ``token_proxy``: an engine-only estimate from the model's step
+  intensity, or from the tokens-per-step proxy (model unknown).
+- ``cross_check``: model, engine estimate and hardware counters disagree beyond tolerance.
+- ``throttled``: clocks capped by power or temperature."""
 
 TIERS: tuple[Tier, ...] = get_args(Tier)
 STATES: tuple[VerdictState, ...] = get_args(VerdictState)
 EVIDENCE_LABELS: tuple[EvidenceLabel, ...] = get_args(EvidenceLabel)
+VERDICT_CODES: tuple[VerdictCode, ...] = get_args(VerdictCode)
 
 _PIPE_FIELDS = ("dram_active_ratio", "sm_active_ratio", "tensor_active_ratio")
+_NON_NUMERIC = ("tier", "throttled", "mfu_upper_bound", "cross_check")
 
 
 @dataclass(frozen=True)
@@ -82,6 +131,16 @@ class VerdictEvidence:
         ridge_point_flops_per_byte: the GPU's peak FLOP/s ÷ peak bytes/s.
         host_busiest_thread_ratio: the engine process's busiest thread, share of one core.
         throttled: clock-event reasons say power or thermal capping.
+        communication_share_ratio: the model's share of the step spent in TP all-reduces.
+        interconnect_active_ratio: NVLink (GPM ``NVLINK_TOTAL_RX/TX_PER_SEC``) bytes/s over the
+            link's peak both ways, 0-1.
+        tokens_per_step_per_sequence: emitted tokens per decode step per sequence (``1 + k
+            alpha`` with speculative decoding), when known.
+        mfu_upper_bound: the MFU counts raw prompt tokens (prefix-cache hits unknown).
+        decode_mfu_ratio: the MFU of the decode tokens alone (its lower bound then).
+        weight_bytes_per_parameter: stored bytes per weight, for the tokens-per-step proxy of an
+            unknown model (2 for BF16, 1 for FP8, ~0.52 for INT4).
+        cross_check: the model / engine-estimate / hardware comparison, when there is one.
     """
 
     tier: Tier = "none"
@@ -98,18 +157,27 @@ class VerdictEvidence:
     ridge_point_flops_per_byte: float | None = None
     host_busiest_thread_ratio: float | None = None
     throttled: bool = False
+    communication_share_ratio: float | None = None
+    interconnect_active_ratio: float | None = None
+    tokens_per_step_per_sequence: float | None = None
+    mfu_upper_bound: bool = False
+    decode_mfu_ratio: float | None = None
+    weight_bytes_per_parameter: float | None = None
+    cross_check: CrossCheck | None = None
 
     def __post_init__(self) -> None:
         if self.tier not in TIERS:
             raise ValueError(f"tier must be one of {', '.join(TIERS)}, got {self.tier!r}")
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("tier", "throttled") or value is None:
+            if f.name in _NON_NUMERIC or value is None:
                 continue
             if isinstance(value, bool) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{f.name} must be a finite number ≥ 0 or None, got {value!r}")
         if self.ridge_point_flops_per_byte == 0:
             raise ValueError("ridge_point_flops_per_byte must be > 0 or None")
+        if self.weight_bytes_per_parameter == 0:
+            raise ValueError("weight_bytes_per_parameter must be > 0 or None")
         counters = [
             name for name in (*_PIPE_FIELDS, "kernel_busy_ratio") if getattr(self, name) is not None
         ]
@@ -131,18 +199,23 @@ class Verdict:
     """The classification of one sample.
 
     Attributes:
-        state: ``idle``, ``memory``, ``compute`` or ``latency``.
+        state: ``unknown``, ``idle``, ``memory``, ``compute`` or ``latency``.
         evidence: what decided it: ``gpm``, ``dcgm``, ``nvml``, ``model`` or ``engine-only``.
         reason: one human line with the numbers behind the state.
+        codes: stable identifiers of the causes the reason names (:data:`VERDICT_CODES`).
     """
 
     state: VerdictState
     evidence: EvidenceLabel
     reason: str
+    codes: tuple[VerdictCode, ...] = ()
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
             raise ValueError(f"state must be one of {', '.join(STATES)}, got {self.state!r}")
+        unknown = [c for c in self.codes if c not in VERDICT_CODES]
+        if unknown:
+            raise ValueError(f"unknown verdict codes {unknown}: use {', '.join(VERDICT_CODES)}")
         if self.evidence not in EVIDENCE_LABELS:
             raise ValueError(
                 f"evidence must be one of {', '.join(EVIDENCE_LABELS)}, got {self.evidence!r}"
@@ -187,6 +260,34 @@ class VerdictThresholds:
     """Hysteresis: a new state is published after this many consecutive samples. rooftop's
     choice: gpmtop judges over 5 s of 1 s samples; 3 samples absorbs one- and two-sample blips."""
 
+    memory_dram_leave_ratio: float = 0.50
+    """Dead band: a published ``memory`` state holds while DRAM stays at or above this (entered
+    at ``memory_dram_ratio`` 0.60). The TRT-LLM Nsight guide's "< 40 → latency-bound" is the
+    far side; 0.50 splits the 0.40–0.60 band so a DRAM ratio hovering at 0.60 (± 0.05 noise)
+    cannot flip the state every few samples."""
+
+    compute_tensor_leave_ratio: float = 0.40
+    """Dead band for a published ``compute`` state on the tensor pipes (entered at 0.50): the
+    TRT-LLM guide's 40 % "low" mark."""
+
+    memory_mbu_leave_ratio: float = 0.40
+    """Dead band for ``memory`` on MBU (entered at 0.50): roofline-anchors.md §5, both < 40 %
+    is the latency side."""
+
+    compute_mfu_leave_ratio: float = 0.40
+    """Dead band for ``compute`` on MFU (entered at 0.50), as for MBU."""
+
+    communication_share_ratio: float = 0.20
+    """A busy GPU below both roofs is called communication-bound (latency, code
+    ``communication``) when the model puts at least this share of its step in TP all-reduces.
+    rooftop's choice: a fifth of the step separates Llama-3.1-70B decode at batch 1 on H100 at
+    TP 8 (1.65 of 6.89 ms, 24 %) from TP 2 (3.4 %), where collectives are noise."""
+
+    interconnect_busy_ratio: float = 0.30
+    """…or when GPM's NVLink rates reach this share of the link's peak (both directions).
+    rooftop's choice: decode all-reduces are latency-bound, so a link this busy is already
+    carrying traffic beyond them."""
+
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
@@ -195,6 +296,17 @@ class VerdictThresholds:
                     raise ValueError(f"hold_samples must be an int ≥ 1, got {value!r}")
             elif isinstance(value, bool) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"{f.name} must be a positive finite ratio, got {value!r}")
+        for enter, leave in (
+            ("memory_dram_ratio", "memory_dram_leave_ratio"),
+            ("compute_tensor_ratio", "compute_tensor_leave_ratio"),
+            ("memory_mbu_ratio", "memory_mbu_leave_ratio"),
+            ("compute_mfu_ratio", "compute_mfu_leave_ratio"),
+        ):
+            if getattr(self, leave) > getattr(self, enter):
+                raise ValueError(
+                    f"{leave} ({getattr(self, leave)}) must not exceed {enter} "
+                    f"({getattr(self, enter)}): the dead band leaves below where it enters"
+                )
 
 
 @dataclass(frozen=True)
@@ -202,10 +314,20 @@ class _Signal:
     name: str  # "DRAM", "MBU", "tensor", "MFU"
     value: float
     threshold: float
+    upper_bound: float | None = None
+    """Set when ``value`` is only an upper bound: the lower bound that must reach the
+    threshold for the signal to count as high."""
 
     @property
     def high(self) -> bool:
+        if self.upper_bound is not None:
+            return self.upper_bound >= self.threshold
         return self.value >= self.threshold
+
+    @property
+    def bound_only(self) -> bool:
+        """The upper bound reaches the threshold but the lower bound does not."""
+        return self.upper_bound is not None and self.value >= self.threshold > self.upper_bound
 
     @property
     def margin(self) -> float:
@@ -246,19 +368,32 @@ def _tokens_per_second(ev: VerdictEvidence) -> float | None:
     return (ev.decode_tokens_per_second or 0.0) + (ev.prefill_tokens_per_second or 0.0)
 
 
-def _memory_signal(ev: VerdictEvidence, th: VerdictThresholds) -> _Signal | None:
+def _memory_signal(
+    ev: VerdictEvidence, th: VerdictThresholds, held: VerdictState | None = None
+) -> _Signal | None:
+    keep = held == "memory"
     if ev.dram_active_ratio is not None:
-        return _Signal("DRAM", ev.dram_active_ratio, th.memory_dram_ratio)
+        cut = th.memory_dram_leave_ratio if keep else th.memory_dram_ratio
+        return _Signal("DRAM", ev.dram_active_ratio, cut)
     if ev.model_bandwidth_utilization_ratio is not None:
-        return _Signal("MBU", ev.model_bandwidth_utilization_ratio, th.memory_mbu_ratio)
+        cut = th.memory_mbu_leave_ratio if keep else th.memory_mbu_ratio
+        return _Signal("MBU", ev.model_bandwidth_utilization_ratio, cut)
     return None
 
 
-def _compute_signal(ev: VerdictEvidence, th: VerdictThresholds) -> _Signal | None:
+def _compute_signal(
+    ev: VerdictEvidence, th: VerdictThresholds, held: VerdictState | None = None
+) -> _Signal | None:
+    keep = held == "compute"
     if ev.tensor_active_ratio is not None:
-        return _Signal("tensor", ev.tensor_active_ratio, th.compute_tensor_ratio)
+        cut = th.compute_tensor_leave_ratio if keep else th.compute_tensor_ratio
+        return _Signal("tensor", ev.tensor_active_ratio, cut)
     if ev.model_flops_utilization_ratio is not None:
-        return _Signal("MFU", ev.model_flops_utilization_ratio, th.compute_mfu_ratio)
+        cut = th.compute_mfu_leave_ratio if keep else th.compute_mfu_ratio
+        if ev.mfu_upper_bound:
+            lower = ev.decode_mfu_ratio if ev.decode_mfu_ratio is not None else 0.0
+            return _Signal("MFU", ev.model_flops_utilization_ratio, cut, upper_bound=lower)
+        return _Signal("MFU", ev.model_flops_utilization_ratio, cut)
     return None
 
 
@@ -300,15 +435,48 @@ def _qualifier(label: EvidenceLabel) -> str:
     return ""
 
 
+def _notes(ev: VerdictEvidence) -> tuple[str, list[VerdictCode]]:
+    """Phrases and codes every verdict carries: speculation, cross-check, throttling."""
+    text = ""
+    codes: list[VerdictCode] = []
+    tps = ev.tokens_per_step_per_sequence
+    if tps is not None and tps > 1.0:
+        text += f"; speculative decoding, {tps:.2f} tokens per step per sequence"
+        codes.append("speculation")
+    check = ev.cross_check
+    if check is not None and check.largest is not None:
+        text += f"; cross-check: {check.largest.phrase}"
+        codes.append("cross_check")
+    if ev.throttled:
+        text += "; clocks throttled (power/thermal cap lowers both roofs)"
+        codes.append("throttled")
+    return text, codes
+
+
 def _finish(
-    state: VerdictState, label: EvidenceLabel, body: str, ev: VerdictEvidence, note: str = ""
+    state: VerdictState,
+    label: EvidenceLabel,
+    body: str,
+    ev: VerdictEvidence,
+    note: str = "",
+    codes: tuple[VerdictCode, ...] = (),
 ) -> Verdict:
     reason = f"{state}: {body}{note}{_qualifier(label)}"
     if label == "engine-only":
         reason = f"engine-only evidence (no GPU counters, no model): {reason}"
-    if ev.throttled:
-        reason += "; clocks throttled (power/thermal cap lowers both roofs)"
-    return Verdict(state=state, evidence=label, reason=reason)
+    extra, extra_codes = _notes(ev)
+    reason += extra
+    return Verdict(state=state, evidence=label, reason=reason, codes=(*codes, *extra_codes))
+
+
+def _upper_bound_phrase(signal: _Signal | None) -> str | None:
+    if signal is None or not signal.bound_only:
+        return None
+    lower = signal.upper_bound or 0.0
+    return (
+        f"MFU {_pct(signal.value)} is an upper bound (prompt tokens include prefix-cache hits "
+        f"the engine does not report; decode alone {_pct(lower)}), not counted as compute"
+    )
 
 
 def _roof_verdict(
@@ -321,7 +489,10 @@ def _roof_verdict(
     """memory/compute from the roof signals, or ``None`` when neither roof is reached."""
     ai, ridge = ev.arithmetic_intensity_flops_per_byte, ev.ridge_point_flops_per_byte
     above_ridge = None if ai is None or ridge is None else ai >= ridge
-    compute_high = compute.high if compute is not None else bool(above_ridge)
+    # With upper-bound prefill FLOPs the workload intensity counts them too: it may break a
+    # tie but never calls compute on its own.
+    intensity_decides = not (ev.mfu_upper_bound and ev.tensor_active_ratio is None)
+    compute_high = compute.high if compute is not None else bool(above_ridge) and intensity_decides
     memory_high = memory is not None and memory.high
     if not (compute_high or memory_high):
         return None
@@ -337,6 +508,7 @@ def _roof_verdict(
         state = "compute" if compute_high else "memory"
 
     parts: list[str] = []
+    codes: list[VerdictCode] = []
     if state == "compute":
         if compute is not None:
             parts.append(_describe(compute))
@@ -349,42 +521,78 @@ def _roof_verdict(
     else:
         assert memory is not None
         parts.append(_describe(memory))
-        if compute is not None:
+        bound_phrase = _upper_bound_phrase(compute)
+        if bound_phrase is not None:
+            parts.append(bound_phrase)
+            codes.append("prefix_upper_bound")
+        elif compute is not None:
             also = " also high" if compute_high else ""
             parts.append(f"{compute.name} {_pct(compute.value)}{also}")
         parts += _context(ev)
-    return _finish(state, label, ", ".join(parts), ev)
+    return _finish(state, label, ", ".join(parts), ev, codes=tuple(codes))
 
 
 def _engine_estimate(ev: VerdictEvidence, label: EvidenceLabel) -> Verdict:
-    """memory or compute from token rates alone (no roof signal), stated as an estimate.
+    """memory or compute from token rates and the model's intensity (no roof signal), stated as
+    an estimate.
 
-    Tokens per step ≈ batch x (decode + prefill) / decode: each running request yields one token
-    per decode step, and prefill tokens ride along in the same steps. With 16-bit weights a step
-    does 2 FLOP and reads 2 bytes per weight per token, so tokens per step ≈ FLOP/byte, the
-    quantity the ridge point is compared with (roofline-anchors.md §3.1, B_crit).
+    With the model known, its step intensity (weights + KV, dtype aware) is compared with the
+    ridge. Otherwise tokens per step ≈ batch x (decode + prefill) / decode: each running request
+    yields one token per decode step, and prefill tokens ride along in the same steps. With
+    16-bit weights a step does 2 FLOP and reads 2 bytes per weight per token, so tokens per step
+    ≈ FLOP/byte, the quantity the ridge point is compared with (roofline-anchors.md §3.1,
+    B_crit); narrower weights scale it by ``2 / bytes per weight`` (FP8 x2, INT4 x~4).
     """
     decode = ev.decode_tokens_per_second or 0.0
     prefill = ev.prefill_tokens_per_second or 0.0
     ridge = ev.ridge_point_flops_per_byte
     missing = "no DRAM/tensor counters or model" if label == "nvml" else ""
     note = f" [{missing}]" if missing else ""
+    rates = f"decode {_num(decode)} tok/s"
+    if prefill > 0:
+        rates += f", prefill {_num(prefill)} tok/s"
+    batch = f"batch {ev.batch_size:g}, " if ev.batch_size is not None else ""
+    model_ai = ev.arithmetic_intensity_flops_per_byte
+    if (decode > 0 or prefill > 0) and model_ai is not None and ridge is not None:
+        above = model_ai >= ridge
+        if above and ev.mfu_upper_bound:
+            body = (
+                f"model step intensity {_num(model_ai)} ≥ ridge {_num(ridge)} ({batch}{rates}) "
+                "counts prompt tokens that may be prefix-cache hits: an upper bound, "
+                "not called compute; presumed memory-bound"
+            )
+            return _finish(
+                "memory", label, body, ev, note, ("model_intensity", "prefix_upper_bound")
+            )
+        state: VerdictState = "compute" if above else "memory"
+        relation = "≥" if above else "<"
+        body = (
+            f"model step intensity {_num(model_ai)} FLOP/byte {relation} ridge {_num(ridge)} "
+            f"({batch}{rates}), presumed {state}-bound"
+        )
+        return _finish(state, label, body, ev, note, ("model_intensity",))
     if decode > 0 and ev.batch_size is not None and ev.batch_size > 0 and ridge is not None:
         per_step = ev.batch_size * (decode + prefill) / decode
-        state: VerdictState = "compute" if per_step >= ridge else "memory"
-        relation = "≥" if per_step >= ridge else "<"
-        rates = f"decode {_num(decode)} tok/s"
-        if prefill > 0:
-            rates += f", prefill {_num(prefill)} tok/s"
+        scale = 1.0
+        dtype_note = ""
+        if ev.weight_bytes_per_parameter is not None:
+            scale = 2.0 / ev.weight_bytes_per_parameter
+            dtype_note = f" x {scale:.2g} for {ev.weight_bytes_per_parameter:.2g}-byte weights"
+        proxy = per_step * scale
+        state = "compute" if proxy >= ridge else "memory"
+        relation = "≥" if proxy >= ridge else "<"
+        figure = f"≈{_num(per_step)} tokens/step"
+        if scale != 1.0:
+            figure += f"{dtype_note} = {_num(proxy)} FLOP/byte"
         body = (
-            f"≈{_num(per_step)} tokens/step {relation} ridge {_num(ridge)} "
-            f"(batch {ev.batch_size:g}, {rates}), presumed {state}-bound"
+            f"{figure} {relation} ridge {_num(ridge)} (tokens-per-step proxy, model unknown; "
+            f"{batch}{rates}), presumed {state}-bound"
         )
-        return _finish(state, label, body, ev, note)
+        return _finish(state, label, body, ev, note, ("token_proxy",))
     if decode > 0:
-        batch = f" at batch {ev.batch_size:g}" if ev.batch_size is not None else ""
+        at = f" at batch {ev.batch_size:g}" if ev.batch_size is not None else ""
         body = (
-            f"decode {_num(decode)} tok/s{batch}, no ridge to compare with; "
+            f"decode {_num(decode)} tok/s{at}, no ridge to compare with; "
             "decode presumed memory-bound"
         )
         return _finish("memory", label, body, ev, note)
@@ -392,8 +600,28 @@ def _engine_estimate(ev: VerdictEvidence, label: EvidenceLabel) -> Verdict:
     return _finish("compute", label, body, ev, note)
 
 
-def classify(evidence: VerdictEvidence, thresholds: VerdictThresholds | None = None) -> Verdict:
-    """Classify one sample of one GPU. See the module docstring for the rules."""
+def _communication_phrase(ev: VerdictEvidence, th: VerdictThresholds) -> str | None:
+    share, link = ev.communication_share_ratio, ev.interconnect_active_ratio
+    parts: list[str] = []
+    if share is not None and share >= th.communication_share_ratio:
+        parts.append(f"the model puts {_pct(share)} of each step in TP all-reduces")
+    if link is not None and link >= th.interconnect_busy_ratio:
+        parts.append(f"NVLink {_pct(link)} busy")
+    if not parts:
+        return None
+    return "waiting on tensor-parallel collectives: " + ", ".join(parts)
+
+
+def classify(
+    evidence: VerdictEvidence,
+    thresholds: VerdictThresholds | None = None,
+    held: VerdictState | None = None,
+) -> Verdict:
+    """Classify one sample of one GPU. See the module docstring for the rules.
+
+    ``held``: the state published now (hysteresis). A held ``memory`` or ``compute`` state is
+    kept until its signal falls below the leave threshold (the dead band).
+    """
     th = thresholds if thresholds is not None else VerdictThresholds()
     ev = evidence
     label = _evidence_label(ev)
@@ -402,20 +630,31 @@ def classify(evidence: VerdictEvidence, thresholds: VerdictThresholds | None = N
     tokens = _tokens_per_second(ev)
     flowing = tokens is not None and tokens > 0
 
+    if tokens is None and activity is None:
+        gpu_part = "the GPU reports no utilization" if ev.tier != "none" else "no GPU counters"
+        return _finish(
+            "unknown",
+            label,
+            f"nothing to judge on: no engine token counts and {gpu_part}",
+            ev,
+            codes=("no_evidence",),
+        )
+
     if not flowing and (activity is None or activity < th.idle_busy_ratio):
         token_part = "no tokens" if tokens is not None else "no engine token counts"
         gpu_part = f"GPU {_pct(activity)} busy" if activity is not None else "no GPU activity seen"
         return _finish("idle", label, f"{token_part} and {gpu_part}", ev)
 
-    memory = _memory_signal(ev, th)
-    compute = _compute_signal(ev, th)
+    memory = _memory_signal(ev, th, held)
+    compute = _compute_signal(ev, th, held)
     roof = _roof_verdict(ev, th, label, memory, compute)
     if roof is not None:
         return roof
 
     host = _host_phrase(ev, th)
-    has_roof_signal = memory is not None or compute is not None or _intensity_phrase(ev) is not None
-    if has_roof_signal or host is not None or not flowing:
+    comm = _communication_phrase(ev, th)
+    has_roof_signal = memory is not None or compute is not None
+    if has_roof_signal or host is not None or comm is not None or not flowing:
         if busy is not None:
             lead = f"GPU busy {_pct(busy)}"
         elif flowing:
@@ -423,20 +662,41 @@ def classify(evidence: VerdictEvidence, thresholds: VerdictThresholds | None = N
         else:
             lead = f"GPU {_pct(activity or 0.0)} active"
         lows = [f"{s.name} {_pct(s.value)}" for s in (memory, compute) if s is not None]
+        codes: list[VerdictCode] = []
+        bound_phrase = _upper_bound_phrase(compute)
+        if bound_phrase is not None:
+            codes.append("prefix_upper_bound")
         if lows:
             body = f"{lead} but {', '.join(lows)}, no roof reached"
-        elif has_roof_signal:
+        elif _intensity_phrase(ev) is not None:
             body = f"{lead}, {_intensity_phrase(ev)}, no roof reached"
         elif host is not None:
             body = f"{lead}, host bound"
+        elif comm is not None:
+            body = f"{lead}, no roof reached"
         else:
             body = f"{lead} with no roof evidence (no DRAM/tensor counters, model or tokens)"
+        if bound_phrase is not None:
+            body += f" ({bound_phrase})"
+        if comm is not None:
+            body += f"; {comm}"
+            codes.append("communication")
         body += "".join(f", {part}" for part in _context(ev, skip=("intensity",)))
         if host is not None:
             body += f" ({host})"
-        return _finish("latency", label, body, ev)
+            codes.append("host_bound")
+        return _finish("latency", label, body, ev, codes=tuple(codes))
 
     return _engine_estimate(ev, label)
+
+
+def classify_held(
+    state: HysteresisState, evidence: VerdictEvidence, thresholds: VerdictThresholds
+) -> HysteresisState:
+    """Classify with the dead band of the published state, then advance the hysteresis."""
+    held = state.current.state if state.current is not None else None
+    observed = classify(evidence, thresholds, held)
+    return advance(state, observed, thresholds.hold_samples)
 
 
 # --- hysteresis -----------------------------------------------------------------------------------

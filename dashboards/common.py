@@ -32,16 +32,19 @@ ROOFLINE_UID = "rooftop-roofline"
 OVERVIEW_UID = "rooftop-overview"
 
 JOB_VAR = "rooftop_job"
+INSTANCE_VAR = "rooftop_instance"
 ENGINE_VAR = "rooftop_engine"
 MODEL_VAR = "model_name"
 
-TARGET = 'job=~"$rooftop_job", namespace=~"$namespace", pod=~"$pod"'
-"""One rooftop scrape target (namespace and pod exist only under Kubernetes discovery)."""
+TARGET = 'job=~"$rooftop_job", instance=~"$rooftop_instance", namespace=~"$namespace", pod=~"$pod"'
+"""One rooftop scrape target (namespace and pod exist only under Kubernetes discovery). Job and
+instance follow the template variables, as Grafana's dashboard linter asks."""
 GPU = TARGET + ', gpu=~"$gpu"'
 ENGINE = TARGET + ', engine=~"$rooftop_engine", model=~"$model_name"'
 PER_TARGET = GPU + ', engine=~"$rooftop_engine", model=~"$model_name"'
 MODEL_RULE = 'job=~"$rooftop_job", namespace=~"$namespace", model=~"$model_name"'
-POD_RULE = TARGET
+POD_RULE = 'job=~"$rooftop_job", namespace=~"$namespace", pod=~"$pod"'
+"""Recording rules aggregate per model or per pod, across instances: no instance label left."""
 
 PanelBuilder = timeseries.Panel | stat.Panel | statetimeline.Panel | table.Panel | xychart.Panel
 
@@ -54,12 +57,14 @@ VERDICT_CODES: tuple[tuple[str, str], ...] = (
     ("memory", "blue"),
     ("compute", "purple"),
     ("latency", "orange"),
+    ("unknown", "#4a4a4a"),
 )
-"""Verdict states in code order (0..3) with their timeline colours."""
+"""Verdict states in code order (0..4) with their timeline colours. ``unknown`` (nothing to
+judge on) comes last so the older codes keep their numbers."""
 
 
 def verdict_code_expr(selector: str) -> str:
-    """The one-hot ``rooftop_gpu_bound`` as one number per target: 0 idle … 3 latency."""
+    """The one-hot ``rooftop_gpu_bound`` as one number per target: 0 idle … 3 latency, 4 unknown."""
     terms = [
         f'rooftop_gpu_bound{{{selector}, state="{state}"}} * {code}'
         for code, (state, _) in enumerate(VERDICT_CODES)
@@ -102,14 +107,21 @@ def variables() -> list[cogbuilder.Builder[dm.VariableModel]]:
         db.DatasourceVariable("datasource").label("Data source").type("prometheus"),
         _query_variable(JOB_VAR, "Job", "label_values(rooftop_build_info, job)"),
         _query_variable(
+            INSTANCE_VAR,
+            "Instance",
+            'label_values(rooftop_build_info{job=~"$rooftop_job"}, instance)',
+        ),
+        _query_variable(
             "namespace",
             "Namespace",
-            'label_values(rooftop_build_info{job=~"$rooftop_job"}, namespace)',
+            'label_values(rooftop_build_info{job=~"$rooftop_job", '
+            'instance=~"$rooftop_instance"}, namespace)',
         ),
         _query_variable(
             "pod",
             "Pod",
-            'label_values(rooftop_build_info{job=~"$rooftop_job", namespace=~"$namespace"}, pod)',
+            'label_values(rooftop_build_info{job=~"$rooftop_job", '
+            'instance=~"$rooftop_instance", namespace=~"$namespace"}, pod)',
         ),
         _query_variable("gpu", "GPU", f"label_values(rooftop_gpu_info{{{TARGET}}}, gpu)"),
         _query_variable(
@@ -123,7 +135,16 @@ def variables() -> list[cogbuilder.Builder[dm.VariableModel]]:
     ]
 
 
-VARIABLE_NAMES = ("datasource", JOB_VAR, "namespace", "pod", "gpu", ENGINE_VAR, MODEL_VAR)
+VARIABLE_NAMES = (
+    "datasource",
+    JOB_VAR,
+    INSTANCE_VAR,
+    "namespace",
+    "pod",
+    "gpu",
+    ENGINE_VAR,
+    MODEL_VAR,
+)
 
 
 def links() -> list[cogbuilder.Builder[dm.DashboardLink]]:

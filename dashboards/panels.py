@@ -160,6 +160,7 @@ def merged_table(
         .title(title)
         .description(description)
         .datasource(DATASOURCE)
+        .unit("none")
         .cell_height(cm.TableCellHeight.SM)
     )
     values: dict[str, str] = {}
@@ -192,6 +193,7 @@ def info_table(title: str, description: str, expr: str, columns: dict[str, str])
         .title(title)
         .description(description)
         .datasource(DATASOURCE)
+        .unit("string")
         .cell_height(cm.TableCellHeight.SM)
         .with_target(instant_table(expr, "A"))
         .with_transformation(

@@ -57,6 +57,7 @@ class RuleParameters:
     snapshot_stale_after_seconds: float = 60.0
     snapshot_stale_for: str = "2m"
     throttled_for: str = "10m"
+    verdict_unknown_for: str = "15m"
     throttle_reasons: tuple[str, ...] = THROTTLE_REASONS
     runbook_base_url: str = "docs/alerts.md"
     """Where the runbook lives; each alert links to ``<base>#<alert name in lower case>``."""
@@ -80,6 +81,7 @@ class RuleParameters:
             "telemetry_source_down_for",
             "snapshot_stale_for",
             "throttled_for",
+            "verdict_unknown_for",
         ):
             value = getattr(self, name)
             if not _DURATION.match(value):
@@ -196,7 +198,7 @@ def alert_rules(params: RuleParameters) -> tuple[AlertRule, ...]:
                 f"and on ({TARGET_MATCH}, engine, model)\n"
                 f"  rooftop_engine_decode_tokens_per_second >= {active}\n"
                 f"unless on ({TARGET_MATCH}, gpu, uuid, engine, model)\n"
-                '  rooftop_gpu_bound{state=~"idle|compute"} == 1'
+                '  rooftop_gpu_bound{state=~"idle|compute|unknown"} == 1'
             ),
             for_duration=params.decode_efficiency_for,
             severity="warning",
@@ -231,7 +233,26 @@ def alert_rules(params: RuleParameters) -> tuple[AlertRule, ...]:
             description=(
                 f"{WHERE}, {SERVING}, is neither memory- nor compute-bound although "
                 "{{ $value | humanize }} requests are running: the GPU waits on the host, on "
-                "launches or on synchronisation. Reason: " + _verdict_reason("latency") + "."
+                "launches, on tensor-parallel collectives or on synchronisation. Reason: "
+                + _verdict_reason("latency")
+                + "."
+            ),
+        ),
+        AlertRule(
+            alert="RooftopVerdictUnknown",
+            expr='rooftop_gpu_bound{state="unknown"} == 1',
+            for_duration=params.verdict_unknown_for,
+            severity="info",
+            summary="rooftop has nothing to judge GPU {{ $labels.gpu }} on",
+            description=(
+                f"{WHERE} has had no engine token counts and no GPU utilization reading for "
+                f"{params.verdict_unknown_for}, so no bound can be named (state unknown, not "
+                "idle). Check the engine URL and the telemetry sources of this exporter (its "
+                "snapshot is {{ with printf `rooftop_snapshot_age_seconds{instance=%q}` "
+                "$labels.instance | query }}{{ . | first | value | humanizeDuration }}"
+                "{{ else }}of unknown age{{ end }} old). Reason: "
+                + _verdict_reason("unknown")
+                + "."
             ),
         ),
         AlertRule(

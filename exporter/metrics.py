@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from rooftop.classifiers.verdict import STATES, VERDICT_CODES
 from rooftop.exporter.snapshot import EngineView, GpuView, Snapshot
 
 MetricType = Literal["gauge", "counter", "info"]
@@ -21,7 +22,8 @@ Sample = tuple[tuple[str, ...], float | None]
 GPU_LABELS = ("gpu", "uuid")
 ENGINE_LABELS = ("engine", "model")
 TARGET_LABELS = ("gpu", "uuid", "engine", "model")
-VERDICT_STATES = ("idle", "memory", "compute", "latency")
+VERDICT_STATES = STATES
+"""unknown, idle, memory, compute, latency: the verdict's one-hot state set."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,72 @@ def _achieved_flops(snapshot: Snapshot) -> Iterator[Sample]:
         key = (target.gpu, target.uuid, target.engine, target.model)
         yield (*key, "decode"), point.decode_achieved_flops_per_second
         yield (*key, "prefill"), point.prefill_achieved_flops_per_second
+
+
+def _speculative_acceptance(snapshot: Snapshot) -> Iterator[Sample]:
+    for target in snapshot.targets:
+        point = target.point
+        if point is None or point.speculative_acceptance_ratio is None:
+            continue
+        key = (target.gpu, target.uuid, target.engine, target.model)
+        yield (*key, point.speculative_method or "unknown"), point.speculative_acceptance_ratio
+
+
+def _prefill_flops_basis(snapshot: Snapshot) -> Iterator[Sample]:
+    for target in snapshot.targets:
+        point = target.point
+        if point is None or point.prefill_computed_tokens_per_second is None:
+            continue
+        key = (target.gpu, target.uuid, target.engine, target.model)
+        basis = "upper_bound" if point.prefill_flops_upper_bound else "computed"
+        yield (*key, basis), 1.0
+
+
+def _cross_check_rates(quantity: str) -> Callable[[Snapshot], Iterator[Sample]]:
+    def samples(snapshot: Snapshot) -> Iterator[Sample]:
+        for target in snapshot.targets:
+            point = target.point
+            if point is None:
+                continue
+            key = (target.gpu, target.uuid, target.engine, target.model)
+            if quantity == "flops":
+                figures = {
+                    "model": point.model_flops_per_second,
+                    "engine": point.engine_flops_per_second,
+                }
+            else:
+                figures = {
+                    "model": point.model_bytes_per_second,
+                    "engine": point.engine_bytes_per_second,
+                    "hardware": point.hardware_bytes_per_second,
+                }
+            for source, value in figures.items():
+                if value is not None:
+                    yield (*key, source), value
+
+    return samples
+
+
+def _cross_check_ratios(snapshot: Snapshot) -> Iterator[Sample]:
+    for target in snapshot.targets:
+        point = target.point
+        if point is None or point.cross_check is None:
+            continue
+        key = (target.gpu, target.uuid, target.engine, target.model)
+        for quantity in ("flops", "bytes"):
+            for pair in ("engine/model", "hardware/model"):
+                ratio = point.cross_check.ratio(quantity, pair)
+                if ratio is not None:
+                    yield (*key, quantity, pair.replace("/", "_over_")), ratio
+
+
+def _bound_causes(snapshot: Snapshot) -> Iterator[Sample]:
+    for target in snapshot.targets:
+        if target.verdict is None:
+            continue
+        key = (target.gpu, target.uuid, target.engine, target.model)
+        for code in VERDICT_CODES:
+            yield (*key, code), 1.0 if code in target.verdict.codes else 0.0
 
 
 def _source_field(
@@ -594,6 +662,23 @@ METRICS: tuple[MetricDef, ...] = (
         _per_engine(lambda e: e.engine_read_bytes_per_second),
     ),
     MetricDef(
+        "rooftop_engine_estimated_write_bytes_per_second",
+        "gauge",
+        "The engine's own write-bytes estimate rate (vLLM/SGLang --enable-mfu-metrics).",
+        "bytes_per_second",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.engine_write_bytes_per_second),
+    ),
+    MetricDef(
+        "rooftop_engine_prefix_cache_hit_ratio",
+        "gauge",
+        "Share of prompt tokens served from the prefix cache over the window (vLLM counters, "
+        "SGLang cache_hit_rate).",
+        "ratio",
+        ENGINE_LABELS,
+        _per_engine(lambda e: e.prefix_cache_hit_ratio),
+    ),
+    MetricDef(
         "rooftop_engine_process_cpu_cores",
         "gauge",
         "CPU cores used by the engine's process tree.",
@@ -613,7 +698,7 @@ METRICS: tuple[MetricDef, ...] = (
     MetricDef(
         "rooftop_gpu_bound",
         "gauge",
-        "Bottleneck verdict as a one-hot state set: idle, memory, compute or latency.",
+        "Bottleneck verdict as a one-hot state set: unknown, idle, memory, compute or latency.",
         "",
         (*TARGET_LABELS, "state"),
         _bound_states,
@@ -706,6 +791,101 @@ METRICS: tuple[MetricDef, ...] = (
         "ratio",
         TARGET_LABELS,
         _per_point("model_flops_utilization_ratio"),
+    ),
+    MetricDef(
+        "rooftop_gpu_bound_cause",
+        "gauge",
+        "Causes the verdict's reason names, one series per stable code (1 when named): "
+        "no_evidence, host_bound, communication, speculation, prefix_upper_bound, "
+        "model_intensity, token_proxy, cross_check, throttled.",
+        "",
+        (*TARGET_LABELS, "cause"),
+        _bound_causes,
+    ),
+    MetricDef(
+        "rooftop_decode_tokens_per_step_per_sequence",
+        "gauge",
+        "Tokens each decoding sequence emits per step: 1, or 1 + k x acceptance with "
+        "speculative decoding.",
+        "tokens",
+        TARGET_LABELS,
+        _per_point("tokens_per_step_per_sequence"),
+    ),
+    MetricDef(
+        "rooftop_speculative_acceptance_ratio",
+        "gauge",
+        "Share of speculative draft tokens accepted (engine counters, else the configured "
+        "figure), by drafting method.",
+        "ratio",
+        (*TARGET_LABELS, "method"),
+        _speculative_acceptance,
+    ),
+    MetricDef(
+        "rooftop_communication_seconds",
+        "gauge",
+        "Tensor-parallel all-reduce time the model puts in each step (on the critical path).",
+        "seconds",
+        TARGET_LABELS,
+        _per_point("communication_seconds"),
+    ),
+    MetricDef(
+        "rooftop_communication_step_ratio",
+        "gauge",
+        "Share of the modelled step spent in tensor-parallel collectives.",
+        "ratio",
+        TARGET_LABELS,
+        _per_point("communication_share"),
+    ),
+    MetricDef(
+        "rooftop_prefill_flops_basis_info",
+        "info",
+        "How prefill FLOPs are counted: basis=computed (prefix-cache hits known and removed) or "
+        "basis=upper_bound (raw prompt tokens; never decides compute alone).",
+        "",
+        (*TARGET_LABELS, "basis"),
+        _prefill_flops_basis,
+    ),
+    MetricDef(
+        "rooftop_kv_needed_tokens",
+        "gauge",
+        "KV tokens the running decode batch holds: batch x per-sequence context.",
+        "tokens",
+        TARGET_LABELS,
+        _per_point("kv_needed_tokens"),
+    ),
+    MetricDef(
+        "rooftop_kv_headroom_factor",
+        "gauge",
+        "The engine's KV capacity over what the running batch needs (below 1: preemption).",
+        "",
+        TARGET_LABELS,
+        _per_point("kv_headroom_ratio"),
+    ),
+    MetricDef(
+        "rooftop_cross_check_flops_per_second",
+        "gauge",
+        "FLOP/s side by side: source=model (rooftop) and source=engine (its own estimate).",
+        "flops_per_second",
+        (*TARGET_LABELS, "source"),
+        _cross_check_rates("flops"),
+    ),
+    MetricDef(
+        "rooftop_cross_check_bytes_per_second",
+        "gauge",
+        "Memory bytes/s side by side: source=model, engine (read + write estimate) and "
+        "hardware (DRAM counters).",
+        "bytes_per_second",
+        (*TARGET_LABELS, "source"),
+        _cross_check_rates("bytes"),
+    ),
+    MetricDef(
+        "rooftop_cross_check_factor",
+        "gauge",
+        "Engine estimate or hardware counter over rooftop's model figure (1 = agreement), by "
+        "quantity (flops, bytes) and pair (engine_over_model, hardware_over_model).",
+        "",
+        (*TARGET_LABELS, "quantity", "pair"),
+        _cross_check_ratios,
     ),
     MetricDef(
         "rooftop_decode_crossover_batch",

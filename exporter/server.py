@@ -1,4 +1,4 @@
-"""The HTTP face: ``/metrics``, ``/healthz`` and a small landing page.
+"""The HTTP face: ``/metrics``, ``/healthz`` and the landing page (:mod:`rooftop.exporter.web`).
 
 Handlers only read the latest snapshot (through the exposition cache); nothing here calls a
 device or an engine, so a hung GPU or engine can never hang a scrape. Requests are served by a
@@ -9,7 +9,6 @@ exhaust threads; connections beyond the pool wait in the listen backlog.
 from __future__ import annotations
 
 import contextlib
-import html
 import socket
 import ssl
 import threading
@@ -22,6 +21,7 @@ from typing import Any
 
 from rooftop.exporter.collector import ExpositionCache
 from rooftop.exporter.snapshot import Snapshot
+from rooftop.exporter.web.landing import landing_page
 from rooftop.exporter.webconfig import WebConfig
 
 CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
@@ -199,10 +199,13 @@ def make_handler(
     cache: ExpositionCache,
     latest: Callable[[], Snapshot | None],
     web_config: WebConfig | None,
+    landing: Callable[[], str] | None = None,
     health: Callable[[], str | None] | None = None,
 ) -> type[BaseHTTPRequestHandler]:
-    """``health`` says why ``/healthz`` must answer 503 (e.g. a stale snapshot), or ``None``."""
+    """``landing`` renders the page at ``/`` (default: the latest snapshot, with no history);
+    ``health`` says why ``/healthz`` must answer 503 (e.g. a stale snapshot), or ``None``."""
     auth = web_config.basic_auth if web_config is not None else None
+    page_text = landing or (lambda: landing_page(latest()))
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "rooftop"
@@ -269,8 +272,8 @@ def make_handler(
                     body = f"unhealthy: {problem}\n".encode()
                     self._send(503, body, "text/plain; charset=utf-8")
             elif path == "/":
-                page = landing_page(latest()).encode()
-                self._send(200, page, "text/html; charset=utf-8")
+                page = page_text().encode()
+                self._send(200, page, "text/html; charset=utf-8", {"Cache-Control": "no-store"})
             else:
                 self._send(404, b"Not found. Try /metrics\n", "text/plain; charset=utf-8")
 
@@ -305,41 +308,6 @@ def make_handler(
             return  # access logs would be one line per scrape; the exporter stays quiet
 
     return Handler
-
-
-def landing_page(snapshot: Snapshot | None) -> str:
-    rows = []
-    if snapshot is not None:
-        for target in snapshot.targets:
-            verdict = target.verdict
-            sol = target.point.decode_speed_of_light_ratio if target.point else None
-            rows.append(
-                "<tr>"
-                + "".join(
-                    f"<td>{html.escape(cell)}</td>"
-                    for cell in (
-                        target.gpu or "–",
-                        target.engine or "–",
-                        target.model or "–",
-                        verdict.state if verdict else "unknown",
-                        "–" if sol is None else f"{sol:.0%}",
-                        verdict.reason if verdict else "",
-                    )
-                )
-                + "</tr>"
-            )
-    demo = " (demo node: simulated data)" if snapshot is not None and snapshot.demo else ""
-    table = "".join(rows) or '<tr><td colspan="6">waiting for the first sample…</td></tr>'
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>rooftop</title>"
-        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;"
-        "text-align:left;border-bottom:1px solid #ddd}</style></head><body>"
-        f"<h1>rooftop{html.escape(demo)}</h1>"
-        "<p>Live roofline bottleneck monitor for LLM inference. "
-        "<a href='/metrics'>/metrics</a> · <a href='/healthz'>/healthz</a></p>"
-        "<table><tr><th>GPU</th><th>engine</th><th>model</th><th>verdict</th>"
-        f"<th>decode SOL</th><th>reason</th></tr>{table}</table></body></html>"
-    )
 
 
 def serve_in_thread(server: ExporterHTTPServer) -> threading.Thread:

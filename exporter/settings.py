@@ -15,7 +15,14 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -34,6 +41,10 @@ SGLang (30000), llama.cpp and TGI containers (8080), TGI launcher (3000), LMDepl
 
 WeightFormatName = Literal["bf16", "fp16", "fp8", "int8", "int4-awq", "int4-gptq", "mxfp4", "nvfp4"]
 KvDtypeName = Literal["bf16", "fp16", "fp8"]
+SpeculativeMethodName = Literal[
+    "draft_model", "eagle", "eagle3", "mtp", "medusa", "ngram", "suffix"
+]
+"""As :data:`rooftop.classifiers.speculative.SPECULATIVE_METHODS` (checked in the tests)."""
 
 
 class ConfigError(ValueError):
@@ -75,6 +86,27 @@ class GenericEngineConfig(_Strict):
     """Only series carrying these label values are summed."""
 
 
+class SpeculativeConfig(_Strict):
+    """How an engine speculates, for engines that run speculative decoding but export no
+    counters for it (or to pin the method and ``k``, which no counter names).
+
+    ``acceptance`` is the share of draft tokens accepted (0-1); when the engine exports its
+    counters (vLLM, llama.cpp) or its accept length (SGLang) the live figure replaces it.
+    ``draft_model``: the draft's catalog id, HF id or config.json, for ``method: draft_model``.
+    """
+
+    method: SpeculativeMethodName
+    num_speculative_tokens: int = Field(ge=1, le=64)
+    acceptance: float = Field(default=0.7, ge=0.0, le=1.0)
+    draft_model: str | None = None
+
+    @model_validator(mode="after")
+    def _draft(self) -> SpeculativeConfig:
+        if self.method == "draft_model" and not self.draft_model:
+            raise ValueError("speculative method draft_model needs draft_model (its id or path)")
+        return self
+
+
 class EngineConfig(_Strict):
     """One engine endpoint."""
 
@@ -93,6 +125,8 @@ class EngineConfig(_Strict):
     pid: int | None = Field(default=None, ge=1)
     """The engine's main process, when discovery by port cannot see it."""
     generic: GenericEngineConfig | None = None
+    speculative: SpeculativeConfig | None = None
+    """Speculative decoding this engine runs (see :class:`SpeculativeConfig`)."""
 
     @field_validator("url")
     @classmethod

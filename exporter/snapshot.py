@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rooftop.classifiers.operating_point import OperatingPoint
+from rooftop.classifiers.speculative import Speculation
 from rooftop.classifiers.verdict import Verdict
 from rooftop.exporter.telemetry import GpuIdentity, GpuReading, TelemetryTier
 
@@ -86,6 +87,15 @@ class EngineView:
     engine_flops_per_second: float | None = None
     """From the engine's own estimate counters (vLLM/SGLang --enable-mfu-metrics)."""
     engine_read_bytes_per_second: float | None = None
+    engine_write_bytes_per_second: float | None = None
+    engine_bytes_per_second: float | None = None
+    """The engine's read + write byte estimates per second (per GPU, as it reports them)."""
+    speculation: Speculation | None = None
+    """Speculative decoding as modelled this window (counters, else the setting)."""
+    prefix_cache_hit_ratio: float | None = None
+    """Share of prompt tokens served from the prefix cache (counters or the engine's gauge)."""
+    prefill_includes_cached: bool = False
+    """The prefill rate counts raw prompt tokens (the engine has no computed-prefill counter)."""
     inter_token_latency_seconds: float | None = None
     process_cpu_cores: float | None = None
     process_busiest_thread_ratio: float | None = None

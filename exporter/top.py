@@ -33,7 +33,7 @@ class TopRow:
     model: str
     gpu_up: bool | None
     state: str | None
-    """``idle``, ``memory``, ``compute``, ``latency``; ``None`` with no verdict."""
+    """``unknown``, ``idle``, ``memory``, ``compute``, ``latency``; ``None`` with no verdict."""
     evidence: str | None
     reason: str | None
     prefill_tokens_per_second: float | None
@@ -238,7 +238,94 @@ def reason_text(row: TopRow) -> str:
     return row.reason[len(prefix) :] if row.state and row.reason.startswith(prefix) else row.reason
 
 
+# --- a top's parts: sparkline, sort, node totals ------------------------------------------------
+
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+SORT_KEYS = ("gpu", "sol", "decode", "prefill", "batch", "verdict")
+"""``gpu``: by GPU index then engine; the others largest first (``verdict``: by state name)."""
+STATE_ORDER = ("compute", "memory", "latency", "idle", "unknown")
+
+
+def sparkline(values: list[float | None], width: int) -> str:
+    """The last ``width`` ratios as block characters on a fixed 0-100 % scale (so two GPUs'
+    lines compare); a gap (``None``) is a space; left-padded to ``width``."""
+    cells = []
+    for value in values[-width:] if width > 0 else []:
+        if value is None or not math.isfinite(value):
+            cells.append(" ")
+            continue
+        level = min(len(SPARK_BLOCKS) - 1, max(0, int(value * len(SPARK_BLOCKS))))
+        cells.append(SPARK_BLOCKS[level])
+    return "".join(cells).rjust(width)
+
+
+def row_key(row: TopRow) -> TargetKey:
+    return (row.gpu, row.uuid, row.engine, row.model)
+
+
+def sort_rows(rows: tuple[TopRow, ...], key: str, reverse: bool = False) -> list[TopRow]:
+    """Rows by ``key`` (one of :data:`SORT_KEYS`); unknown values always last."""
+    if key not in SORT_KEYS:
+        raise ValueError(f"sort key must be one of {', '.join(SORT_KEYS)}, got {key!r}")
+    natural = sorted(rows, key=lambda r: (_gpu_order(r.gpu), r.engine, r.model, r.uuid))
+    if key == "gpu":
+        return natural[::-1] if reverse else natural
+    if key == "verdict":
+
+        def rank(row: TopRow) -> float:
+            state = row.state or "unknown"
+            return STATE_ORDER.index(state) if state in STATE_ORDER else len(STATE_ORDER)
+
+        ordered = sorted(natural, key=rank)
+        return ordered[::-1] if reverse else ordered
+    field = {
+        "sol": "decode_speed_of_light_ratio",
+        "decode": "decode_tokens_per_second",
+        "prefill": "prefill_tokens_per_second",
+        "batch": "batch",
+    }[key]
+    known = [r for r in natural if getattr(r, field) is not None]
+    unknown = [r for r in natural if getattr(r, field) is None]
+    known.sort(key=lambda r: getattr(r, field), reverse=not reverse)
+    return known + unknown
+
+
+@dataclass(frozen=True)
+class NodeTotals:
+    gpus: int
+    gpus_down: int
+    engines: int
+    decode_tokens_per_second: float
+    prefill_tokens_per_second: float
+    states: dict[str, int]
+
+
+def node_totals(view: TopView) -> NodeTotals:
+    """What the header line sums: each GPU and engine once (an engine on two GPUs is one
+    engine, its tokens counted once), the verdicts per state."""
+    gpus = {(r.gpu, r.uuid): r.gpu_up for r in view.rows if r.uuid}
+    engines: dict[tuple[str, str], TopRow] = {}
+    for row in view.rows:
+        if row.engine:
+            engines.setdefault((row.engine, row.model), row)
+    states: dict[str, int] = {}
+    for row in view.rows:
+        if row.engine or row.state:
+            state = row.state or "unknown"
+            states[state] = states.get(state, 0) + 1
+    return NodeTotals(
+        gpus=len(gpus),
+        gpus_down=sum(1 for up in gpus.values() if up is False),
+        engines=len(engines),
+        decode_tokens_per_second=sum(r.decode_tokens_per_second or 0.0 for r in engines.values()),
+        prefill_tokens_per_second=sum(r.prefill_tokens_per_second or 0.0 for r in engines.values()),
+        states=states,
+    )
+
+
 __all__ = [
+    "SORT_KEYS",
+    "NodeTotals",
     "NotRooftopError",
     "TopRow",
     "TopView",
@@ -246,7 +333,11 @@ __all__ = [
     "format_intensity",
     "format_rate",
     "format_ratio",
+    "node_totals",
     "parse_top",
     "reason_text",
+    "row_key",
+    "sort_rows",
+    "sparkline",
     "verdict_text",
 ]

@@ -31,6 +31,18 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 
 
+# The landing page is tested in a real browser, `rooftop top` in a real terminal, and
+# `plan --plot FILE.png` through CairoSVG, which needs the cairo C library.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+ldconfig -p 2>/dev/null | grep -q 'libcairo\.so\.2' || missing+=(libcairo2)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "== installing ${missing[*]} (browser, terminal and PNG tests)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
 if [ "$quick" -eq 0 ] && { ! command -v c++ >/dev/null 2>&1 || ! command -v cmake >/dev/null 2>&1; }; then
   echo "== installing a C++ toolchain (the llama.cpp server is built from source once)"
   as_root apt-get update -qq

@@ -410,3 +410,63 @@ def test_adapters_never_raise_on_odd_content(template: str, name: str) -> None:
             assert reading.family == adapter.family
             for entry in reading.missing:
                 assert getattr(reading, entry.split(":", 1)[0]) is None
+
+
+def test_vllm_speculative_counters_summed_over_engines_and_per_position() -> None:
+    """vLLM v1 speculative counters (names as vllm/v1/spec_decode/metrics.py registers them and
+    examples/offline_inference/spec_decode.py reads them): two data-parallel engines, k = 3.
+    Drafts 600 + 400, draft tokens 1,800 + 1,200, accepted 1,500 + 1,000; per position
+    (0, 1, 2) = (560 + 380, 500 + 330, 440 + 290). The prefix counters count tokens."""
+    text = """\
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="m"} 8
+vllm:num_requests_running{engine="1",model_name="m"} 8
+# HELP vllm:spec_decode_num_drafts_total Number of spec decoding drafts.
+# TYPE vllm:spec_decode_num_drafts_total counter
+vllm:spec_decode_num_drafts_total{engine="0",model_name="m"} 600
+vllm:spec_decode_num_drafts_total{engine="1",model_name="m"} 400
+# TYPE vllm:spec_decode_num_draft_tokens_total counter
+vllm:spec_decode_num_draft_tokens_total{engine="0",model_name="m"} 1800
+vllm:spec_decode_num_draft_tokens_total{engine="1",model_name="m"} 1200
+# TYPE vllm:spec_decode_num_accepted_tokens_total counter
+vllm:spec_decode_num_accepted_tokens_total{engine="0",model_name="m"} 1500
+vllm:spec_decode_num_accepted_tokens_total{engine="1",model_name="m"} 1000
+# TYPE vllm:spec_decode_num_accepted_tokens_per_pos_total counter
+vllm:spec_decode_num_accepted_tokens_per_pos_total{engine="0",model_name="m",position="0"} 560
+vllm:spec_decode_num_accepted_tokens_per_pos_total{engine="0",model_name="m",position="1"} 500
+vllm:spec_decode_num_accepted_tokens_per_pos_total{engine="0",model_name="m",position="2"} 440
+vllm:spec_decode_num_accepted_tokens_per_pos_total{engine="1",model_name="m",position="0"} 380
+vllm:spec_decode_num_accepted_tokens_per_pos_total{engine="1",model_name="m",position="1"} 330
+vllm:spec_decode_num_accepted_tokens_per_pos_total{engine="1",model_name="m",position="2"} 290
+vllm:spec_decode_num_accepted_tokens_per_pos_total{engine="1",model_name="m",position="x"} 9
+# HELP vllm:prefix_cache_queries_total Prefix cache queries, in terms of number of queried tokens.
+# TYPE vllm:prefix_cache_queries_total counter
+vllm:prefix_cache_queries_total{engine="0",model_name="m"} 10000
+# HELP vllm:prefix_cache_hits_total Prefix cache hits, in terms of number of cached tokens.
+# TYPE vllm:prefix_cache_hits_total counter
+vllm:prefix_cache_hits_total{engine="0",model_name="m"} 8000
+"""
+    r = extract(text)
+    assert (r.spec_drafts_total, r.spec_draft_tokens_total) == (1000.0, 3000.0)
+    assert r.spec_accepted_tokens_total == 2500.0
+    assert r.spec_accepted_per_position_total == (940.0, 830.0, 730.0)
+    assert (r.prefix_cache_queries_total, r.prefix_cache_hits_total) == (10000.0, 8000.0)
+    assert r.spec_accept_length is None
+
+
+def test_sglang_accept_length_and_cache_hit_rate() -> None:
+    """SGLang gauges (names as in the sglang-dynamo capture): spec_accept_length 3.2 (1 + k x
+    alpha), cache_hit_rate 0.8; an accept length of 0 means speculation is off."""
+    text = """\
+# TYPE sglang:num_running_reqs gauge
+sglang:num_running_reqs{model_name="q",tp_rank="0"} 4
+# TYPE sglang:spec_accept_length gauge
+sglang:spec_accept_length{model_name="q",tp_rank="0"} 3.2
+# TYPE sglang:cache_hit_rate gauge
+sglang:cache_hit_rate{model_name="q",tp_rank="0"} 0.8
+"""
+    r = extract(text)
+    assert r.spec_accept_length == pytest.approx(3.2)
+    assert r.prefix_cache_hit_ratio == pytest.approx(0.8)
+    off = extract(text.replace("} 3.2", "} 0.0"))
+    assert off.spec_accept_length is None

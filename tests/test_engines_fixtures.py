@@ -44,13 +44,20 @@ CASES = (
             "kv_block_size_tokens": 16,
             "kv_cache_dtype": "auto",
             "iteration_tokens_sum_count": (666.0, 600.0),  # _sum 666.0, _count 600.0
+            "prefix_cache_queries_total": 0.0,  # vllm:prefix_cache_queries_total{engine="0"} 0.0
+            "prefix_cache_hits_total": 0.0,  # vllm:prefix_cache_hits_total{engine="0"} 0.0
         },
     ),
     Case(
         "vllm-v1-0.10.0-production-stack-issue617.prom",
         "vllm",
         "vllm-v1",
-        {"model": "zai-org/GLM-4.5", "kv_usage_ratio": 9.75010481363281e-06},
+        {
+            "model": "zai-org/GLM-4.5",
+            "kv_usage_ratio": 9.75010481363281e-06,
+            "prefix_cache_queries_total": 32.0,  # vllm:prefix_cache_queries_total 32.0
+            "prefix_cache_hits_total": 0.0,  # deprecated vllm:gpu_prefix_cache_hits_total 0.0
+        },
     ),
     Case(
         "vllm-v0-qwen3vl-issue55.prom",
@@ -97,6 +104,7 @@ CASES = (
             "time_to_first_token_sum_count": (2.3518979474117756e06, 11008.0),
             # sglang:time_per_output_token_seconds (the ≤0.4.x ITL name)
             "inter_token_latency_sum_count": (866964.5791549598, 7.400757e06),
+            "prefix_cache_hit_ratio": 0.007507552643049313,  # sglang:cache_hit_rate
         },
     ),
     Case(
@@ -125,6 +133,8 @@ CASES = (
             "kv_capacity_tokens": 92962.0,
             "time_to_first_token_sum_count": (1.5573770999908447, 1.0),
             "inter_token_latency_sum_count": (0.6138594150543213, 299.0),
+            "prefix_cache_hit_ratio": 0.0,  # sglang:cache_hit_rate 0.0
+            # sglang:spec_accept_length 0.0: speculation off, so no accept length
         },
     ),
     Case(
@@ -185,6 +195,10 @@ CASES = (
             "requests_running": 0.0,
             "requests_waiting": 0.0,
             "inter_token_latency_sum_count": (0.031266, 178.0),  # predicted seconds, tokens
+            # llamacpp:spec_decode_num_{drafts,draft_tokens,accepted_tokens}_total, all 0
+            "spec_drafts_total": 0.0,
+            "spec_draft_tokens_total": 0.0,
+            "spec_accepted_tokens_total": 0.0,
         },
     ),
     Case(

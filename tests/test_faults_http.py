@@ -18,8 +18,8 @@ from rooftop.exporter.server import ExporterHTTPServer, accepts_gzip
 from rooftop.exporter.sources.engine import EngineFetchError, EngineSource
 from rooftop.exporter.sources.http import retry_after_seconds
 from tests.conftest import FIXTURES
-from tests.test_server import start_server
 from tests.test_collector import golden_snapshot
+from tests.test_server import start_server
 
 VLLM = (FIXTURES / "engines" / "vllm-v1-dynamo-metrics-examples.prom").read_bytes()
 

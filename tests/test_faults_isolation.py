@@ -132,7 +132,8 @@ def test_a_poisoned_value_is_dropped_and_named_and_nothing_else_stops(
         assert bad.kv_usage_ratio is None or bad.kv_usage_ratio <= 1.0
     family = parse_exposition(render_snapshot(snapshot).decode())["rooftop_source_rejected_values"]
     counts = {s.labels["source"]: s.value for s in family.samples}
-    assert counts == {"http://10.0.0.1:8000/metrics": 1.0, "http://10.0.0.2:8000/metrics": 0.0}
+    assert counts["http://10.0.0.1:8000/metrics"] >= 1.0  # the value (and any counter held)
+    assert counts["http://10.0.0.2:8000/metrics"] == 0.0
     poisoned.poison.clear()
     for _ in range(6):
         snapshot = node.cycle()
@@ -170,14 +171,14 @@ def test_one_targets_failure_in_the_join_stage_costs_only_that_target(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     node = Node([ScriptedVllm(ranks=1, running=13.0), ScriptedVllm()])
-    real = join_module.classify
+    real = join_module.classify_held
 
-    def classify(evidence: Any, thresholds: Any) -> Any:
+    def classify_held(state: Any, evidence: Any, thresholds: Any) -> Any:
         if evidence.batch_size == 13.0:
             raise ValueError("batch_size must be a finite number >= 0")
-        return real(evidence, thresholds)
+        return real(state, evidence, thresholds)
 
-    monkeypatch.setattr(join_module, "classify", classify)
+    monkeypatch.setattr(join_module, "classify_held", classify_held)
     for _ in range(3):
         snapshot = node.cycle()
     by_engine = {t.engine: t for t in snapshot.targets}
@@ -194,7 +195,7 @@ def test_healthz_turns_unhealthy_when_the_snapshot_is_stale_and_says_why() -> No
     assert problem is not None and "snapshot is 60.0 s old" in problem
     server = ExporterHTTPServer(
         ("127.0.0.1", 0),
-        make_handler(_NoCache(), lambda: None, None, node.sampler.health_problem),
+        make_handler(_NoCache(), lambda: None, None, health=node.sampler.health_problem),
         max_workers=2,
     )
     serve_in_thread(server)

@@ -81,17 +81,17 @@ def test_llama_8b_h100_batch_1_hand_worked() -> None:
 def test_tensor_parallel_two_halves_bytes_and_doubles_speed_of_light() -> None:
     one = operating_point(live(tp=1))
     two = operating_point(live(tp=2))
-    # Weights and KV heads (8 over 2 GPUs) split exactly; activations almost (row-parallel
-    # outputs stay whole), so the bytes are within 0.01 % of half.
-    assert two.decode_bytes_per_token == pytest.approx(one.decode_bytes_per_token / 2, rel=1e-4)
+    # Weights and KV heads (8 over 2 GPUs) split exactly but for the norms every GPU keeps
+    # whole; activations almost (row-parallel outputs stay whole): within 0.02 % of half.
+    assert two.decode_bytes_per_token == pytest.approx(one.decode_bytes_per_token / 2, rel=2e-4)
     assert two.decode_flops_per_token == pytest.approx(one.decode_flops_per_token / 2)
     assert two.decode_speed_of_light_tokens_per_second == pytest.approx(
-        2 * one.decode_speed_of_light_tokens_per_second, rel=1e-4
+        2 * one.decode_speed_of_light_tokens_per_second, rel=2e-4
     )
     # The engine's token rate applies to each GPU unchanged, so the SOL ratio halves.
     assert one.decode_speed_of_light_ratio is not None
     assert two.decode_speed_of_light_ratio == pytest.approx(
-        one.decode_speed_of_light_ratio / 2, rel=1e-4
+        one.decode_speed_of_light_ratio / 2, rel=2e-4
     )
 
 

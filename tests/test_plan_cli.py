@@ -28,14 +28,15 @@ def test_must_show_napkin_8b(capsys: pytest.CaptureFixture[str]) -> None:
         *("--peak-flops", "989e12", "--peak-bandwidth", "3.35e12", "--params", "8e9"),
         *("--batch", "1"),
     )
-    assert set(data) == {"gpu", "model", "points", "crossover_batch"}
-    assert set(data["gpu"]) == {
+    # The contract's fields are all there (fields are added, never removed).
+    assert set(data) >= {"gpu", "model", "points", "crossover_batch"}
+    assert set(data["gpu"]) >= {
         "name",
         "peak_flops",
         "peak_bandwidth_bytes_per_second",
         "ridge_point_flops_per_byte",
     }
-    assert set(data["model"]) == {
+    assert set(data["model"]) >= {
         "name",
         "parameters",
         "active_parameters",
@@ -43,7 +44,7 @@ def test_must_show_napkin_8b(capsys: pytest.CaptureFixture[str]) -> None:
         "kv_bytes_per_token",
     }
     (point,) = data["points"]
-    assert set(point) == {
+    assert set(point) >= {
         "batch",
         "context_tokens",
         "bytes_per_step",
@@ -116,7 +117,9 @@ def test_table_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert "SOL tok/s" in out and "bound" in out
     assert "Crossover:" in out
     assert "TP 2" in out
-    assert len([line for line in out.splitlines() if line.strip().endswith("memory")]) == 2
+    rows = [line.split() for line in out.splitlines() if line.strip().endswith(("yes", "NO"))]
+    assert [row[-2] for row in rows] == ["memory", "memory"]
+    assert "comm ms" in out and "fits" in out
 
 
 def test_peak_flags_override_a_gpu(capsys: pytest.CaptureFixture[str]) -> None:

@@ -144,11 +144,24 @@ def test_moe_decode_reads_expected_experts() -> None:
 
 
 def test_deepseek_mla_decode_kv_read() -> None:
+    """DeepSeek-V3 FP8 (HF config: d 7168, 61 layers, 58 MoE layers, q_lora 1536, kv_lora 512,
+    rope 64, 256 experts, 128x128 FP8 blocks) at TP 8: every GPU keeps whole what vLLM
+    replicates (``ReplicatedLinear``):
+
+    - fused q_a + kv_a, 7168 -> 1536 + 576 = 2112, FP8 + one fp32 scale per 128x128 block:
+      (7168 x 2112 + 4 x 17 x 56) x 61 = 923,700,064 bytes
+    - router, BF16 7168 x 256 x 2 x 58 = 212,860,928 bytes (+ its bias 256 x 58 x 2 = 29,696)
+    - norms, BF16 (2 x 7168 x 61 + 7168 + (512 + 1536) x 61) x 2 = 2,013,184 bytes
+
+    1,138,603,872 bytes in all, so each GPU reads 7/8 of that, 996,278,388 bytes, more than an
+    even 1/8 split."""
     arch = lookup_model("deepseek-v3")
     step = decode_step(arch, Roof(1979e12, 3.35e12), 2, 10_000, kv_dtype="fp8", tp=8)
     # latent replicated on each of 8 GPUs: 2 seqs * 10,000 tokens * 40,016 B
     assert step.kv_read_bytes == 2 * 10_000 * 40_016
-    assert step.weight_bytes == pytest.approx(weight_bytes_per_step(arch, "fp8", 2) / 8)
+    assert step.weight_bytes == pytest.approx(
+        weight_bytes_per_step(arch, "fp8", 2) / 8 + 996_278_388
+    )
 
 
 def test_decode_uses_declared_weights_by_default() -> None:

@@ -39,6 +39,7 @@ EXPECTED_ALERTS = {
     "RooftopTelemetrySourceDown",
     "RooftopSnapshotStale",
     "RooftopGpuThrottledWhileMemoryBound",
+    "RooftopVerdictUnknown",
 }
 
 

@@ -96,6 +96,7 @@ class Harness:
         engines: dict[str, tuple[str, RecordedVllm, list[str]]] | None = None,
         gpm: bool = True,
         models: dict[str, str] | None = None,
+        engine_settings: dict[str, dict[str, Any]] | None = None,
         **settings: Any,
     ) -> None:
         self.clock = FakeClock(5000.0)
@@ -118,6 +119,7 @@ class Harness:
             "engines": [
                 {"url": url, "name": name, "gpus": gpu_list}
                 | ({"model": models[name]} if models and name in models else {})
+                | (engine_settings or {}).get(name, {})
                 for name, (url, _, gpu_list) in engines.items()
             ],
             "rate_window_seconds": 10.0,
@@ -286,7 +288,13 @@ def test_verdict_hysteresis_needs_three_samples_and_ignores_blips() -> None:
     assert verdict is not None and "tensor pipes 80% active" in verdict.reason
     # The exported state set is one-hot.
     bound = series(snapshot, "rooftop_gpu_bound")
-    assert sorted(bound.values()) == [0.0, 0.0, 0.0, 1.0]
+    assert sorted(bound.values()) == [
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        1.0,
+    ]  # unknown, idle, memory, compute, latency
     assert bound[tuple(sorted({**_target_labels(), "state": "compute"}.items()))] == 1.0
 
 
@@ -514,3 +522,66 @@ def test_without_a_configured_model_the_label_is_what_the_engine_last_said() -> 
     down = harness.cycle()
     assert not engine(down).up and engine(down).model == LLAMA
     assert {dict(key)["model"] for key in series(down, "rooftop_engine_info")} == {LLAMA}
+
+
+@dataclass
+class SpeculatingVllm(RecordedVllm):
+    """The recorded vLLM with speculative counters appended (names as vLLM registers them in
+    vllm/v1/spec_decode/metrics.py): k = 3, 80 % of drafts accepted, so each draft emits
+    1 + 3 x 0.8 = 3.4 tokens and drafts/s = decode tokens/s / 3.4."""
+
+    drafts_total: float = 0.0
+
+    def advance(self, now: float) -> None:
+        if self.last_at is not None:
+            self.drafts_total += self.decode_tokens_per_second * (now - self.last_at) / 3.4
+        super().advance(now)
+
+    def fetch(self, url: str, timeout_seconds: float, max_bytes: int) -> str:
+        labels = f'engine="0",model_name="{self.model}"'
+        extra = [
+            "# TYPE vllm:spec_decode_num_drafts_total counter",
+            f"vllm:spec_decode_num_drafts_total{{{labels}}} {self.drafts_total!r}",
+            "# TYPE vllm:spec_decode_num_draft_tokens_total counter",
+            f"vllm:spec_decode_num_draft_tokens_total{{{labels}}} {3 * self.drafts_total!r}",
+            "# TYPE vllm:spec_decode_num_accepted_tokens_total counter",
+            f"vllm:spec_decode_num_accepted_tokens_total{{{labels}}} {2.4 * self.drafts_total!r}",
+        ]
+        return super().fetch(url, timeout_seconds, max_bytes) + "\n".join(extra) + "\n"
+
+
+def test_speculative_counters_reach_the_operating_point_and_the_reason() -> None:
+    """4 sequences decoding 680 tok/s with EAGLE-style counters (k 3, alpha 0.8): the point
+    models 3.4 tokens per step per sequence, exports it and the acceptance, and the memory
+    verdict's reason names speculation."""
+    vllm = SpeculatingVllm(decode_tokens_per_second=680.0, running=4)
+    harness = Harness(engines={"vllm-a": (URL_A, vllm, ["0"])})
+    harness.set_memory_bound()
+    snapshot = harness.cycle(4)
+    point = target(snapshot, "0").point
+    assert point is not None
+    assert point.tokens_per_step_per_sequence == pytest.approx(3.4)
+    assert point.speculative_acceptance_ratio == pytest.approx(0.8)
+    verdict = target(snapshot, "0").verdict
+    assert verdict is not None and "speculation" in verdict.codes
+    assert series(snapshot, "rooftop_decode_tokens_per_step_per_sequence")
+    (acceptance,) = series(snapshot, "rooftop_speculative_acceptance_ratio").items()
+    assert dict(acceptance[0])["method"] == "eagle" and acceptance[1] == pytest.approx(0.8)
+
+
+def test_configured_speculation_stands_in_for_missing_counters() -> None:
+    """An engine that speculates (MTP, k 1, 70 % accepted) but exports no counters: the setting
+    says so, and the point models 1.7 tokens per step."""
+    vllm = RecordedVllm(decode_tokens_per_second=300.0, running=4)
+    harness = Harness(
+        engines={"vllm-a": (URL_A, vllm, ["0"])},
+        engine_settings={
+            "vllm-a": {
+                "speculative": {"method": "mtp", "num_speculative_tokens": 1, "acceptance": 0.7}
+            }
+        },
+    )
+    harness.set_memory_bound()
+    point = target(harness.cycle(3), "0").point
+    assert point is not None and point.tokens_per_step_per_sequence == pytest.approx(1.7)
+    assert point.speculative_method == "mtp"

@@ -21,11 +21,11 @@ from rooftop.exporter.collector import ExpositionCache
 from rooftop.exporter.server import (
     CONTENT_TYPE_LATEST,
     ExporterHTTPServer,
-    landing_page,
     make_handler,
     serve_in_thread,
 )
 from rooftop.exporter.snapshot import Snapshot
+from rooftop.exporter.web.landing import landing_page
 from rooftop.exporter.webconfig import WebConfig, load_web_config
 from tests.conftest import make_self_signed
 from tests.test_collector import golden_snapshot
@@ -145,8 +145,26 @@ def test_head_has_headers_and_no_body(server: ExporterHTTPServer) -> None:
 def test_landing_page_lists_targets(server: ExporterHTTPServer) -> None:
     status, headers, body = request(server, "/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert headers["Cache-Control"] == "no-store"
     page = body.decode()
-    assert "<td>vllm-0</td>" in page and "<td>memory</td>" in page and "<td>68%</td>" in page
+    assert 'data-engine="vllm-0"' in page and 'data-state="memory"' in page
+    assert '<div class="stat" title="decode tokens/s over' in page and "<b>68%</b>" in page
+    assert page.count('<svg class="roofline"') == 1
+    assert page.count('class="card target"') == 2 and "GPU down" in page  # the lost GPU too
+    assert "<script src" not in page and "<link" not in page and "@import" not in page
+
+
+def test_landing_hook_renders_the_page() -> None:
+    snapshot = golden_snapshot()
+    cache = ExpositionCache(lambda: snapshot, lambda: 1_700_000_101.0)
+    handler = make_handler(cache, lambda: snapshot, None, landing=lambda: "<p>hooked</p>")
+    running = ExporterHTTPServer(("127.0.0.1", 0), handler, 2)
+    serve_in_thread(running)
+    try:
+        assert request(running, "/")[2] == b"<p>hooked</p>"
+    finally:
+        running.shutdown()
+        running.server_close()
 
 
 def test_landing_page_escapes_html() -> None:
@@ -158,7 +176,7 @@ def test_landing_page_escapes_html() -> None:
         verdict=Verdict(state="latency", evidence="gpm", reason="latency: a < b & c > d"),
     )
     page = landing_page(dataclasses.replace(snapshot, targets=(hostile,), demo=True))
-    assert "<script>" not in page and "<img" not in page
+    assert page.count("<script>") == 1 and "<script>alert" not in page and "<img" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "latency: a &lt; b &amp; c &gt; d" in page
     assert "demo node" in page

@@ -273,3 +273,35 @@ def test_serve_with_bad_json_in_env_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "engines" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_speculative_engine_setting() -> None:
+    """``speculative: {method, num_speculative_tokens, acceptance}`` per engine; the method list
+    is the classifier's."""
+    from typing import get_args
+
+    from rooftop.classifiers.speculative import SPECULATIVE_METHODS
+    from rooftop.exporter.settings import EngineConfig, SpeculativeMethodName
+
+    assert get_args(SpeculativeMethodName) == SPECULATIVE_METHODS
+    engine = EngineConfig.model_validate(
+        {
+            "url": "http://127.0.0.1:8000/metrics",
+            "speculative": {"method": "eagle", "num_speculative_tokens": 3, "acceptance": 0.8},
+        }
+    )
+    assert engine.speculative is not None and engine.speculative.num_speculative_tokens == 3
+    with pytest.raises(ValueError, match="draft_model"):
+        EngineConfig.model_validate(
+            {
+                "url": "http://127.0.0.1:8000/metrics",
+                "speculative": {"method": "draft_model", "num_speculative_tokens": 3},
+            }
+        )
+    with pytest.raises(ValueError):
+        EngineConfig.model_validate(
+            {
+                "url": "http://127.0.0.1:8000/metrics",
+                "speculative": {"method": "eagle", "num_speculative_tokens": 3, "acceptance": 2},
+            }
+        )

@@ -18,9 +18,11 @@ from typing import Any
 
 import bcrypt
 import pytest
+from rich.console import Console
 
 from rooftop.exporter.cli import main
 from rooftop.exporter.collector import ExpositionCache
+from rooftop.exporter.commands.top import metrics_url, render_table
 from rooftop.exporter.server import ExporterHTTPServer
 from rooftop.exporter.top import (
     NotRooftopError,
@@ -28,8 +30,11 @@ from rooftop.exporter.top import (
     format_intensity,
     format_rate,
     format_ratio,
+    node_totals,
     parse_top,
     reason_text,
+    sort_rows,
+    sparkline,
     verdict_text,
 )
 from rooftop.exporter.webconfig import load_web_config
@@ -191,8 +196,77 @@ def test_once_marks_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
 def test_url_that_is_not_rooftop(
     exporter: ExporterHTTPServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["top", "--url", _url(exporter, "/"), "--once"]) == 1
+    assert main(["top", "--url", _url(exporter, "/healthz"), "--once"]) == 1
     assert "not a rooftop exporter" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", ["", "/"])
+def test_base_url_means_its_metrics(
+    exporter: ExporterHTTPServer, path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["top", "--url", _url(exporter, path), "--once"]) == 0
+    out = capsys.readouterr().out
+    assert "vllm-0" in out and _url(exporter, "/metrics") in out
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://localhost:9753", "http://localhost:9753/metrics"),
+        ("http://localhost:9753/", "http://localhost:9753/metrics"),
+        ("https://h:1/?x=1", "https://h:1/metrics?x=1"),
+        ("http://h/rooftop/metrics", "http://h/rooftop/metrics"),
+    ],
+)
+def test_metrics_url(url: str, expected: str) -> None:
+    assert metrics_url(url) == expected
+
+
+def test_sparkline_is_on_a_fixed_scale() -> None:
+    assert sparkline([0.0, 0.5, 1.0, None, 0.99], 5) == "▁▅█ █"
+    assert sparkline([0.2], 4) == "   ▂"
+    assert sparkline([0.1] * 20, 3) == "▁▁▁"
+    assert sparkline([float("nan")], 1) == " "
+
+
+def test_sort_keys() -> None:
+    rows = (
+        _row(gpu="1", engine="b", state="memory", decode_speed_of_light_ratio=0.7, batch=1.0),
+        _row(gpu="0", engine="a", state="latency", decode_speed_of_light_ratio=0.2, batch=8.0),
+        _row(gpu="2", engine="c", state="compute", decode_speed_of_light_ratio=None),
+    )
+    assert [r.gpu for r in sort_rows(rows, "gpu")] == ["0", "1", "2"]
+    assert [r.gpu for r in sort_rows(rows, "gpu", reverse=True)] == ["2", "1", "0"]
+    assert [r.gpu for r in sort_rows(rows, "sol")] == ["1", "0", "2"]  # unknown last
+    assert [r.gpu for r in sort_rows(rows, "sol", reverse=True)] == ["0", "1", "2"]
+    assert [r.gpu for r in sort_rows(rows, "batch")] == ["0", "1", "2"]
+    assert [r.state for r in sort_rows(rows, "verdict")] == ["compute", "memory", "latency"]
+    with pytest.raises(ValueError, match="sort key must be one of"):
+        sort_rows(rows, "cpu")
+
+
+def test_node_totals_count_each_engine_once() -> None:
+    """An engine at TP 2 has a row per GPU; its tokens are counted once."""
+    view = parse_top(golden_text())
+    tp2 = (
+        _row(gpu="0", uuid="u0", engine="e", state="memory", decode_tokens_per_second=100.0),
+        _row(gpu="1", uuid="u1", engine="e", state="memory", decode_tokens_per_second=100.0),
+        _row(gpu="2", uuid="u2", engine="", model="", gpu_up=False),
+    )
+    totals = node_totals(dataclasses.replace(view, rows=tp2))
+    assert (totals.gpus, totals.gpus_down, totals.engines) == (3, 1, 1)
+    assert totals.decode_tokens_per_second == 100.0
+    assert totals.states == {"memory": 2}
+
+
+@pytest.mark.parametrize("columns", [80, 100, 132, 200])
+def test_every_line_fits_the_terminal(columns: int) -> None:
+    console = Console(width=columns, record=True, color_system=None)
+    console.print(render_table(parse_top(golden_text(demo=True)), "http://h:9753/metrics", columns))
+    lines = console.export_text().splitlines()
+    assert lines[0].startswith("rooftop 0.1.0 DEMO")
+    assert all(len(line) <= columns for line in lines), max(map(len, lines))
+    assert any(line.lstrip().startswith("0 vllm-0") for line in lines)
 
 
 def test_engine_url_is_not_rooftop(capsys: pytest.CaptureFixture[str]) -> None:
@@ -310,3 +384,16 @@ def test_live_mode_refreshes_until_interrupted(exporter: ExporterHTTPServer) -> 
             process.wait(10)
     assert process.returncode == 0, err
     assert "vllm-0" in out and "Traceback" not in err
+
+
+def test_unknown_verdict_has_its_own_style() -> None:
+    """``unknown`` (nothing to judge on) is a state of its own in `rooftop top`, styled apart
+    from ``idle``; every exported state has a style."""
+    from rooftop.classifiers.verdict import STATES
+    from rooftop.exporter.roofline_svg import STATE_COLORS
+
+    assert set(STATE_COLORS) == set(STATES)
+    assert STATE_COLORS["unknown"] != STATE_COLORS["idle"]
+    row = _row(state="unknown", reason="unknown: nothing to judge on: no engine token counts")
+    assert verdict_text(row) == "unknown"
+    assert reason_text(row) == "nothing to judge on: no engine token counts"

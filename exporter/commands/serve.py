@@ -27,10 +27,13 @@ from rooftop.exporter.settings import (
     listen_host_port,
     load_settings,
 )
+from rooftop.exporter.snapshot import Snapshot
 from rooftop.exporter.sources.engine import EngineSource, EngineSourceError
 from rooftop.exporter.sources.gpu_mapping import PortGpuLocator
 from rooftop.exporter.sources.host import EngineCpuStats
 from rooftop.exporter.sources.nvml import NvmlSource, NvmlUnavailableError
+from rooftop.exporter.web.history import SnapshotHistory
+from rooftop.exporter.web.landing import landing_page
 from rooftop.exporter.webconfig import WebConfig, load_web_config
 from rooftop.exporter.wiring import dcgm_source, engine_source, kubernetes_discovery
 
@@ -248,6 +251,11 @@ def serve(
     # (benchmarks/overhead.py: /metrics p99 with 10 scrapers at once).
     sys.setswitchinterval(SCRAPE_GIL_SWITCH_SECONDS)
     cache = ExpositionCache(lambda: sampler.latest, time.time, monotonic=time.monotonic)
+    history = SnapshotHistory()
+
+    def published(snapshot: Snapshot) -> None:
+        cache.prepare(snapshot)
+        history.record(snapshot)
 
     def build(current: Settings) -> Sampler:
         return Sampler(
@@ -259,14 +267,18 @@ def serve(
             gpu_locator=locator,
             before_cycle=before_cycle,
             engine_discovery=kubernetes_discovery(current) if kubernetes else None,
-            on_publish=cache.prepare,
+            on_publish=published,
         )
 
     del discovery
     sampler = build(settings)
     host, port = listen_host_port(settings.listen_address)
     handler = make_handler(
-        cache, lambda: sampler.latest, web_config, lambda: sampler.health_problem()
+        cache,
+        lambda: sampler.latest,
+        web_config,
+        landing=lambda: landing_page(sampler.latest, history.entries()),
+        health=lambda: sampler.health_problem(),
     )
     ssl_context = web_config.ssl_context() if web_config is not None else None
     try:

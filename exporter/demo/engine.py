@@ -34,6 +34,12 @@ class DemoEngineState:
     requests_waiting: float = 0.0
     kv_usage_ratio: float = 0.0
     created_unix_seconds: float = 0.0
+    spec_drafts: float = 0.0
+    spec_draft_tokens: float = 0.0
+    spec_accepted_tokens: float = 0.0
+    spec_accepted_per_position: list[float] | None = None
+    speculative_tokens: int = 3
+    """``k`` of the demo's drafter; the spec_decode families appear once it has drafted."""
 
     def advance(
         self,
@@ -41,8 +47,10 @@ class DemoEngineState:
         prefill_tokens_per_second: float,
         decode_tokens_per_second: float,
         cached_prompt_share: float = 0.0,
+        acceptance: float | None = None,
     ) -> None:
-        """Move the counters on by ``seconds`` of the given load."""
+        """Move the counters on by ``seconds`` of the given load; ``acceptance`` set means the
+        engine speculates ``speculative_tokens`` drafts per sequence per step."""
         computed = prefill_tokens_per_second * seconds
         cached = computed * cached_prompt_share / max(1e-9, 1.0 - cached_prompt_share)
         self.prompt_tokens += computed + cached
@@ -50,7 +58,21 @@ class DemoEngineState:
         generated = decode_tokens_per_second * seconds
         self.generation_tokens += generated
         batch = max(1.0, self.requests_running)
-        steps = generated / batch
+        per_step = 1.0
+        if acceptance is not None:
+            k = self.speculative_tokens
+            per_step = 1.0 + k * acceptance
+            drafts = generated / per_step  # one draft per sequence per step
+            self.spec_drafts += drafts
+            self.spec_draft_tokens += drafts * k
+            self.spec_accepted_tokens += drafts * k * acceptance
+            positions = self.spec_accepted_per_position or [0.0] * k
+            # Acceptance falls with position; the shares average to ``acceptance``.
+            weights = [1.0 + 0.2 * (k - 1) / 2 - 0.2 * j for j in range(k)]
+            for j in range(k):
+                positions[j] += drafts * acceptance * weights[j]
+            self.spec_accepted_per_position = positions
+        steps = generated / batch / per_step
         self.iteration_steps += steps
         self.iteration_tokens_sum += generated + computed
         if generated > 0:
@@ -82,6 +104,36 @@ class DemoEngineState:
             family(f"{name}_total", "counter", help_text)
             lines.append(f"{name}_total{{{labels}}} {value!r}")
             lines.append(f"{name}_created{{{labels}}} {self.created_unix_seconds!r}")
+        if self.spec_accepted_per_position is not None:
+            for name, value, help_text in (
+                (
+                    "vllm:spec_decode_num_drafts",
+                    self.spec_drafts,
+                    "Number of spec decoding drafts.",
+                ),
+                (
+                    "vllm:spec_decode_num_draft_tokens",
+                    self.spec_draft_tokens,
+                    "Number of draft tokens.",
+                ),
+                (
+                    "vllm:spec_decode_num_accepted_tokens",
+                    self.spec_accepted_tokens,
+                    "Number of accepted tokens.",
+                ),
+            ):
+                family(f"{name}_total", "counter", help_text)
+                lines.append(f"{name}_total{{{labels}}} {value!r}")
+            family(
+                "vllm:spec_decode_num_accepted_tokens_per_pos_total",
+                "counter",
+                "Accepted tokens per draft's positions.",
+            )
+            for j, value in enumerate(self.spec_accepted_per_position):
+                lines.append(
+                    "vllm:spec_decode_num_accepted_tokens_per_pos_total"
+                    f'{{{labels},position="{j}"}} {value!r}'
+                )
         self._histogram(
             lines,
             family,

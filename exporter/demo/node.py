@@ -132,7 +132,8 @@ class DemoNode:
                         elapsed,
                         load.prefill_tokens_per_second,
                         load.decode_tokens_per_second,
-                        cached_prompt_share=0.2,
+                        cached_prompt_share=load.cached_prompt_share,
+                        acceptance=load.acceptance if load.speculative_tokens else None,
                     )
                 gpu = index % self.gpus
                 if gpu not in busy or load.sm_active_ratio > busy[gpu].sm_active_ratio:

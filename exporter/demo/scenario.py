@@ -1,9 +1,10 @@
 """The demo node's scripted load: what one H100 SXM serving Llama-3.1-8B does, second by second.
 
-A cycle runs idle → batch-1 decode → large-batch decode → long-prompt prefill bursts → a
-host-bound phase, and repeats. Every figure a phase produces (token rates, and the GPM readings
-the fake NVML backend reports) comes from the roofline model of that GPU and model, times an
-efficiency that says how close to speed of light the phase runs, plus a few percent of noise.
+A cycle runs idle → batch-1 decode → speculative decode → large-batch decode → prefix-cached
+decode → long-prompt prefill bursts → a host-bound phase, and repeats. Every figure a phase
+produces (token rates, and the GPM readings the fake NVML backend reports) comes from the
+roofline model of that GPU and model, times an efficiency that says how close to speed of
+light the phase runs, plus a few percent of noise.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from rooftop.classifiers.models import (
     kv_bytes_read_per_sequence,
     weight_bytes_per_step,
 )
+from rooftop.classifiers.roofline import Roof, decode_step
+from rooftop.classifiers.speculative import Speculation
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,14 @@ class Phase:
     kernel_busy_ratio: float | None = None
     sm_active_ratio: float | None = None
     host_thread_ratio: float = 0.35
+    speculative_tokens: int = 0
+    """Draft tokens per sequence per step (EAGLE); 0: no speculation."""
+    acceptance: float = 0.0
+    """Share of draft tokens accepted."""
+    cached_prompt_share: float = 0.2
+    """Share of prompt tokens served from the prefix cache."""
+    prompt_tokens_per_second: float = 0.0
+    """Computed prompt tokens/s riding along (0: the default trickle of new requests)."""
 
 
 PHASES: tuple[Phase, ...] = (
@@ -40,8 +51,32 @@ PHASES: tuple[Phase, ...] = (
     # Batch-1 chat decode: memory-bound at ~70% of the HBM roof, near what well-tuned
     # engines reach (research: Databricks ~60%, gpt-fast ~69%).
     Phase("batch-1 decode", 0.125, batch=1, context_tokens=2048, efficiency=0.72),
+    # EAGLE speculation, k = 3 at 80 % acceptance (3.4 tokens per step per sequence): still
+    # memory-bound, at ~70 % of the speculative step's speed of light. Read as one token per
+    # step this phase would show MBU ~2.4.
+    Phase(
+        "speculative decode",
+        0.25,
+        batch=2,
+        context_tokens=2048,
+        efficiency=0.7,
+        speculative_tokens=3,
+        acceptance=0.8,
+    ),
     # Many short completions: at 512 x ~96 tokens of context the step's AI passes the ridge.
     Phase("large-batch decode", 0.375, batch=512, context_tokens=96, efficiency=0.78),
+    # Agents on one long shared system prompt: 85 % of prompt tokens hit the prefix cache, so
+    # 40k raw prompt tokens/s are only 6k computed. Decode stays memory-bound; read as raw
+    # prompt tokens the prefill FLOPs would be 6.7x too high.
+    Phase(
+        "prefix-cached decode",
+        0.5,
+        batch=16,
+        context_tokens=4096,
+        efficiency=0.7,
+        cached_prompt_share=0.85,
+        prompt_tokens_per_second=6000.0,
+    ),
     # Long prompts: prefill of 8k-token documents, compute-bound at ~55% MFU.
     Phase(
         "long-prompt prefill", 0.625, batch=2, context_tokens=8192, efficiency=0.55, prefill=True
@@ -80,6 +115,9 @@ class DemoLoad:
     memory_controller_busy_ratio: float
     power_watts: float
     host_thread_ratio: float
+    speculative_tokens: int = 0
+    acceptance: float = 0.0
+    cached_prompt_share: float = 0.2
 
 
 def phase_at(seconds_into_cycle: float, cycle_seconds: float) -> Phase:
@@ -129,7 +167,10 @@ def demo_load(
         )
     batch = phase.batch
     context = phase.context_tokens
-    kv_usage = min(1.0, batch * context / kv_capacity_tokens)
+    # A prefix-cached share of each context is one shared prefix, stored once (vLLM's block
+    # sharing): resident tokens = c (h + B (1 - h)), h the phase's cached prompt share.
+    shared = phase.cached_prompt_share
+    kv_usage = min(1.0, context * (shared + batch * (1.0 - shared)) / kv_capacity_tokens)
     if phase.prefill:
         # Prefill of a long prompt: every token costs its FLOPs at the mean context so far.
         per_token = flops_per_token(model, context // 2)
@@ -140,6 +181,17 @@ def demo_load(
         decode_rate = jitter(40.0)
         dram = bytes_per_second / bandwidth
         sm_active = min(1.0, tensor + 0.1)
+    elif phase.speculative_tokens:
+        spec = Speculation("eagle", phase.speculative_tokens, phase.acceptance)
+        step = decode_step(
+            model, Roof(flops_peak, bandwidth), batch, context, "bf16", speculation=spec
+        )
+        step_seconds = step.step_seconds / jitter(phase.efficiency)
+        decode_rate = step.emitted_tokens / step_seconds
+        prefill_rate = 0.0
+        dram = step.bytes / step_seconds / bandwidth
+        tensor = step.total_flops / step_seconds / flops_peak
+        sm_active = min(1.0, max(dram, tensor) + 0.12)
     else:
         step_bytes = weight_bytes_per_step(model, "bf16", batch) + batch * (
             kv_bytes_read_per_sequence(model, "bf16", context)
@@ -149,8 +201,12 @@ def demo_load(
         step_seconds = sol_step_seconds / jitter(phase.efficiency)
         decode_rate = batch / step_seconds
         prefill_rate = jitter(decode_rate / 200.0 * context / 8) if batch > 1 else 0.0
+        if phase.prompt_tokens_per_second:
+            prefill_rate = jitter(phase.prompt_tokens_per_second)
         dram = step_bytes / step_seconds / bandwidth
-        tensor = step_flops / step_seconds / flops_peak
+        tensor = (step_flops / step_seconds + prefill_rate * flops_per_token(model, context)) / (
+            flops_peak
+        )
         sm_active = min(1.0, max(dram, tensor) + 0.12)
     if phase.sm_active_ratio is not None:
         sm_active = jitter(phase.sm_active_ratio)
@@ -172,4 +228,7 @@ def demo_load(
         memory_controller_busy_ratio=min(1.0, jitter(dram * 0.9)),
         power_watts=jitter(power),
         host_thread_ratio=min(1.0, jitter(phase.host_thread_ratio)),
+        speculative_tokens=phase.speculative_tokens,
+        acceptance=phase.acceptance,
+        cached_prompt_share=phase.cached_prompt_share,
     )

@@ -16,10 +16,14 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
-from rooftop.classifiers.models import kv_bytes_per_token
-from rooftop.exporter.model_resolution import ResolvedModel, resolve_model
+from rooftop.classifiers.model_catalog import UnknownModelError, lookup_model
+from rooftop.classifiers.models import ModelArchitecture, ModelConfigError, kv_bytes_per_token
+from rooftop.classifiers.prefix_cache import hit_ratio_from_counters, per_sequence_context_tokens
+from rooftop.classifiers.speculative import Speculation, SpeculationError, live_speculation
+from rooftop.exporter.model_resolution import ResolvedModel, load_config_json, resolve_model
 from rooftop.exporter.pipeline.status import SourceTimer, error_text
 from rooftop.exporter.rates import RatioOfCounters, WindowedCounter, WindowedMean
 from rooftop.exporter.settings import EngineConfig, redact_url
@@ -78,6 +82,29 @@ class EngineSample:
 
     view: EngineView
     model: ResolvedModel | None
+    draft_model: ModelArchitecture | None = None
+    """The configured draft model (``speculative.method: draft_model``), resolved once."""
+
+
+def configured_speculation(config: EngineConfig) -> Speculation | None:
+    """The per-engine ``speculative`` setting as the classifier's :class:`Speculation`."""
+    spec = config.speculative
+    if spec is None:
+        return None
+    return Speculation(spec.method, spec.num_speculative_tokens, spec.acceptance)
+
+
+def _draft_model(config: EngineConfig) -> ModelArchitecture | None:
+    spec = config.speculative
+    if spec is None or not spec.draft_model:
+        return None
+    try:
+        if Path(spec.draft_model).exists():
+            return load_config_json(spec.draft_model)
+        return lookup_model(spec.draft_model)
+    except (UnknownModelError, ModelConfigError, OSError, ValueError) as exc:
+        log.warning("engine %s: draft model %s: %s", config.label, spec.draft_model, exc)
+        return None
 
 
 def start_poll(poll: Callable[[], EngineReading], engine: str) -> Future[EngineReading]:
@@ -120,6 +147,13 @@ class EngineTracker:
         self.computed_prefill = WindowedCounter(window_seconds)
         self.flops = WindowedCounter(window_seconds)
         self.read_bytes = WindowedCounter(window_seconds)
+        self.write_bytes = WindowedCounter(window_seconds)
+        self.spec_drafts = WindowedCounter(window_seconds)
+        self.spec_draft_tokens = WindowedCounter(window_seconds)
+        self.spec_accepted = WindowedCounter(window_seconds)
+        self.prefix_queries = WindowedCounter(window_seconds)
+        self.prefix_hits = WindowedCounter(window_seconds)
+        self.draft_model = _draft_model(config)
         self.inter_token = RatioOfCounters(window_seconds)
         self.batch = WindowedMean(window_seconds)
         self.resident_tokens = WindowedMean(window_seconds)
@@ -144,6 +178,7 @@ class EngineTracker:
         """Discovery saw this engine again with another config (e.g. its GPUs changed)."""
         self.config = config
         self.mapping = "not yet mapped"
+        self.draft_model = _draft_model(config)
 
     def forget_rates(self) -> None:
         for counter in (
@@ -152,6 +187,12 @@ class EngineTracker:
             self.computed_prefill,
             self.flops,
             self.read_bytes,
+            self.write_bytes,
+            self.spec_drafts,
+            self.spec_draft_tokens,
+            self.spec_accepted,
+            self.prefix_queries,
+            self.prefix_hits,
             self.batch,
             self.resident_tokens,
         ):
@@ -229,10 +270,25 @@ class EngineTracker:
         read_bytes = counter(
             self.read_bytes, "estimated_read_bytes_total", reading.estimated_read_bytes_total
         )
+        write_bytes = counter(
+            self.write_bytes, "estimated_write_bytes_total", reading.estimated_write_bytes_total
+        )
+        engine_bytes = None if read_bytes is None else read_bytes + (write_bytes or 0.0)
         if "inter_token_latency_sum_count" in dropped:
             itl = None
         else:
             itl = self.inter_token.observe(now, reading.inter_token_latency_sum_count)
+        speculation = self._speculation(reading, now, decode)
+        queries = counter(
+            self.prefix_queries, "prefix_cache_queries_total", reading.prefix_cache_queries_total
+        )
+        hits = counter(self.prefix_hits, "prefix_cache_hits_total", reading.prefix_cache_hits_total)
+        try:
+            hit_ratio = hit_ratio_from_counters(queries, hits)
+        except ValueError:
+            hit_ratio = None
+        if hit_ratio is None:
+            hit_ratio = reading.prefix_cache_hit_ratio
         resident_tokens = None
         if reading.kv_usage_ratio is not None and reading.kv_capacity_tokens is not None:
             resident_tokens = reading.kv_usage_ratio * reading.kv_capacity_tokens
@@ -241,7 +297,8 @@ class EngineTracker:
         mean_resident = self.resident_tokens.observe(now, resident_tokens)
         mean_context = None
         if mean_resident is not None and mean_batch:
-            mean_context = mean_resident / mean_batch
+            # A shared prefix is stored once but read by every sequence (prefix_cache module).
+            mean_context = per_sequence_context_tokens(mean_resident, mean_batch, hit_ratio)
         model = self.model
         resident_bytes = None
         if resident_tokens is not None and model is not None and model.arch is not None:
@@ -271,11 +328,37 @@ class EngineTracker:
             mean_context_tokens=mean_context,
             engine_flops_per_second=flops,
             engine_read_bytes_per_second=read_bytes,
+            engine_write_bytes_per_second=write_bytes,
+            engine_bytes_per_second=engine_bytes,
+            speculation=speculation,
+            prefix_cache_hit_ratio=hit_ratio,
+            prefill_includes_cached=reading.prefill_computed_tokens_total is None
+            and reading.prompt_tokens_total is not None,
             inter_token_latency_seconds=itl,
             process_cpu_cores=cpu.cpu_cores if cpu else None,
             process_busiest_thread_ratio=cpu.busiest_thread_ratio if cpu else None,
             missing=reading.missing,
         )
+
+    def _speculation(
+        self, reading: EngineReading, now: float, decode: float | None
+    ) -> Speculation | None:
+        """This window's speculation: the engine's counters, its accept length, the setting."""
+        drafts = self.spec_drafts.observe(now, reading.spec_drafts_total)
+        draft_tokens = self.spec_draft_tokens.observe(now, reading.spec_draft_tokens_total)
+        accepted = self.spec_accepted.observe(now, reading.spec_accepted_tokens_total)
+        try:
+            return live_speculation(
+                configured_speculation(self.config),
+                drafts_per_second=drafts,
+                draft_tokens_per_second=draft_tokens,
+                accepted_tokens_per_second=accepted,
+                accept_length=reading.spec_accept_length,
+                decode_tokens_per_second=decode,
+            )
+        except SpeculationError as exc:  # odd counters: the setting, or nothing, stands
+            log.debug("engine %s: speculative counters ignored: %s", self.name, exc)
+            return configured_speculation(self.config)
 
 
 class EngineStage:
@@ -435,7 +518,7 @@ class EngineStage:
             reading = readings.get(tracker)
             if tracker.reuse_view and tracker.last_view is not None:
                 tracker.reuse_view = False
-                out.append(EngineSample(tracker.last_view, tracker.model))
+                out.append(EngineSample(tracker.last_view, tracker.model, tracker.draft_model))
                 continue
             tracker.reuse_view = False
             if reading is None:
@@ -448,7 +531,7 @@ class EngineStage:
                     cpu = self._process_stats.stats(tracker.name, tracker.pid)
                 view = tracker.up_view(reading, now, cpu)
             tracker.last_view = view if view.up else None
-            out.append(EngineSample(view, tracker.model))
+            out.append(EngineSample(view, tracker.model, tracker.draft_model))
         return out
 
     def _map_gpus(self, tracker: EngineTracker, gpus: GpuSourceResult) -> None:

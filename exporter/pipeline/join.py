@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from rooftop.classifiers.communication import interconnect_active_ratio
+from rooftop.classifiers.hardware import Interconnect, UnknownGpuError, lookup_gpu
 from rooftop.classifiers.models import ModelConfigError
 from rooftop.classifiers.operating_point import LiveWorkload, OperatingPoint, operating_point
 from rooftop.classifiers.roofline import Roof
@@ -21,8 +23,7 @@ from rooftop.classifiers.verdict import (
     Verdict,
     VerdictEvidence,
     VerdictThresholds,
-    advance,
-    classify,
+    classify_held,
     published,
 )
 from rooftop.exporter.pipeline.engines import EngineSample
@@ -42,6 +43,23 @@ THROTTLE_REASONS = frozenset(
     }
 )
 """Clock-event reasons that mean the GPU runs below its clocks (not idle, not app clocks)."""
+
+
+def _link(gpu: GpuView | None) -> Interconnect | None:
+    """The GPU's tensor-parallel link from the catalog (NVLink/PCIe figures with sources)."""
+    if gpu is None or gpu.catalog_id is None:
+        return None
+    try:
+        return lookup_gpu(gpu.catalog_id).interconnect
+    except UnknownGpuError:
+        return None
+
+
+def _attention_peak(gpu: GpuView | None) -> float | None:
+    """Attention kernels (FlashAttention, FlashMLA) run BF16 beside 8- and 4-bit GEMMs."""
+    if gpu is None or gpu.compute_dtype in ("bf16", "fp16", "fp32"):
+        return None
+    return gpu.peak_flops_per_second.get("bf16")
 
 
 def verdict_thresholds(hold_samples: int, overrides: Mapping[str, Any]) -> VerdictThresholds:
@@ -147,7 +165,7 @@ class JoinStage:
             return operating_point(
                 LiveWorkload(
                     model=model.arch,
-                    roof=Roof(flops, bandwidth),
+                    roof=Roof(flops, bandwidth, _attention_peak(gpu), _link(gpu)),
                     weights=model.weights,
                     kv_dtype=model.kv_dtype,
                     tensor_parallel=view.tensor_parallel,
@@ -156,6 +174,13 @@ class JoinStage:
                     decode_tokens_per_second=view.decode_tokens_per_second,
                     prefill_tokens_per_second=view.prefill_tokens_per_second,
                     dram_bytes_per_second=gpu.dram_bandwidth_bytes_per_second if gpu else None,
+                    speculation=view.speculation,
+                    draft_model=engine.draft_model,
+                    prefill_includes_cached=view.prefill_includes_cached,
+                    prefix_cache_hit_ratio=view.prefix_cache_hit_ratio,
+                    kv_capacity_tokens=view.kv_capacity_tokens,
+                    engine_flops_per_second=view.engine_flops_per_second,
+                    engine_bytes_per_second=view.engine_bytes_per_second,
                 )
             )
         except (ValueError, ModelConfigError) as exc:
@@ -197,10 +222,35 @@ class JoinStage:
             throttled=bool(
                 reading is not None and THROTTLE_REASONS & set(reading.clock_event_reasons)
             ),
+            communication_share_ratio=point.communication_share if point else None,
+            interconnect_active_ratio=_link_share(gpu, reading),
+            tokens_per_step_per_sequence=_tokens_per_step(engine, point),
+            mfu_upper_bound=bool(point and point.prefill_flops_upper_bound),
+            decode_mfu_ratio=point.decode_model_flops_utilization_ratio if point else None,
+            cross_check=point.cross_check if point else None,
         )
-        observed = classify(evidence, self._thresholds)
-        state = advance(
-            self._hysteresis.get(key, HysteresisState()), observed, self._thresholds.hold_samples
+        state = classify_held(
+            self._hysteresis.get(key, HysteresisState()), evidence, self._thresholds
         )
         self._hysteresis[key] = state
         return published(state)
+
+
+def _link_share(gpu: GpuView | None, reading: GpuReading | None) -> float | None:
+    """GPM/DCGM NVLink bytes/s over the link's peak both ways (``None`` without both)."""
+    if reading is None:
+        return None
+    try:
+        return interconnect_active_ratio(
+            reading.nvlink_tx_bytes_per_second, reading.nvlink_rx_bytes_per_second, _link(gpu)
+        )
+    except ValueError:
+        return None
+
+
+def _tokens_per_step(engine: EngineView | None, point: OperatingPoint | None) -> float | None:
+    if point is not None:
+        return point.tokens_per_step_per_sequence
+    if engine is not None and engine.speculation is not None:
+        return engine.speculation.tokens_per_step_per_sequence
+    return None

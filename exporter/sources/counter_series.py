@@ -97,6 +97,9 @@ class Continuity:
     families: dict[str, Metric]
     poisoned: tuple[str, ...]
     """``series: why`` for each poisoned sample (at most :data:`MAX_NAMED`, then a count)."""
+    counters_poisoned: bool
+    """A cumulative series was poisoned: every counter the adapter sums from it is unreliable
+    this poll (one rank held at its last value), so the caller holds the counters' windows."""
     restart_reason: str | None
 
 
@@ -134,10 +137,13 @@ class CounterContinuity:
         self._polls += 1
         seen: set[SeriesKey] = set()
         poisoned: list[str] = []
+        gauges_poisoned = 0
         out: dict[str, Metric] = {}
         for name, family in families.items():
             if family.type not in ("counter", "histogram", "summary"):
+                before = len(poisoned)
                 out[name] = self._finite_only(family, poisoned)
+                gauges_poisoned += len(poisoned) - before
                 continue
             corrected = Metric(family.name, family.documentation, family.type, family.unit)
             for sample in family.samples:
@@ -159,9 +165,12 @@ class CounterContinuity:
             named = ", ".join(series_text(key) for key in vanished[:MAX_NAMED])
             more = f" and {len(vanished) - MAX_NAMED} more" if len(vanished) > MAX_NAMED else ""
             restart = f"counter series vanished: {named}{more}"
+        counters_poisoned = len(poisoned) > gauges_poisoned
         if len(poisoned) > MAX_NAMED:
             poisoned = [*poisoned[:MAX_NAMED], f"{len(poisoned) - MAX_NAMED} more series"]
-        return Continuity(out, tuple(poisoned), restart)
+        return Continuity(
+            out, tuple(poisoned), counters_poisoned=counters_poisoned, restart_reason=restart
+        )
 
     @staticmethod
     def _finite_only(family: Metric, poisoned: list[str]) -> Metric:

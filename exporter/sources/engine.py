@@ -31,7 +31,7 @@ from rooftop.exporter.sources.exposition import (
     parse_exposition,
 )
 from rooftop.exporter.sources.http import Fetch, FetchError, describe, fetch_text
-from rooftop.exporter.sources.reading_checks import check_reading
+from rooftop.exporter.sources.reading_checks import CUMULATIVE_FIELDS, check_reading
 
 DEFAULT_TIMEOUT_SECONDS: Final = 2.0
 DEFAULT_MAX_BODY_BYTES: Final = 16 * 1024 * 1024
@@ -145,10 +145,19 @@ class EngineSource:
             ) from None
         restart = changed or continuity.restart_reason
         if restart is not None or continuity.poisoned:
+            held: dict[str, object] = {}
+            if continuity.counters_poisoned:
+                # A rank held at its last value would make the sum lag, then catch up in one
+                # poll: hold every counter this poll; the next good one spans the real time.
+                held = {
+                    name: None for name in CUMULATIVE_FIELDS if getattr(reading, name) is not None
+                }
+            notes = tuple(f"{name}: held (a series is poisoned)" for name in held)
             reading = dataclasses.replace(
                 reading,
                 restart_reason=restart,
-                rejected=reading.rejected + continuity.poisoned,
+                rejected=reading.rejected + continuity.poisoned + notes,
+                **held,  # type: ignore[arg-type]
             )
         return check_reading(reading)
 

@@ -13,7 +13,9 @@ Bounds, and why:
   int64 wrap shows up as about -9.2e18, a corrupted one as 1e300);
 - request gauges: finite, ``>= 0``, at most :data:`MAX_REQUESTS` (no engine holds a million
   requests at once);
-- KV usage ratio: finite, in ``[0, 1]`` (a hair above 1 from float rounding is kept, clamped);
+- speculative-decoding and prefix-cache counters: as counters; accept length as a gauge;
+- KV usage and prefix-cache hit ratios: finite, in ``[0, 1]`` (a hair above 1 from float
+  rounding is kept, clamped);
 - KV capacity: finite, ``>= 0``, at most :data:`MAX_KV_TOKENS`; block size ``1 ..``
   :data:`MAX_BLOCK_TOKENS`.
 """
@@ -39,6 +41,11 @@ COUNTER_FIELDS: Final = (
     "estimated_flops_total",
     "estimated_read_bytes_total",
     "estimated_write_bytes_total",
+    "spec_drafts_total",
+    "spec_draft_tokens_total",
+    "spec_accepted_tokens_total",
+    "prefix_cache_queries_total",
+    "prefix_cache_hits_total",
 )
 PAIR_FIELDS: Final = (
     "inter_token_latency_sum_count",
@@ -46,6 +53,8 @@ PAIR_FIELDS: Final = (
     "iteration_tokens_sum_count",
 )
 REQUEST_FIELDS: Final = ("requests_running", "requests_waiting")
+CUMULATIVE_FIELDS: Final = (*COUNTER_FIELDS, *PAIR_FIELDS, "spec_accepted_per_position_total")
+"""Every reading field that is a cumulative counter (or a pair or tuple of them)."""
 
 
 def _why_not(value: float, upper: float) -> str | None:
@@ -88,13 +97,24 @@ def check_reading(reading: EngineReading) -> EngineReading:
         value = getattr(reading, name)
         if value is not None and (why := _why_not(value, MAX_REQUESTS)) is not None:
             reject(name, why)
-    ratio = reading.kv_usage_ratio
-    if ratio is not None:
+    positions = reading.spec_accepted_per_position_total
+    if positions is not None:
+        for value in positions:
+            if (why := _why_not(value, MAX_COUNTER)) is not None:
+                reject("spec_accepted_per_position_total", why)
+                break
+    accept_length = reading.spec_accept_length
+    if accept_length is not None and (why := _why_not(accept_length, MAX_REQUESTS)) is not None:
+        reject("spec_accept_length", why)
+    for name in ("kv_usage_ratio", "prefix_cache_hit_ratio"):
+        ratio = getattr(reading, name)
+        if ratio is None:
+            continue
         why = _why_not(ratio, 1.0 + RATIO_ROUNDING)
         if why is not None:
-            reject("kv_usage_ratio", why)
+            reject(name, why)
         elif ratio > 1.0:
-            fixes["kv_usage_ratio"] = 1.0
+            fixes[name] = 1.0
     capacity = reading.kv_capacity_tokens
     if capacity is not None and (why := _why_not(capacity, MAX_KV_TOKENS)) is not None:
         reject("kv_capacity_tokens", why)

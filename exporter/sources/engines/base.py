@@ -67,6 +67,20 @@ class EngineReading:
     time_to_first_token_sum_count: tuple[float, float] | None = None
     # Tokens per engine step (vLLM iteration_tokens_total histogram): (sum, count).
     iteration_tokens_sum_count: tuple[float, float] | None = None
+    # Speculative decoding, cumulative counters (vLLM vllm/v1/spec_decode/metrics.py, llama.cpp
+    # llamacpp:spec_decode_*): drafts (one per sequence per step that drafted), proposed draft
+    # tokens, accepted ones, and accepted ones per draft position (position 0 first).
+    spec_drafts_total: float | None = None
+    spec_draft_tokens_total: float | None = None
+    spec_accepted_tokens_total: float | None = None
+    spec_accepted_per_position_total: tuple[float, ...] | None = None
+    spec_accept_length: float | None = None
+    """Gauge: mean tokens per step per sequence, ``1 + k x alpha`` (SGLang spec_accept_length)."""
+    # Prefix cache: cumulative token counters (vLLM prefix_cache_{queries,hits}_total) or a
+    # hit-ratio gauge (SGLang cache_hit_rate).
+    prefix_cache_queries_total: float | None = None
+    prefix_cache_hits_total: float | None = None
+    prefix_cache_hit_ratio: float | None = None
     missing: tuple[str, ...] = field(default=())
     """Common quantities this exposition lacks, with a hint how to enable each where one exists.
 

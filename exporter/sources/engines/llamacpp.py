@@ -59,6 +59,14 @@ _HINTS = {
     "kv_usage_ratio": "start llama-server with --slots so GET /slots reports slot use",
     "kv_capacity_tokens": "GET /slots or GET /props must answer (start with --slots)",
     "kv_block_size_tokens": "llama.cpp has no KV blocks",
+    "spec_drafts_total": "llamacpp:spec_decode_* need a build with speculative metrics",
+    "spec_draft_tokens_total": "llamacpp:spec_decode_* need a build with speculative metrics",
+    "spec_accepted_tokens_total": "llamacpp:spec_decode_* need a build with speculative metrics",
+    "spec_accepted_per_position_total": "llama.cpp has no per-position acceptance",
+    "spec_accept_length": "llama.cpp exports counters, not an accept-length gauge",
+    "prefix_cache_queries_total": "llama.cpp reports cached prompt tokens instead",
+    "prefix_cache_hits_total": "llama.cpp reports cached prompt tokens instead",
+    "prefix_cache_hit_ratio": "llama.cpp reports cached prompt tokens instead",
     "kv_cache_dtype": "not in llama.cpp's exposition (--cache-type-k/-v)",
     "weights_dtype": "GET /props model_ftype (newer llama.cpp builds)",
     "estimated_flops_total": "llama.cpp has no FLOP estimate",
@@ -168,4 +176,11 @@ class LlamacppAdapter:
             kv_usage_ratio=usage,
             kv_capacity_tokens=capacity,
             inter_token_latency_sum_count=itl,
+            spec_drafts_total=sum_values(get_family(families, "llamacpp:spec_decode_num_drafts")),
+            spec_draft_tokens_total=sum_values(
+                get_family(families, "llamacpp:spec_decode_num_draft_tokens")
+            ),
+            spec_accepted_tokens_total=sum_values(
+                get_family(families, "llamacpp:spec_decode_num_accepted_tokens")
+            ),
         )

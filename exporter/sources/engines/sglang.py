@@ -66,6 +66,13 @@ _HINTS = {
     "weights_dtype": "not in SGLang's exposition (see /get_server_info dtype)",
     "prefill_computed_tokens_total": "needs sglang:realtime_tokens_total (SGLang 0.5.x)",
     "iteration_tokens_sum_count": "SGLang has no per-step token histogram",
+    "spec_drafts_total": "SGLang exports sglang:spec_accept_length, not draft counters",
+    "spec_draft_tokens_total": "SGLang exports sglang:spec_accept_length, not draft counters",
+    "spec_accepted_tokens_total": "SGLang exports sglang:spec_accept_length, not draft counters",
+    "spec_accepted_per_position_total": "SGLang has no per-position acceptance",
+    "spec_accept_length": "SGLang speculates only with --speculative-algorithm",
+    "prefix_cache_queries_total": "SGLang exports sglang:cache_hit_rate, not counters",
+    "prefix_cache_hits_total": "SGLang exports sglang:cache_hit_rate, not counters",
     "requests_running": "start SGLang with --enable-metrics",
     "requests_waiting": "start SGLang with --enable-metrics",
 }
@@ -147,7 +154,24 @@ class SglangAdapter:
             time_to_first_token_sum_count=sum_count(
                 get_family(families, "sglang:time_to_first_token_seconds")
             ),
+            spec_accept_length=_accept_length(families),
+            prefix_cache_hit_ratio=_ratio(
+                mean_values(get_family(families, "sglang:cache_hit_rate"))
+            ),
         )
+
+
+def _accept_length(families: Families) -> float | None:
+    """``sglang:spec_accept_length``: 1 + accepted drafts per step; 0 means no speculation ran
+    (the gauge idles at 0.0 when speculation is off, sglang-dynamo capture)."""
+    length = mean_values(get_family(families, "sglang:spec_accept_length"))
+    if length is None or length < 1.0:
+        return None
+    return length
+
+
+def _ratio(value: float | None) -> float | None:
+    return value if value is not None and 0.0 <= value <= 1.0 else None
 
 
 def _page_size(families: Families) -> int | None:

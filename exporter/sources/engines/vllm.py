@@ -73,6 +73,12 @@ _HINTS = {
         "needs vllm:prefix_cache_hits_total (vLLM ≥0.9) or vllm:prompt_tokens_by_source_total"
     ),
     "iteration_tokens_sum_count": "vllm:iteration_tokens_total needs vLLM ≥0.6.5",
+    "spec_drafts_total": "vLLM speculates only with --speculative-config",
+    "spec_draft_tokens_total": "vLLM speculates only with --speculative-config",
+    "spec_accepted_tokens_total": "vLLM speculates only with --speculative-config",
+    "spec_accepted_per_position_total": "vLLM speculates only with --speculative-config",
+    "spec_accept_length": "vLLM exports counters, not an accept-length gauge",
+    "prefix_cache_hit_ratio": "vLLM exports hit and query counters instead",
     "requests_running": "vLLM started with --disable-log-stats exports no engine metrics",
     "requests_waiting": "vLLM started with --disable-log-stats exports no engine metrics",
 }
@@ -148,6 +154,33 @@ def _prefill_computed(families: Families, prompt: float | None) -> float | None:
     return None
 
 
+def _per_position(family: Metric | None) -> tuple[float, ...] | None:
+    """``vllm:spec_decode_num_accepted_tokens_per_pos_total{position="j"}`` summed over engines,
+    as a tuple indexed by position (positions are 0..k-1; a gap reads 0)."""
+    if family is None:
+        return None
+    by_position: dict[int, float] = {}
+    for sample in family.samples:
+        if not sample.name.endswith("_total"):
+            continue
+        label = sample.labels.get("position", "")
+        if not label.isdigit() or int(label) >= 64 or not math.isfinite(sample.value):
+            continue  # k is a handful; a position past 64 is not a position
+        position = int(label)
+        by_position[position] = by_position.get(position, 0.0) + sample.value
+    if not by_position:
+        return None
+    return tuple(by_position.get(j, 0.0) for j in range(max(by_position) + 1))
+
+
+def _prefix_counter(families: Families, *names: str) -> float | None:
+    for name in names:
+        family = get_family(families, name)
+        if family is not None and "token" in family.documentation.lower():
+            return sum_values(family)
+    return None
+
+
 @dataclass(frozen=True)
 class VllmAdapter:
     family: str = "vllm"
@@ -199,5 +232,21 @@ class VllmAdapter:
             ),
             iteration_tokens_sum_count=sum_count(
                 get_family(families, "vllm:iteration_tokens_total")
+            ),
+            spec_drafts_total=sum_values(get_family(families, "vllm:spec_decode_num_drafts")),
+            spec_draft_tokens_total=sum_values(
+                get_family(families, "vllm:spec_decode_num_draft_tokens")
+            ),
+            spec_accepted_tokens_total=sum_values(
+                get_family(families, "vllm:spec_decode_num_accepted_tokens")
+            ),
+            spec_accepted_per_position_total=_per_position(
+                get_family(families, "vllm:spec_decode_num_accepted_tokens_per_pos")
+            ),
+            prefix_cache_queries_total=_prefix_counter(
+                families, "vllm:prefix_cache_queries", "vllm:gpu_prefix_cache_queries"
+            ),
+            prefix_cache_hits_total=_prefix_counter(
+                families, "vllm:prefix_cache_hits", "vllm:gpu_prefix_cache_hits"
             ),
         )
