@@ -85,6 +85,8 @@ class EngineSource:
         adapter: EngineAdapter | None = None,
         fetch: Fetch = fetch_text,
         max_series: int = DEFAULT_MAX_SERIES,
+        *,
+        correct_resets: bool = True,
     ) -> None:
         if timeout_seconds <= 0:
             raise ValueError(f"engine {name}: timeout_seconds must be > 0, got {timeout_seconds}")
@@ -99,7 +101,7 @@ class EngineSource:
         self._adapter = adapter
         self._fetch = fetch
         self._static_extras: dict[str, object] = {}
-        self._continuity = CounterContinuity()
+        self._continuity = CounterContinuity() if correct_resets else None
         self._backoff_until = 0.0
         self._backoff_reason = ""
 
@@ -134,6 +136,14 @@ class EngineSource:
         except ExpositionError as err:
             raise EngineParseError(f"{self.url}: {err}") from None
         adapter = self._current_adapter(families)
+        if self._continuity is None:  # raw values as exposed (``probe`` compares them itself)
+            extras = self._fetch_extras(adapter)
+            try:
+                return check_reading(adapter.extract(families, extras))
+            except Exception as err:
+                raise EngineParseError(
+                    f"{self.url}: {adapter.family} adapter failed on this exposition: {err!r}"
+                ) from None
         changed = self._continuity.identity_changed(identity_of(adapter.family, families))
         continuity = self._continuity.apply(families)
         extras = self._fetch_extras(adapter)
