@@ -107,19 +107,34 @@ def _draft_model(config: EngineConfig) -> ModelArchitecture | None:
         return None
 
 
-def start_poll(poll: Callable[[], EngineReading], engine: str) -> Future[EngineReading]:
+class TimedReading:
+    """A poll's reading and when (monotonic) its request was sent: a late answer's rates are
+    computed at the time it describes, never at the cycle that picked it up (the engine
+    renders its counters between sending and answering; the demo advances them just before)."""
+
+    def __init__(self, reading: EngineReading, at: float) -> None:
+        self.reading = reading
+        self.at = at
+
+
+def start_poll(
+    poll: Callable[[], EngineReading], engine: str, clock: Callable[[], float]
+) -> Future[TimedReading]:
     """Run ``poll`` in a daemon thread of its own and return its future.
 
     One thread per outstanding poll, and at most one poll outstanding per engine: engines
     never queue behind each other (a shared pool of 16 let 36 hung engines starve 14 healthy
     ones), and a hung poll never holds the interpreter at exit (daemon thread; a pool's
     workers are joined at exit)."""
-    future: Future[EngineReading] = Future()
+    future: Future[TimedReading] = Future()
     future.set_running_or_notify_cancel()
+
+    started = clock()
 
     def run() -> None:
         try:
-            future.set_result(poll())
+            reading = poll()
+            future.set_result(TimedReading(reading, started))
         except BaseException as exc:  # handed to collect, which names it
             future.set_exception(exc)
 
@@ -127,11 +142,11 @@ def start_poll(poll: Callable[[], EngineReading], engine: str) -> Future[EngineR
     return future
 
 
-def _restart_reason(future: Future[EngineReading] | None) -> str | None:
+def _restart_reason(future: Future[TimedReading] | None) -> str | None:
     """The restart reason of a finished poll that is being superseded, if it had one."""
     if future is None or future.exception() is not None:
         return None
-    return future.result().restart_reason
+    return future.result().reading.restart_reason
 
 
 class EngineTracker:
@@ -157,9 +172,10 @@ class EngineTracker:
         self.inter_token = RatioOfCounters(window_seconds)
         self.batch = WindowedMean(window_seconds)
         self.resident_tokens = WindowedMean(window_seconds)
-        self.pending: Future[EngineReading] | None = None
+        self.pending: Future[TimedReading] | None = None
         self.pending_since = 0.0
-        self.late: Future[EngineReading] | None = None
+        self.answered_at = 0.0
+        self.late: Future[TimedReading] | None = None
         self.last_status: SourceStatus | None = None
         self.last_view: EngineView | None = None
         self.reuse_view = False
@@ -436,24 +452,24 @@ class EngineStage:
                 current[url].reconfigure(config)
         self.trackers = kept
 
-    def submit(self) -> dict[EngineTracker, Future[EngineReading]]:
+    def submit(self) -> dict[EngineTracker, Future[TimedReading]]:
         """Start this cycle's polls, each in its own thread. An engine whose previous poll is
         still out gets none (at most one outstanding poll per engine, so a hung engine holds
         one thread and never a place in anyone else's queue); a poll that answered after the
         last collect is kept as that engine's late answer."""
-        futures: dict[EngineTracker, Future[EngineReading]] = {}
+        futures: dict[EngineTracker, Future[TimedReading]] = {}
         for tracker in self.trackers:
             if tracker.pending is not None:
                 if not tracker.pending.done():
                     continue  # the previous poll is still out; do not pile up another
                 tracker.late = tracker.pending  # answered after the last cycle stopped waiting
-            tracker.pending = start_poll(tracker.source.poll, tracker.name)
+            tracker.pending = start_poll(tracker.source.poll, tracker.name, self._timer.now)
             tracker.pending_since = self._timer.now()
             futures[tracker] = tracker.pending
         return futures
 
     def collect(
-        self, futures: dict[EngineTracker, Future[EngineReading]], statuses: list[SourceStatus]
+        self, futures: dict[EngineTracker, Future[TimedReading]], statuses: list[SourceStatus]
     ) -> dict[EngineTracker, EngineReading]:
         """Wait for this cycle's polls until :attr:`wait_seconds` have passed (real time), then
         take what has answered: a hung engine costs only its own freshness, never the cycle."""
@@ -468,7 +484,7 @@ class EngineStage:
         for tracker in self.trackers:
             started = now
             if tracker.pending is not None and tracker.pending.done():
-                answered: Future[EngineReading] | None = tracker.pending
+                answered: Future[TimedReading] | None = tracker.pending
                 started = tracker.pending_since
                 tracker.pending = None
                 restart = _restart_reason(tracker.late)  # a late answer superseded
@@ -479,7 +495,9 @@ class EngineStage:
             if answered is not None:
                 rejected: tuple[str, ...] = ()
                 try:
-                    reading = check_reading(answered.result())
+                    timed = answered.result()
+                    tracker.answered_at = timed.at
+                    reading = check_reading(timed.reading)
                     if restart is not None and reading.restart_reason is None:
                         # The superseded answer saw the identity change: keep its verdict.
                         reading = dataclasses.replace(reading, restart_reason=restart)
@@ -529,7 +547,8 @@ class EngineStage:
                 cpu = None
                 if self._process_stats is not None:
                     cpu = self._process_stats.stats(tracker.name, tracker.pid)
-                view = tracker.up_view(reading, now, cpu)
+                # Rates at the time the answer was read (a late one was read cycles ago).
+                view = tracker.up_view(reading, min(now, tracker.answered_at), cpu)
             tracker.last_view = view if view.up else None
             out.append(EngineSample(view, tracker.model, tracker.draft_model))
         return out

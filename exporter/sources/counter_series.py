@@ -5,13 +5,13 @@ the ``engine="0"`` / ``engine="1"`` series of a data-parallel vLLM into one coun
 restarts, the sum drops by that rank's value and a reset-aware rate over the *sum* counts the
 whole new sum as increase (2.48e6 tok/s where the truth was 400). :class:`CounterContinuity`
 runs between the parser and the adapter and rewrites every cumulative sample (counter samples;
-histogram ``_bucket``/``_count``/``_sum``; summary ``_count``/``_sum``) into a reset-corrected
+histogram and summary ``_count``/``_sum``) into a reset-corrected
 value per series, as Prometheus counts it:
 
 - a series that went down was reset: from then on it carries the value it had before the reset
   as an offset, so the corrected value never decreases;
-- a series first seen after the first poll contributes only its increase from then on (its
-  history before we saw it is unknown, as for a new series in Prometheus);
+- a series first seen after the first poll restarts the rate windows (its history before we
+  saw it is unknown, as for a new series in Prometheus; its value is kept as exposed);
 - a non-finite, negative or absurd sample (over 2**53; an int64 wrap shows up as about
   -9.2e18) is poison, not a
   reset: the series keeps its last corrected value this cycle and the sample is named;
@@ -57,7 +57,9 @@ def _cumulative(family: Metric, sample: Sample) -> bool:
     if family.type == "counter":
         return not sample.name.endswith("_created")
     if family.type == "histogram":
-        return sample.name.endswith(("_bucket", "_count", "_sum"))
+        # Buckets are left as exposed: no rate reads them, and a bucket is a distribution's
+        # shape (the demo's even restart per phase), not a quantity summed over ranks.
+        return sample.name.endswith(("_count", "_sum"))
     if family.type == "summary":
         return sample.name.endswith(("_count", "_sum"))
     return False
@@ -111,6 +113,7 @@ class CounterContinuity:
         self._offset: dict[SeriesKey, float] = {}
         self._identity: Identity | None = None
         self._polls = 0
+        self._appeared: list[SeriesKey] = []
 
     def identity_changed(self, identity: Identity) -> str | None:
         """Why this identity differs from the previous poll's (state dropped), or ``None``."""
@@ -156,11 +159,16 @@ class CounterContinuity:
                 if value is not None:
                     corrected.samples.append(sample._replace(value=value))
             out[name] = corrected
+        appeared, self._appeared = self._appeared, []
         vanished = [key for key in self._last_raw if key not in seen]
         for key in vanished:
             del self._last_raw[key]
             self._offset.pop(key, None)
         restart = None
+        if appeared:
+            named = ", ".join(series_text(key) for key in appeared[:MAX_NAMED])
+            more = f" and {len(appeared) - MAX_NAMED} more" if len(appeared) > MAX_NAMED else ""
+            restart = f"counter series appeared: {named}{more}"
         if vanished:
             named = ", ".join(series_text(key) for key in vanished[:MAX_NAMED])
             more = f" and {len(vanished) - MAX_NAMED} more" if len(vanished) > MAX_NAMED else ""
@@ -200,8 +208,12 @@ class CounterContinuity:
                 return None
             return last + self._offset.get(key, 0.0)  # keeps its last value this cycle
         if last is None:
-            # New series: from the first poll as is; later ones count from here on.
-            self._offset[key] = 0.0 if first else -raw
+            # New series: as exposed (values stay what the engine says: adapters also read
+            # totals, e.g. speculative acceptance); one appearing after the first poll
+            # restarts the windows, so its history never counts as this poll's increase.
+            self._offset[key] = 0.0
+            if not first:
+                self._appeared.append(key)
         elif raw < last:
             self._offset[key] = self._offset.get(key, 0.0) + last  # a reset of this series
         self._last_raw[key] = raw
