@@ -56,11 +56,14 @@ def machine_line() -> str:
 class Child:
     """A child process in its own session, killed (whole group) on close."""
 
-    def __init__(self, argv: Sequence[str], stdin_pipe: bool = False) -> None:
+    def __init__(
+        self, argv: Sequence[str], stdin_pipe: bool = False, env: dict[str, str] | None = None
+    ) -> None:
         self.argv = list(argv)
         self.proc = subprocess.Popen(
             self.argv,
             cwd=ROOT,
+            env=None if env is None else {**os.environ, **env},
             stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

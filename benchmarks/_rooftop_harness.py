@@ -37,6 +37,12 @@ def main() -> int:
     parser.add_argument("--cycle-seconds", type=float, default=120.0)
     parser.add_argument("--engine-url", action="append", default=[])
     args = parser.parse_args()
+    try:
+        from rooftop.exporter.memory import limit_malloc_arenas
+    except ImportError:  # an older checkout (benchmarks/side_by_side.py "before")
+        pass
+    else:
+        limit_malloc_arenas()  # as `rooftop serve` does
 
     settings = load_settings(
         {

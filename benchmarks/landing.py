@@ -21,9 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.test_collector import golden_snapshot
+
 from rooftop.exporter.web.history import SnapshotHistory
 from rooftop.exporter.web.landing import landing_page
-from tests.test_collector import golden_snapshot
 
 
 def node(gpus: int):  # type: ignore[no-untyped-def]

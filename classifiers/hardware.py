@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 __all__ = [
+    "BYTES_PER_MIB",
     "COLLECTIVE_BASE_LATENCY_SECONDS",
     "DTYPES",
     "GPU_CATALOG",
@@ -286,7 +287,8 @@ _TABLE = "research/roofline-anchors.md §1.2 consolidated table"
 _STREAM_SPEC = "te42kyfo/gpu-benches@1c36d509:gpu-stream (spec figure); research §5"
 _FP16_EQ_BF16 = "FP16 (FP32 accumulate) dense tensor rate equals BF16 on this part; " + _TABLE
 
-_MIB = 1 << 20
+BYTES_PER_MIB = 1 << 20
+"""Bytes in a mebibyte (2^20): NVML and dcgm-exporter report memory in MiB."""
 
 
 def _gpu(
@@ -327,7 +329,7 @@ def _gpu(
         memory_bandwidth_bytes_per_second=bandwidth,
         memory_bytes=memory,
         memory_type=memory_type,
-        l2_bytes=None if l2_mib is None else int(l2_mib * _MIB),
+        l2_bytes=None if l2_mib is None else int(l2_mib * BYTES_PER_MIB),
         sm_count=sms,
         sources=sources,
     )

@@ -168,10 +168,6 @@ class ModelArchitecture:
             raise ModelConfigError("MoE dense layer index outside 0..num_layers-1")
 
     @property
-    def is_moe(self) -> bool:
-        return self.moe is not None
-
-    @property
     def num_moe_layers(self) -> int:
         if self.moe is None:
             return 0

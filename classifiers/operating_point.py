@@ -107,6 +107,8 @@ class OperatingPoint:
     """Tokens each decoding sequence emits per step: ``1 + k alpha`` with speculation."""
     speculative_acceptance_ratio: float | None = None
     speculative_method: str | None = None
+    speculative_token_share: float | None = None
+    """Share (0-1) of the decode tokens that speculative steps emitted; the rest were plain."""
     communication_seconds: float = 0.0
     """Collective time per step (TP all-reduces), inside the step's speed-of-light time."""
     communication_share: float = 0.0
@@ -154,6 +156,20 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
         MFU = step_flops x steps/s / FLOPS
         observed bytes/token = DRAM bytes/s (counters) / decode tokens/s
 
+    A window that mixed speculative and plain steps (``speculation.token_share`` ``s`` of its
+    tokens from speculative steps, the rest from plain ones) is the token-weighted blend of the
+    two step models, each its own :func:`~rooftop.classifiers.roofline.decode_step`::
+
+        1 / SOL tokens/s = s / SOL_spec + (1 - s) / SOL_plain        (seconds per token add)
+        bytes_per_token  = s bytes_spec/token + (1 - s) bytes_plain/token  (FLOPs likewise)
+        steps/s          = decode tokens/s x (s / (B n) + (1 - s) / B)
+        tokens per step per sequence = 1 / (s / n + (1 - s))
+        SOL ratio        = decode tokens/s / SOL tokens/s
+
+    so the ratio is the share of the window spent at speed of light, never above 1 for an
+    engine that runs each kind of step no faster than its own speed of light. Fused prefill is
+    spread over all steps of both kinds.
+
     With no decode flowing, prefill runs alone in :data:`PREFILL_CHUNK_TOKENS`-token chunks.
     Prefill tokens are the computed ones: raw prompt tokens less prefix-cache hits when the
     engine reports its hit ratio; without it the raw count is used and
@@ -169,21 +185,10 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
     tp = live.tensor_parallel
     spec = live.speculation
     ridge = roof.peak_flops_per_second / roof.peak_bandwidth_bytes_per_second
-    decode = decode_step(
-        live.model,
-        roof,
-        batch,
-        context,
-        live.weights,
-        live.kv_dtype,
-        tp,
-        speculation=spec,
-        draft_model=live.draft_model,
-    )
+    modes = _decode_modes(live, batch, context)
     chunk = prefill_chunk(
         live.model, roof, PREFILL_CHUNK_TOKENS, context, live.weights, live.kv_dtype, tp
     )
-    emitted_per_step = decode.emitted_tokens
     decode_rate = live.decode_tokens_per_second
     prefill = None
     if live.prefill_tokens_per_second is not None:
@@ -194,16 +199,17 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
         )
     prefill_rate = None if prefill is None else prefill.tokens_per_second
 
-    step = decode
+    steps = [m.step for m in modes]
     per_step_prefill = 0.0
     if _flowing(decode_rate) and _flowing(prefill_rate):
         assert decode_rate is not None and prefill_rate is not None
-        steps_per_second = decode_rate / emitted_per_step
+        steps_per_second = sum(m.steps_per_second(decode_rate) for m in modes)
         per_step_prefill = prefill_rate / steps_per_second
-        step = _fused(live, decode, batch, context, round(per_step_prefill))
+        steps = [_fused(live, m.step, batch, context, round(per_step_prefill)) for m in modes]
 
-    bytes_per_token = decode.bytes / emitted_per_step
-    flops_per_token = decode.total_flops / emitted_per_step
+    # Per emitted token, each mode weighted by the share of tokens it emitted.
+    bytes_per_token = sum(m.share * (m.step.bytes / m.step.emitted_tokens) for m in modes)
+    flops_per_token = sum(m.share * (m.step.total_flops / m.step.emitted_tokens) for m in modes)
     prefill_flops_per_token = chunk.flops / PREFILL_CHUNK_TOKENS
     prefill_bytes_per_token = chunk.bytes / PREFILL_CHUNK_TOKENS
 
@@ -216,12 +222,21 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
     achieved = (decode_flops or 0.0) + (prefill_flops or 0.0)
     if _flowing(decode_rate):
         assert decode_rate is not None
-        steps_per_second = decode_rate / emitted_per_step
-        sol_ratio = decode_rate / (emitted_per_step / step.step_seconds)
-        moved = step.bytes * steps_per_second
-        if step is not decode:
-            achieved = step.total_flops * steps_per_second
-            decode_flops = decode.total_flops * steps_per_second
+        # Seconds at speed of light per second of the window, summed over the modes.
+        sol_ratio = sum(
+            decode_rate * m.share / (m.step.emitted_tokens / fused.step_seconds)
+            for m, fused in zip(modes, steps, strict=True)
+        )
+        moved = sum(
+            fused.bytes * m.steps_per_second(decode_rate)
+            for m, fused in zip(modes, steps, strict=True)
+        )
+        if any(fused is not m.step for m, fused in zip(modes, steps, strict=True)):
+            achieved = sum(
+                fused.total_flops * m.steps_per_second(decode_rate)
+                for m, fused in zip(modes, steps, strict=True)
+            )
+            decode_flops = sum(m.step.total_flops * m.steps_per_second(decode_rate) for m in modes)
             prefill_flops = achieved - decode_flops
         mbu = model_bandwidth_utilization(moved, 1.0, roof.peak_bandwidth_bytes_per_second)
         if live.dram_bytes_per_second is not None:
@@ -238,7 +253,26 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
     if decode_flops is not None or prefill_flops is not None:
         mfu = model_flops_utilization(1.0, achieved, roof.peak_flops_per_second)
         decode_mfu = model_flops_utilization(1.0, decode_flops or 0.0, roof.peak_flops_per_second)
-    workload_ai = decode.arithmetic_intensity_flops_per_byte
+    if len(modes) == 1:
+        decode_ai = modes[0].step.arithmetic_intensity_flops_per_byte
+        sol_tokens = modes[0].step.speed_of_light_tokens_per_second
+        bound = modes[0].step.bound
+        tokens_per_step = modes[0].step.tokens_per_step_per_sequence
+        communication_seconds = steps[0].communication_seconds
+        communication_share = steps[0].communication_share
+    else:
+        decode_ai = flops_per_token / bytes_per_token
+        # Harmonic blend: seconds at speed of light per token add, weighted by token share.
+        sol_seconds = [m.share / m.step.speed_of_light_tokens_per_second for m in modes]
+        sol_tokens = 1.0 / sum(sol_seconds)
+        bound = modes[sol_seconds.index(max(sol_seconds))].step.bound
+        tokens_per_step = 1.0 / sum(m.share / m.step.tokens_per_step_per_sequence for m in modes)
+        per_token = [m.share / m.step.emitted_tokens for m in modes]  # steps per emitted token
+        talking = sum(w * f.communication_seconds for w, f in zip(per_token, steps, strict=True))
+        stepping = sum(w * f.step_seconds for w, f in zip(per_token, steps, strict=True))
+        communication_seconds = talking / sum(per_token)
+        communication_share = talking / stepping if stepping > 0 else 0.0
+    workload_ai = decode_ai
     if achieved > 0 and moved > 0:
         workload_ai = achieved / moved
     observed_ai = None
@@ -270,9 +304,9 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
         ridge_point_flops_per_byte=ridge,
         decode_bytes_per_token=bytes_per_token,
         decode_flops_per_token=flops_per_token,
-        decode_arithmetic_intensity=decode.arithmetic_intensity_flops_per_byte,
-        decode_speed_of_light_tokens_per_second=decode.speed_of_light_tokens_per_second,
-        decode_bound=decode.bound,
+        decode_arithmetic_intensity=decode_ai,
+        decode_speed_of_light_tokens_per_second=sol_tokens,
+        decode_bound=bound,
         prefill_arithmetic_intensity=chunk.arithmetic_intensity_flops_per_byte,
         workload_arithmetic_intensity=workload_ai,
         crossover_batch=crossover_batch(live.model, roof, context, live.weights, live.kv_dtype, tp),
@@ -284,11 +318,12 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
         prefill_achieved_flops_per_second=prefill_flops,
         model_bandwidth_utilization_ratio=mbu,
         model_flops_utilization_ratio=mfu,
-        tokens_per_step_per_sequence=decode.tokens_per_step_per_sequence,
+        tokens_per_step_per_sequence=tokens_per_step,
         speculative_acceptance_ratio=None if spec is None else spec.acceptance_rate,
         speculative_method=None if spec is None else spec.method,
-        communication_seconds=step.communication_seconds,
-        communication_share=step.communication_share,
+        speculative_token_share=None if spec is None else spec.token_share,
+        communication_seconds=communication_seconds,
+        communication_share=communication_share,
         prefill_flops_upper_bound=prefill is not None and prefill.upper_bound,
         prefill_computed_tokens_per_second=prefill_rate,
         decode_model_flops_utilization_ratio=decode_mfu,
@@ -302,6 +337,45 @@ def operating_point(live: LiveWorkload) -> OperatingPoint:
         hardware_bytes_per_second=live.dram_bytes_per_second,
         cross_check=check,
     )
+
+
+@dataclass(frozen=True)
+class _DecodeMode:
+    """One kind of decode step the window ran and the share (0-1] of its tokens it emitted."""
+
+    step: StepCost
+    share: float
+
+    def steps_per_second(self, decode_tokens_per_second: float) -> float:
+        """Steps of this kind per second: its tokens/s over the tokens one step emits."""
+        return decode_tokens_per_second * self.share / self.step.emitted_tokens
+
+
+def _decode_modes(live: LiveWorkload, batch: int, context: int) -> list[_DecodeMode]:
+    """The window's decode steps: speculative for ``token_share`` of the tokens, plain for the
+    rest; one mode when the engine does not speculate or speculated throughout."""
+    spec = live.speculation
+    share = 0.0 if spec is None else spec.token_share
+
+    def step(speculation: Speculation | None) -> StepCost:
+        return decode_step(
+            live.model,
+            live.roof,
+            batch,
+            context,
+            live.weights,
+            live.kv_dtype,
+            live.tensor_parallel,
+            speculation=speculation,
+            draft_model=live.draft_model if speculation is not None else None,
+        )
+
+    modes = []
+    if spec is not None and share > 0:
+        modes.append(_DecodeMode(step(spec), share))
+    if share < 1:
+        modes.append(_DecodeMode(step(None), 1.0 - share))
+    return modes
 
 
 def _fused(

@@ -45,11 +45,16 @@ class Speculation:
         method: how drafts are made (:data:`SPECULATIVE_METHODS`).
         num_speculative_tokens: ``k``, draft tokens proposed per sequence per step (>= 1).
         acceptance_rate: ``alpha`` in 0-1, accepted / proposed draft tokens.
+        token_share: share (0-1) of the window's emitted tokens that speculative steps made;
+            the rest came from plain one-token steps (a window straddling a phase change, an
+            engine that stops drafting above a batch size or drafts for some requests only).
+            1 for a configured setting: the engine speculates on every step.
     """
 
     method: SpeculativeMethod
     num_speculative_tokens: int
     acceptance_rate: float
+    token_share: float = 1.0
 
     def __post_init__(self) -> None:
         if self.method not in SPECULATIVE_METHODS:
@@ -63,6 +68,9 @@ class Speculation:
         a = self.acceptance_rate
         if isinstance(a, bool) or not math.isfinite(a) or not 0 <= a <= 1:
             raise SpeculationError(f"acceptance_rate must be a ratio in 0-1, got {a!r}")
+        share = self.token_share
+        if isinstance(share, bool) or not math.isfinite(share) or not 0 <= share <= 1:
+            raise SpeculationError(f"token_share must be a ratio in 0-1, got {share!r}")
 
     @property
     def verified_tokens_per_sequence(self) -> int:
@@ -108,9 +116,31 @@ def acceptance_from_accept_length(accept_length: float, k: int) -> float:
     return min(1.0, max(0.0, (accept_length - 1.0) / k))
 
 
-MOSTLY_SPECULATIVE = 0.5
-"""Share of a window's generated tokens that speculative steps must have emitted for the
-window to be modelled as speculative (rooftop's choice: the majority decides the step shape)."""
+def speculative_token_share(
+    drafts: float, accepted_tokens: float, generated_tokens: float | None
+) -> float:
+    """Share (0-1) of a window's generated tokens that speculative steps emitted.
+
+    A speculative step emits, per sequence that drafted, its accepted drafts plus one token of
+    its own, so over a window those steps emitted ``drafts + accepted_tokens`` (vLLM counts one
+    draft per sequence per speculative step); plain steps emitted the rest,
+    ``max(0, generated - (drafts + accepted))``::
+
+        share = (drafts + accepted) / ((drafts + accepted) + plain)
+
+    Counter increases or rates over the same window, any unit. With no generated-token count
+    (``None``) or none generated, the speculative steps are taken to be all there was (1).
+    """
+    for name, value in (("drafts", drafts), ("accepted_tokens", accepted_tokens)):
+        if not math.isfinite(value) or value < 0:
+            raise SpeculationError(f"{name} must be a finite count >= 0, got {value!r}")
+    if generated_tokens is None or not math.isfinite(generated_tokens) or generated_tokens <= 0:
+        return 1.0
+    speculative = drafts + accepted_tokens
+    if speculative <= 0:
+        return 0.0
+    plain = max(0.0, generated_tokens - speculative)
+    return speculative / (speculative + plain)
 
 
 def live_speculation(
@@ -125,11 +155,10 @@ def live_speculation(
     """The speculation to model this cycle: the engine's counters first, its accept length
     next, the configured setting last.
 
-    With ``decode_tokens_per_second`` given, the counters count only when speculative steps
-    produced most of the window's tokens (``drafts + accepted`` is what those steps emitted,
-    one bonus token per draft plus the accepted ones): a window that straddles the end of
-    speculation, or an engine that drafts for a few requests only, is not modelled as
-    speculating throughout.
+    With ``decode_tokens_per_second`` given, the result carries the share of the window's
+    tokens that speculative steps emitted (:func:`speculative_token_share`): a window that
+    straddles the end of speculation, or an engine that drafts for a few requests only, is
+    modelled as that blend of speculative and plain steps, not as speculating throughout.
 
     Counter rates give ``k`` and ``alpha`` directly (the method is the configured one, else
     ``eagle``, the common head-based drafter). An accept length needs ``k`` from the setting.
@@ -148,17 +177,12 @@ def live_speculation(
             )
         except SpeculationError:
             found = None
-        emitted = drafts_per_second + accepted_tokens_per_second
-        mostly = (
-            decode_tokens_per_second is None
-            or decode_tokens_per_second <= 0
-            or emitted >= MOSTLY_SPECULATIVE * decode_tokens_per_second
-        )
-        if found is not None and mostly:
-            k = max(1, round(found[0]))
-            return Speculation(method, k, found[1])
         if found is not None:
-            return None
+            k = max(1, round(found[0]))
+            share = speculative_token_share(
+                drafts_per_second, accepted_tokens_per_second, decode_tokens_per_second
+            )
+            return Speculation(method, k, found[1], share)
     if accept_length is not None and configured is not None:
         k = configured.num_speculative_tokens
         return Speculation(method, k, acceptance_from_accept_length(accept_length, k))

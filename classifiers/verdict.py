@@ -74,6 +74,13 @@ __all__ = [
 ]
 
 Tier = Literal["gpm", "dcgm", "nvml", "none"]
+"""How much a GPU's activity figures can be trusted, best first.
+
+``gpm``: NVML GPU Performance Monitoring counters (Hopper and later).
+``dcgm``: DCGM profiling fields read from a dcgm-exporter.
+``nvml``: classic ``nvmlDeviceGetUtilizationRates`` only (kernel-busy time, a weak signal).
+``none``: no activity figures at all (engine-only evidence).
+"""
 VerdictState = Literal["unknown", "idle", "memory", "compute", "latency"]
 EvidenceLabel = Literal["gpm", "dcgm", "nvml", "model", "engine-only"]
 VerdictCode = Literal[

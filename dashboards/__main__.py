@@ -1,40 +1,25 @@
-"""``python -m rooftop.dashboards``: write the dashboards' JSON and the rule file, or check them."""
+"""``python -m rooftop.dashboards``: ``rooftop dashboards`` writing into this package's folder.
+
+There is one dashboards command (``exporter/commands/dashboards.py``); this entry point only
+points its ``--output-dir`` at the folder where the generated files are committed, so that
+``python -m rooftop.dashboards`` regenerates them and ``python -m rooftop.dashboards --check``
+says which are stale. An ``--output-dir`` given here still wins (argparse keeps the last one).
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rooftop.dashboards.generate import PACKAGE_DIR, stale_files, write_generated
+from rooftop.exporter.cli import main as rooftop_main
+
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m rooftop.dashboards",
-        description="Generate rooftop's Grafana dashboards (JSON) and Prometheus rules (YAML).",
-    )
-    parser.add_argument(
-        "--output-dir",
-        type=Path,
-        default=PACKAGE_DIR,
-        help="directory to write into (default: the dashboards package, where they are committed)",
-    )
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="write nothing; exit 1 when a file is missing or differs from what the code generates",
-    )
-    args = parser.parse_args(argv)
-    if args.check:
-        stale = stale_files(args.output_dir)
-        for relative in stale:
-            print(f"stale: {args.output_dir / relative} (run `python -m rooftop.dashboards`)")
-        return 1 if stale else 0
-    for path in write_generated(args.output_dir):
-        print(f"wrote {path}")
-    return 0
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    return rooftop_main(["dashboards", "--output-dir", str(PACKAGE_DIR), *arguments])
 
 
 if __name__ == "__main__":

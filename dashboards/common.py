@@ -23,6 +23,8 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
+from rooftop.classifiers.verdict import VerdictState
+
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 
 TAGS = ["rooftop", "roofline", "gpu", "vllm"]
@@ -52,7 +54,7 @@ ValueMapping = dm.ValueMap | dm.RangeMap | dm.RegexMap | dm.SpecialValueMap
 
 LOG10 = cb.ScaleDistributionConfig().type(cm.ScaleDistribution.LOG).log(10)
 
-VERDICT_CODES: tuple[tuple[str, str], ...] = (
+VERDICT_CODES: tuple[tuple[VerdictState, str], ...] = (
     ("idle", "#8e8e8e"),
     ("memory", "blue"),
     ("compute", "purple"),

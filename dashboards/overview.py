@@ -6,6 +6,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
+from rooftop.classifiers.verdict import STATES
 from rooftop.dashboards.common import (
     ENGINE,
     GPU,
@@ -154,7 +155,8 @@ def _fleet(layout: Layout) -> None:
                     f'(model:rooftop_gpu_bound:sum{{{MODEL_RULE}, state="{state}"}})',
                     "none",
                 )
-                for state in ("memory", "compute", "latency")
+                for state in STATES
+                if state not in ("idle", "unknown")
             ),
         ],
     )

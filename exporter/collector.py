@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.process_collector import ProcessCollector
 
+from rooftop.exporter.exposition_writer import write_snapshot
 from rooftop.exporter.metrics import METRICS, MetricDef
 from rooftop.exporter.snapshot import Snapshot
 
@@ -52,7 +53,13 @@ class _StaticCollector:
 
 
 def render_snapshot(snapshot: Snapshot) -> bytes:
-    """The exposition of a snapshot, without the per-scrape age line."""
+    """The exposition of a snapshot, without the per-scrape age line (the direct writer)."""
+    return write_snapshot(snapshot)
+
+
+def render_snapshot_with_client(snapshot: Snapshot) -> bytes:
+    """The same through ``prometheus_client`` (metric families + ``generate_latest``): what
+    :func:`render_snapshot` is tested against, byte for byte."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_StaticCollector(list(metric_families(snapshot))))
     return generate_latest(registry)

@@ -22,8 +22,6 @@ Sample = tuple[tuple[str, ...], float | None]
 GPU_LABELS = ("gpu", "uuid")
 ENGINE_LABELS = ("engine", "model")
 TARGET_LABELS = ("gpu", "uuid", "engine", "model")
-VERDICT_STATES = STATES
-"""unknown, idle, memory, compute, latency: the verdict's one-hot state set."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +139,7 @@ def _bound_states(snapshot: Snapshot) -> Iterator[Sample]:
     for target in snapshot.targets:
         if target.verdict is None:
             continue
-        for state in VERDICT_STATES:
+        for state in STATES:
             value = 1.0 if target.verdict.state == state else 0.0
             yield (target.gpu, target.uuid, target.engine, target.model, state), value
 

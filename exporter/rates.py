@@ -11,6 +11,14 @@ from collections import deque
 from dataclasses import dataclass, field
 
 
+def counter_increase(before: float, after: float) -> float:
+    """Increase of a cumulative counter from ``before`` to ``after``. A decrease is a reset, so
+    the increase is ``after`` (counted from zero), as in Prometheus' ``rate()``; never negative."""
+    if after < before:
+        return max(after, 0.0)
+    return after - before
+
+
 @dataclass
 class WindowedCounter:
     """Samples ``(monotonic seconds, cumulative value)`` over the last ``window_seconds``."""
@@ -42,10 +50,21 @@ class WindowedCounter:
         increase = 0.0
         previous = self._samples[0][1]
         for _, value in list(self._samples)[1:]:
-            increase += value - previous if value >= previous else value
+            increase += counter_increase(previous, value)
             previous = value
         elapsed = self._samples[-1][0] - self._samples[0][0]
         return increase / elapsed if elapsed > 0 else None
+
+    def previous_sample_seconds(self) -> float | None:
+        """When the sample before the latest was taken, or None with fewer than two."""
+        return self._samples[-2][0] if len(self._samples) >= 2 else None
+
+    def span_seconds(self) -> float:
+        """Seconds the current rate covers (first to last sample in the window); 0 before two
+        samples."""
+        if len(self._samples) < 2:
+            return 0.0
+        return self._samples[-1][0] - self._samples[0][0]
 
     def reset(self) -> None:
         self._samples.clear()

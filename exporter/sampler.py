@@ -34,11 +34,11 @@ from rooftop.exporter.pipeline.join import JoinStage, verdict_thresholds
 from rooftop.exporter.pipeline.status import SourceTimer
 from rooftop.exporter.settings import Settings
 from rooftop.exporter.snapshot import Snapshot, SourceStatus
+from rooftop.exporter.version import VERSION
 from rooftop.exporter.wiring import engine_source
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
 DCGM_CATCH_UP_SECONDS = 1.0
 """The dcgm-exporter read gets the engine timeout plus this before the cycle stops waiting."""
 ENGINE_WAIT_FRACTION = 0.5

@@ -6,17 +6,19 @@ file named by ``--config``, defaults. Unknown keys are rejected; a bad value nam
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -32,19 +34,15 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from rooftop.classifiers.models import KvDtype, WeightFormat
+from rooftop.classifiers.speculative import SpeculativeMethod
+from rooftop.exporter.sources.engines.generic import GenericConfig
 from rooftop.exporter.sources.http import check_http_url
 
 DEFAULT_PORT = 9753
 DEFAULT_ENGINE_PORTS: tuple[int, ...] = (8000, 30000, 8080, 3000, 23333)
 """Ports probed on localhost when no engine is configured: vLLM and trtllm-serve (8000),
 SGLang (30000), llama.cpp and TGI containers (8080), TGI launcher (3000), LMDeploy (23333)."""
-
-WeightFormatName = Literal["bf16", "fp16", "fp8", "int8", "int4-awq", "int4-gptq", "mxfp4", "nvfp4"]
-KvDtypeName = Literal["bf16", "fp16", "fp8"]
-SpeculativeMethodName = Literal[
-    "draft_model", "eagle", "eagle3", "mtp", "medusa", "ngram", "suffix"
-]
-"""As :data:`rooftop.classifiers.speculative.SPECULATIVE_METHODS` (checked in the tests)."""
 
 
 class ConfigError(ValueError):
@@ -56,12 +54,17 @@ class _Strict(BaseModel):
 
 
 _USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&][^=&#\s]*(?:token|key|secret|passw|auth|sig|credential)[^=&#\s]*=)"
+    r"(?:(?!:\s)[^&#\s'\"])*"  # the value, up to the next parameter or a message's ": "
+)
 
 
 def redact_url(text: str) -> str:
-    """``text`` (a URL, or a message quoting URLs) with every URL's ``user:password@`` removed,
-    for labels, pages and logs."""
-    return _USERINFO.sub("", text)
+    """``text`` (a URL, or a message quoting URLs) with every URL's ``user:password@`` removed
+    and the values of secret-looking query parameters (``token``, ``api_key``, ``sig`` ...)
+    replaced by ``redacted``, for labels, pages, logs and recordings."""
+    return _SECRET_QUERY.sub(r"\1redacted", _USERINFO.sub("", text))
 
 
 def _check_http_url(value: str) -> str:
@@ -69,21 +72,28 @@ def _check_http_url(value: str) -> str:
     return check_http_url(value)
 
 
-class GenericEngineConfig(_Strict):
-    """For in-house servers: which of their metrics mean what."""
+_GENERIC_KEYS = tuple(f.name for f in dataclasses.fields(GenericConfig))
 
-    generation_tokens: str
-    """Counter of generated tokens (required)."""
-    prompt_tokens: str | None = None
-    requests_running: str | None = None
-    requests_waiting: str | None = None
-    kv_usage_ratio: str | None = None
-    kv_capacity_tokens: str | None = None
-    model: str | None = None
-    """The model's name when the exposition has no label for it."""
-    model_label: str = "model_name"
-    label_filters: dict[str, str] = Field(default_factory=dict)
-    """Only series carrying these label values are summed."""
+
+def _generic_from_mapping(value: Any) -> Any:
+    """An engine's ``generic:`` block (YAML/JSON mapping) as :class:`GenericConfig` fields:
+    unknown keys are named, ``label_filters`` may be a ``{label: value}`` mapping."""
+    if not isinstance(value, Mapping):
+        return value
+    unknown = sorted(str(key) for key in value if key not in _GENERIC_KEYS)
+    if unknown:
+        raise ValueError(
+            f"unknown key {', '.join(unknown)}; valid keys: {', '.join(_GENERIC_KEYS)}"
+        )
+    filters = value.get("label_filters")
+    if isinstance(filters, Mapping):
+        pairs = tuple(sorted((str(label), str(wanted)) for label, wanted in filters.items()))
+        value = {**value, "label_filters": pairs}
+    return value
+
+
+GenericEngine = Annotated[GenericConfig, BeforeValidator(_generic_from_mapping)]
+"""For in-house servers: which of their metrics mean what (the adapter's own config type)."""
 
 
 class SpeculativeConfig(_Strict):
@@ -95,7 +105,7 @@ class SpeculativeConfig(_Strict):
     ``draft_model``: the draft's catalog id, HF id or config.json, for ``method: draft_model``.
     """
 
-    method: SpeculativeMethodName
+    method: SpeculativeMethod
     num_speculative_tokens: int = Field(ge=1, le=64)
     acceptance: float = Field(default=0.7, ge=0.0, le=1.0)
     draft_model: str | None = None
@@ -117,14 +127,14 @@ class EngineConfig(_Strict):
     """Force an adapter (``vllm``, ``sglang``, ...); auto-detected when unset."""
     model: str | None = None
     """Catalog id, HF id or path to a ``config.json``; else the engine's model name."""
-    weights: WeightFormatName | None = None
-    kv_dtype: KvDtypeName | None = None
+    weights: WeightFormat | None = None
+    kv_dtype: KvDtype | None = None
     gpus: tuple[str, ...] | None = None
     """GPU UUIDs or indexes this engine runs on; discovered when unset."""
     tensor_parallel: int | None = Field(default=None, ge=1, le=1024)
     pid: int | None = Field(default=None, ge=1)
     """The engine's main process, when discovery by port cannot see it."""
-    generic: GenericEngineConfig | None = None
+    generic: GenericEngine | None = None
     speculative: SpeculativeConfig | None = None
     """Speculative decoding this engine runs (see :class:`SpeculativeConfig`)."""
 

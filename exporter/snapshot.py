@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 from rooftop.classifiers.operating_point import OperatingPoint
 from rooftop.classifiers.speculative import Speculation
-from rooftop.classifiers.verdict import Verdict
-from rooftop.exporter.telemetry import GpuIdentity, GpuReading, TelemetryTier
+from rooftop.classifiers.verdict import Tier, Verdict
+from rooftop.exporter.telemetry import GpuIdentity, GpuReading
+from rooftop.exporter.version import VERSION
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class GpuView:
     catalog_id: str | None
     """Our catalog id (``h100-sxm``); ``None`` when the GPU is not in the catalog."""
     up: bool
-    tier: TelemetryTier
+    tier: Tier
     reading: GpuReading | None
     peak_flops_per_second: dict[str, float] = field(default_factory=dict)
     """Dense peak per dtype, after overrides."""
@@ -113,8 +114,9 @@ class TargetView:
     engine: str
     model: str
     peak_flops_per_second: float | None = None
+    """The compute roof this target's point is placed under (the landing page draws it)."""
     peak_bandwidth_bytes_per_second: float | None = None
-    ridge_point_flops_per_byte: float | None = None
+    """The memory roof this target's point is placed under (the landing page draws it)."""
     point: OperatingPoint | None = None
     """Where the live workload sits on the roofline; None without a known model and roof."""
     verdict: Verdict | None = None
@@ -133,4 +135,4 @@ class Snapshot:
     engines: tuple[EngineView, ...] = ()
     targets: tuple[TargetView, ...] = ()
     sources: tuple[SourceStatus, ...] = ()
-    version: str = "0.1.0"
+    version: str = VERSION

@@ -7,16 +7,8 @@ Ratios are 0-1, clocks in hertz, power in watts, rates in bytes per second.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
-TelemetryTier = Literal["gpm", "dcgm", "nvml", "none"]
-"""How much the activity figures can be trusted, best first.
-
-``gpm``: NVML GPU Performance Monitoring counters (Hopper and later).
-``dcgm``: DCGM profiling fields read from a dcgm-exporter.
-``nvml``: classic ``nvmlDeviceGetUtilizationRates`` only (kernel-busy time, a weak signal).
-``none``: no activity figures at all (engine-only evidence).
-"""
+from rooftop.classifiers.verdict import Tier
 
 
 @dataclass(frozen=True)
@@ -59,7 +51,7 @@ class GpuReading:
     uuid: str
     index: int
     up: bool
-    tier: TelemetryTier
+    tier: Tier
     timestamp: float
     """Monotonic seconds at which the reading was taken."""
     # GPM (or DCGM profiling) activity, all 0-1.

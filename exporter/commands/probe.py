@@ -7,6 +7,10 @@ not find with how to enable it. ``--watch S`` reads twice, S seconds apart, and 
 
 Exit codes: 0 read and recognised; 1 the URL could not be read; 2 bad input (no such file,
 not an exposition, no engine recognised: the metric-name prefixes seen are listed).
+
+``--replay RECORDING`` runs the pipeline on a ``rooftop record`` file instead (see
+:mod:`rooftop.exporter.commands.replay_report`): 0 the verdicts match the recording, 1 some
+cycle differs, 2 not a recording this rooftop can replay.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from rooftop.exporter.rates import counter_increase
 from rooftop.exporter.sources.engine import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_TIMEOUT_SECONDS,
@@ -67,14 +72,6 @@ HISTOGRAMS: Final[tuple[str, ...]] = (
 
 class ProbeInputError(Exception):
     """The argument names no readable file or URL."""
-
-
-def counter_increase(before: float, after: float) -> float:
-    """Increase of a cumulative counter between two reads; a decrease means it was reset, and
-    then the increase is ``after`` (counted from zero). Never negative."""
-    if after < before:
-        return max(after, 0.0)
-    return after - before
 
 
 @dataclass(frozen=True)
@@ -271,6 +268,15 @@ def reader_for(target: str, timeout_seconds: float) -> Callable[[], EngineReadin
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     stdout = out if out is not None else sys.stdout
     stderr = err if err is not None else sys.stderr
+    if getattr(args, "replay", None) is not None:
+        from rooftop.exporter.commands.replay_report import run_replay
+
+        return run_replay(
+            args.replay, stdout, stderr, json_output=args.json, exposition=args.exposition
+        )
+    if args.target is None:
+        stderr.write("rooftop probe: give an engine URL or exposition file, or --replay FILE\n")
+        return 2
     watch: float | None = args.watch
     if watch is not None and not (math.isfinite(watch) and watch > 0):
         stderr.write(f"rooftop probe: --watch must be a number of seconds > 0, got {watch}\n")
@@ -317,7 +323,21 @@ def register(subparsers: Any) -> None:
             "enable it."
         ),
     )
-    parser.add_argument("target", metavar="URL|FILE", help="e.g. http://127.0.0.1:8000/metrics")
+    parser.add_argument(
+        "target", metavar="URL|FILE", nargs="?", help="e.g. http://127.0.0.1:8000/metrics"
+    )
+    parser.add_argument(
+        "--replay",
+        type=Path,
+        metavar="RECORDING",
+        help="replay a `rooftop record` file as fast as possible: what was recorded, the "
+        "verdicts per target, and whether they match what the recording rooftop published",
+    )
+    parser.add_argument(
+        "--exposition",
+        action="store_true",
+        help="with --replay: print the exposition of the last replayed cycle",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--watch",

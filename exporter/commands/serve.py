@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rooftop.exporter.collector import ExpositionCache
+from rooftop.exporter.memory import limit_malloc_arenas
 from rooftop.exporter.pipeline.engines import GpuLocator, ProcessStatsProvider
 from rooftop.exporter.pipeline.gpus import GpuSource
 from rooftop.exporter.sampler import Sampler
@@ -31,7 +32,7 @@ from rooftop.exporter.snapshot import Snapshot
 from rooftop.exporter.sources.engine import EngineSource, EngineSourceError
 from rooftop.exporter.sources.gpu_mapping import PortGpuLocator
 from rooftop.exporter.sources.host import EngineCpuStats
-from rooftop.exporter.sources.nvml import NvmlSource, NvmlUnavailableError
+from rooftop.exporter.sources.nvml import NvmlBackend, NvmlSource, NvmlUnavailableError
 from rooftop.exporter.web.history import SnapshotHistory
 from rooftop.exporter.web.landing import landing_page
 from rooftop.exporter.webconfig import WebConfig, load_web_config
@@ -39,7 +40,12 @@ from rooftop.exporter.wiring import dcgm_source, engine_source, kubernetes_disco
 
 log = logging.getLogger("rooftop")
 
-SCRAPE_GIL_SWITCH_SECONDS = 0.001
+SCRAPE_GIL_SWITCH_SECONDS = 0.00025
+"""GIL switch interval while serving. A scrape needs the GIL a few times (accept, read, write);
+each time a CPU-bound thread (an engine parse) holds it, the scrape waits up to one interval.
+Ten scrapes at once with eight ~0.5 MB engines: p99 7.2-8.5 ms at 1 ms, 4.7-5.8 ms at 0.25 ms,
+no gain at 0.1 ms (two rounds each, interleaved; taking engine parses one at a time behind a
+lock did not help). Measured with benchmarks/side_by_side.py's harness."""
 
 
 def register(subparsers: Any) -> None:
@@ -116,6 +122,28 @@ def register(subparsers: Any) -> None:
         help="length of the demo's load cycle (default 120)",
     )
     parser.add_argument(
+        "--replay",
+        type=Path,
+        metavar="FILE",
+        help="serve a recording made by `rooftop record` instead of reading sources",
+    )
+    parser.add_argument(
+        "--replay-speed",
+        dest="replay_speed",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="1 replays at the recorded pace (default), 2 twice as fast, 0 as fast as possible",
+    )
+    parser.add_argument(
+        "--replay-exit",
+        dest="replay_exit",
+        action="store_true",
+        help="exit when the recording ends (default: keep serving its last snapshot)",
+    )
+    # Test hook (the validation script's dry run): a fake NVML backend driven by a JSON file.
+    parser.add_argument("--fake-nvml", dest="fake_nvml", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
     )
     parser.set_defaults(func=run)
@@ -143,11 +171,16 @@ def run(args: argparse.Namespace) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.replay is not None:
+        return replay(args)
     try:
         settings = load_settings(_flags(args), args.config)
         web_config = load_web_config(settings.web_config_file) if settings.web_config_file else None
         if web_config is not None:
             web_config.ssl_context()  # fail at start, not at the first scrape
+        from rooftop.exporter.commands.record import fake_nvml_backend
+
+        backend = fake_nvml_backend(getattr(args, "fake_nvml", None))
     except ConfigError as error:
         print(f"rooftop: {error}", file=sys.stderr)
         return 2
@@ -156,10 +189,111 @@ def run(args: argparse.Namespace) -> int:
         return load_settings(_flags(args), args.config)
 
     try:
-        return serve(settings, web_config, reload=reload)
+        return serve(settings, web_config, nvml_backend=backend, reload=reload)
     except ConfigError as error:
         print(f"rooftop: {error}", file=sys.stderr)
         return 2
+
+
+def replay(args: argparse.Namespace) -> int:
+    """``serve --replay FILE``: the pipeline on a recording, served on /metrics.
+
+    The recorded settings are used (this machine's environment and config file are not read),
+    except the listen address and web config, which are this machine's."""
+    from rooftop.exporter.recording.format import RecordingError, read_recording
+    from rooftop.exporter.recording.session import ReplaySession
+
+    speed = args.replay_speed
+    if not (speed >= 0 and speed != float("inf")):
+        print(f"rooftop: --replay-speed must be a number >= 0, got {speed}", file=sys.stderr)
+        return 2
+    overrides: dict[str, Any] = {}
+    if args.listen_address:
+        overrides["listen_address"] = args.listen_address
+    try:
+        web_config = load_web_config(args.web_config_file) if args.web_config_file else None
+        if web_config is not None:
+            web_config.ssl_context()
+        recording = read_recording(args.replay)
+        published_at = [time.monotonic(), 0.0]
+        history = SnapshotHistory()
+
+        def on_publish(snapshot: Snapshot) -> None:
+            published_at[:] = [time.monotonic(), snapshot.monotonic_seconds]
+            cache.prepare(snapshot)
+            history.record(snapshot)
+
+        # The age of a replayed snapshot: its recorded time plus the real time since replayed.
+        cache = ExpositionCache(
+            lambda: session.sampler.latest,
+            time.time,
+            monotonic=lambda: published_at[1] + time.monotonic() - published_at[0],
+        )
+        session = ReplaySession(recording, overrides, on_publish=on_publish)
+    except (ConfigError, RecordingError) as error:
+        print(f"rooftop: {error}", file=sys.stderr)
+        return 2
+    settings = session.settings
+    host, port = listen_host_port(settings.listen_address)
+    handler = make_handler(
+        cache,
+        lambda: session.sampler.latest,
+        web_config,
+        landing=lambda: landing_page(session.sampler.latest, history.entries()),
+    )
+    ssl_context = web_config.ssl_context() if web_config is not None else None
+    try:
+        server = ExporterHTTPServer(
+            (host or "0.0.0.0", port), handler, settings.max_concurrent_scrapes, ssl_context
+        )
+    except OSError as error:
+        print(
+            f"rooftop: cannot listen on {settings.listen_address}: {error.strerror}",
+            file=sys.stderr,
+        )
+        return 1
+    serve_in_thread(server)
+    log.info(
+        "replaying %s (%d cycles recorded by rooftop %s) on %s://%s:%d/metrics at %s",
+        args.replay,
+        len(recording.cycles),
+        recording.version,
+        "https" if ssl_context else "http",
+        host or "localhost",
+        server.server_address[1],
+        "full speed" if speed == 0 else f"{speed:g}x the recorded pace",
+    )
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    summary = session.run(speed, stop)
+    if summary.reproduced:
+        log.info("replay finished: %d cycles, verdicts and exposition as recorded", summary.cycles)
+    elif summary.verdicts_reproduced:
+        log.info(
+            "replay finished: %d cycles, verdicts as recorded; this rooftop publishes other "
+            "series than rooftop %s did",
+            summary.cycles,
+            recording.version,
+        )
+    else:
+        first = next(d for d in summary.differences if d.what.startswith("verdict "))
+        log.warning(
+            "replay finished: %d cycles, verdicts differ from the recording, first: cycle %d %s",
+            summary.cycles,
+            first.cycle,
+            first.what,
+        )
+    if not args.replay_exit:
+        stop.wait()
+    server.shutdown()
+    server.server_close()
+    session.close()
+    return 0 if summary.verdicts_reproduced else 1
 
 
 def discover_local_engines(settings: Settings) -> list[EngineConfig]:
@@ -187,11 +321,13 @@ def discover_local_engines(settings: Settings) -> list[EngineConfig]:
 def serve(
     settings: Settings,
     web_config: WebConfig | None,
+    nvml_backend: NvmlBackend | None = None,
     reload: Callable[[], Settings] | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT (exit 0 within :data:`EXIT_BUDGET_SECONDS`, whatever clients
     do). SIGHUP reloads the configuration through ``reload`` (validated first; a bad one is
     logged and the running one kept)."""
+    limit_malloc_arenas()  # before any worker thread allocates (exporter/memory.py)
     gpu_source: GpuSource | None = None
     process_stats: ProcessStatsProvider | None = None
     locator: GpuLocator | None = None
@@ -224,8 +360,8 @@ def serve(
             ", ".join(demo.engine_urls()),
         )
     else:
-        if settings.nvml:
-            nvml = NvmlSource(call_deadline_seconds=settings.gpu_call_deadline_seconds)
+        if settings.nvml or nvml_backend is not None:
+            nvml = NvmlSource(nvml_backend, settings.gpu_call_deadline_seconds)
             try:
                 identities = nvml.start()
                 gpu_source = nvml
@@ -247,8 +383,8 @@ def serve(
         settings = settings.model_copy(update={"engines": tuple(found)})
     discovery = kubernetes_discovery(settings) if kubernetes else None
     # Scrapes are tiny (cached bytes); the sampler's cycle is long. With CPython's default 5 ms
-    # GIL switch interval a scrape could wait that long behind a cycle; 1 ms bounds the wait
-    # (benchmarks/overhead.py: /metrics p99 with 10 scrapers at once).
+    # GIL switch interval a scrape could wait that long behind a cycle; a short interval bounds
+    # the wait (see SCRAPE_GIL_SWITCH_SECONDS).
     sys.setswitchinterval(SCRAPE_GIL_SWITCH_SECONDS)
     cache = ExpositionCache(lambda: sampler.latest, time.time, monotonic=time.monotonic)
     history = SnapshotHistory()

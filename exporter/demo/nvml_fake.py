@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rooftop.classifiers.hardware import BYTES_PER_MIB
 from rooftop.exporter.sources.nvml_api import (
-    BYTES_PER_MIB,
     CLOCK_MEM,
     CLOCK_SM,
     GPM_METRICS,
@@ -149,6 +149,8 @@ class FakeNvmlBackend:
         self.gpus: list[FakeGpu] = list(gpus)
         self.initialized = False
         self.driver_loaded = True
+        self.driver_version = "fake"
+        """What ``nvmlSystemGetDriverVersion`` answers (a real one reads like ``550.54.15``)."""
         self.system_faults: dict[str, _Fault] = {}
         self.calls: deque[str] = deque(maxlen=CALL_LOG_LENGTH)
         """The most recent calls, newest last (bounded: the demo node runs for days)."""
@@ -257,9 +259,6 @@ class FakeNvmlBackend:
         """Make a system call (``nvmlInit``, ``nvmlDeviceGetCount``, ...) raise ``error``."""
         self.system_faults[call] = _Fault(code=_error_code(error), times=times)
 
-    def hang_system(self, call: str, seconds: float, *, times: int | None = 1) -> None:
-        self.system_faults[call] = _Fault(hang_seconds=seconds, times=times)
-
     def unload_driver(self) -> None:
         """Every call, ``nvmlInit`` included, raises ``DriverNotLoaded`` until reloaded."""
         self.driver_loaded = False
@@ -321,6 +320,10 @@ class FakeNvmlBackend:
     def nvmlDeviceGetCount(self) -> int:
         self._enter("nvmlDeviceGetCount")
         return len(self.gpus)
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        self._enter("nvmlSystemGetDriverVersion")
+        return self.driver_version
 
     def nvmlDeviceGetHandleByIndex(self, index: int) -> Any:
         self._enter("nvmlDeviceGetHandleByIndex")

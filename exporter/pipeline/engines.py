@@ -166,6 +166,7 @@ class EngineTracker:
         self.spec_drafts = WindowedCounter(window_seconds)
         self.spec_draft_tokens = WindowedCounter(window_seconds)
         self.spec_accepted = WindowedCounter(window_seconds)
+        self._spec_seen = False
         self.prefix_queries = WindowedCounter(window_seconds)
         self.prefix_hits = WindowedCounter(window_seconds)
         self.draft_model = _draft_model(config)
@@ -360,9 +361,37 @@ class EngineTracker:
         self, reading: EngineReading, now: float, decode: float | None
     ) -> Speculation | None:
         """This window's speculation: the engine's counters, its accept length, the setting."""
+        if not self._spec_seen and reading.spec_drafts_total is not None:
+            self._spec_seen = True
+            before = self.generation.previous_sample_seconds()
+            if before is not None:
+                # First seen while the engine was already counting tokens: the families were
+                # registered at the first draft (they count from 0 since the previous scrape),
+                # so this window's first speculative tokens are not lost to a missing sample.
+                self.spec_drafts.observe(before, 0.0)
+                self.spec_draft_tokens.observe(before, 0.0)
+                self.spec_accepted.observe(before, 0.0)
         drafts = self.spec_drafts.observe(now, reading.spec_drafts_total)
         draft_tokens = self.spec_draft_tokens.observe(now, reading.spec_draft_tokens_total)
         accepted = self.spec_accepted.observe(now, reading.spec_accepted_tokens_total)
+        # Counters that appeared mid-window (an engine that exports its spec_decode families
+        # once it first drafts) cover only part of the generation counter's window: spread
+        # their increase over the whole window, so the speculative share of the window's
+        # tokens compares like with like (k and alpha, ratios of these, are unchanged).
+        spec_span = self.spec_drafts.span_seconds()
+        whole_span = self.generation.span_seconds()
+        if (
+            drafts is not None
+            and draft_tokens is not None
+            and accepted is not None
+            and 0 < spec_span < whole_span
+        ):
+            coverage = spec_span / whole_span
+            drafts, draft_tokens, accepted = (
+                drafts * coverage,
+                draft_tokens * coverage,
+                accepted * coverage,
+            )
         try:
             return live_speculation(
                 configured_speculation(self.config),

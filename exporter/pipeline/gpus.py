@@ -22,12 +22,13 @@ from rooftop.classifiers.hardware import (
     theoretical_bandwidth_bytes_per_second,
     with_overrides,
 )
+from rooftop.classifiers.verdict import Tier
 from rooftop.exporter.pipeline.status import SourceTimer, error_text
 from rooftop.exporter.settings import GpuOverride
 from rooftop.exporter.snapshot import GpuView, SourceStatus
 from rooftop.exporter.sources.base import Source
 from rooftop.exporter.sources.dcgm import merge_dcgm_activity
-from rooftop.exporter.telemetry import GpuIdentity, GpuReading, GpuSourceResult, TelemetryTier
+from rooftop.exporter.telemetry import GpuIdentity, GpuReading, GpuSourceResult
 
 GpuSource = Source[GpuSourceResult]
 """A GPU source: NVML (real or the demo's fake) or DCGM. ``poll`` raises only when the whole
@@ -201,7 +202,7 @@ class GpuStage:
     def _view(self, identity: GpuIdentity, reading: GpuReading | None) -> GpuView:
         spec = self._specs.for_gpu(identity)
         up = reading is not None and reading.up
-        tier: TelemetryTier = reading.tier if reading is not None and up else "none"
+        tier: Tier = reading.tier if reading is not None and up else "none"
         peaks = dict(spec.peak_flops_per_second) if spec is not None else {}
         bandwidth = spec.memory_bandwidth_bytes_per_second if spec is not None else None
         compute_dtype = "bf16" if "bf16" in peaks else next(iter(peaks), "bf16")

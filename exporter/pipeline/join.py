@@ -20,6 +20,7 @@ from rooftop.classifiers.operating_point import LiveWorkload, OperatingPoint, op
 from rooftop.classifiers.roofline import Roof
 from rooftop.classifiers.verdict import (
     HysteresisState,
+    Tier,
     Verdict,
     VerdictEvidence,
     VerdictThresholds,
@@ -29,7 +30,7 @@ from rooftop.classifiers.verdict import (
 from rooftop.exporter.pipeline.engines import EngineSample
 from rooftop.exporter.pipeline.gpus import GpuSpecs, Peaks
 from rooftop.exporter.snapshot import EngineView, GpuView, TargetView
-from rooftop.exporter.telemetry import GpuReading, TelemetryTier
+from rooftop.exporter.telemetry import GpuReading
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,6 @@ class JoinStage:
             model=(view.model or "") if view is not None else "",
             peak_flops_per_second=peaks.flops_per_second,
             peak_bandwidth_bytes_per_second=peaks.bandwidth_bytes_per_second,
-            ridge_point_flops_per_byte=peaks.ridge_point_flops_per_byte,
             point=point,
             verdict=verdict,
         )
@@ -199,7 +199,7 @@ class JoinStage:
         if gpu is not None and not gpu.up and (engine is None or not engine.up):
             self._hysteresis.pop(key, None)
             return None  # nothing is known about this GPU this cycle
-        tier: TelemetryTier = reading.tier if reading is not None else "none"
+        tier: Tier = reading.tier if reading is not None else "none"
         hardware = reading is not None and tier in ("gpm", "dcgm")
         evidence = VerdictEvidence(
             tier=tier,

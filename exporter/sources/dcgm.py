@@ -27,12 +27,12 @@ from typing import Literal
 
 from prometheus_client.metrics_core import Metric
 
+from rooftop.classifiers.hardware import BYTES_PER_MIB
 from rooftop.exporter.sources.base import SourceKind
 from rooftop.exporter.sources.exposition import ExpositionError, parse_exposition
 from rooftop.exporter.sources.http import Fetch, FetchError, fetch_text
 from rooftop.exporter.telemetry import GpuIdentity, GpuReading, GpuSourceResult
 
-BYTES_PER_MIB = 1024 * 1024
 DCGM_FP64_BLANK = 140737488355328.0
 """``DCGM_FP64_BLANK`` (2^47, dcgm_structs.h); every DCGM blank/not-supported value is >= it."""
 SM_CLOCK_HZ_THRESHOLD = 1e5

@@ -32,6 +32,7 @@ from rooftop.exporter.sources.exposition import (
 )
 from rooftop.exporter.sources.http import Fetch, FetchError, describe, fetch_text
 from rooftop.exporter.sources.reading_checks import CUMULATIVE_FIELDS, check_reading
+from rooftop.exporter.sources.selective_parser import NAMES_ONLY
 
 DEFAULT_TIMEOUT_SECONDS: Final = 2.0
 DEFAULT_MAX_BODY_BYTES: Final = 16 * 1024 * 1024
@@ -132,10 +133,9 @@ class EngineSource:
         except Exception as err:
             raise EngineFetchError(f"{self.url}: {describe(err)}") from None
         try:
-            families = parse_exposition(text, max_series=self.max_series)
+            adapter, families = self._parse(text)
         except ExpositionError as err:
             raise EngineParseError(f"{self.url}: {err}") from None
-        adapter = self._current_adapter(families)
         if self._continuity is None:  # raw values as exposed (``probe`` compares them itself)
             extras = self._fetch_extras(adapter)
             try:
@@ -171,22 +171,31 @@ class EngineSource:
             )
         return check_reading(reading)
 
-    def _current_adapter(self, families: Families) -> EngineAdapter:
-        if self._adapter is not None and self._adapter.recognise(families):
-            return self._adapter
+    def _parse(self, text: str) -> tuple[EngineAdapter, Families]:
+        """The adapter for ``text`` and the families it reads, parsed with its selection.
+
+        The adapter in use is asked first, on its own selection (recognition reads only
+        names it selects); detection, on the first read or when that adapter no longer
+        recognises the body, runs on a names-only parse.
+        """
+        if self._adapter is not None:
+            families = parse_exposition(text, self.max_series, select=self._adapter.reads)
+            if self._adapter.recognise(families):
+                return self._adapter, families
         if self._configured is not None:
             raise EngineUnrecognisedError(
                 f"{self.url}: no longer looks like {self._configured.family} "
                 "(configured engine); check the URL or the engine setting"
             )
+        names = parse_exposition(text, self.max_series, select=NAMES_ONLY)
         try:
-            adapter, _reason = detect_engine(families)
+            adapter, _reason = detect_engine(names)
         except UnrecognisedExpositionError as err:
             raise EngineUnrecognisedError(f"{self.url}: {err}") from None
         if self._adapter is not adapter:
             self._static_extras.clear()
         self._adapter = adapter
-        return adapter
+        return adapter, parse_exposition(text, self.max_series, select=adapter.reads)
 
     def _fetch_extras(self, adapter: EngineAdapter) -> dict[str, object]:
         extras: dict[str, object] = {}

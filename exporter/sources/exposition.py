@@ -29,6 +29,13 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as text_families
 from prometheus_client.samples import Sample
 
+from rooftop.exporter.sources.selective_parser import (
+    EVERYTHING,
+    FamilySelection,
+    SeriesCapError,
+    parse_selected,
+)
+
 DEFAULT_MAX_SERIES: Final = 50_000
 """Series cap: a full vLLM exposition with 8 data-parallel engines is about 10 000 series."""
 DEFAULT_MAX_CHARS: Final = 32 * 1024 * 1024
@@ -42,15 +49,56 @@ class ExpositionError(ValueError):
 
 
 def parse_exposition(
-    text: str, max_series: int = DEFAULT_MAX_SERIES, *, max_chars: int = DEFAULT_MAX_CHARS
+    text: str,
+    max_series: int = DEFAULT_MAX_SERIES,
+    *,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    select: FamilySelection = EVERYTHING,
 ) -> dict[str, Metric]:
-    """Parse ``text`` to ``{family name: Metric}``.
+    """Parse ``text`` to ``{family name: Metric}``, keeping the families ``select`` keeps.
 
     Family names are as prometheus_client parses them: counters lose ``_total``
     (``vllm:prompt_tokens``), histograms keep their full name (``vllm:iteration_tokens_total``).
+    The result is that of :func:`parse_exposition_reference` restricted to ``select``
+    (histogram ``_bucket`` samples dropped unless ``select.buckets``); text-format bodies are
+    parsed by :mod:`~rooftop.exporter.sources.selective_parser`, which builds nothing for the
+    families left out, OpenMetrics bodies and bodies outside its fast grammar by the reference.
     Raises :class:`ExpositionError` on binary or malformed text, more than ``max_chars``
     characters, or more than ``max_series`` samples.
     """
+    stripped = _check_body(text, max_chars)
+    if not stripped.rstrip().endswith("# EOF"):
+        try:
+            fast = parse_selected(text, select, max_series)
+        except SeriesCapError as err:
+            raise ExpositionError(str(err)) from None
+        if fast is not None:
+            return fast
+    return restrict(_reference(text, stripped, max_series), select)
+
+
+def parse_exposition_reference(
+    text: str, max_series: int = DEFAULT_MAX_SERIES, *, max_chars: int = DEFAULT_MAX_CHARS
+) -> dict[str, Metric]:
+    """Every family, parsed by ``prometheus_client``'s parsers (OpenMetrics first when the body
+    ends in ``# EOF``, else text format 0.0.4) and normalised: the definition
+    :func:`parse_exposition` is tested against."""
+    return _reference(text, _check_body(text, max_chars), max_series)
+
+
+def restrict(families: Families, select: FamilySelection) -> dict[str, Metric]:
+    """``families`` with samples only where ``select`` keeps them (the definition the selective
+    parser is tested against): every family stays listed."""
+    out: dict[str, Metric] = {}
+    for name, family in families.items():
+        kept = Metric(family.name, family.documentation, family.type, family.unit)
+        if select.keeps(name):
+            kept.samples = family.samples if select.buckets else labelled_samples(family)
+        out[name] = kept
+    return out
+
+
+def _check_body(text: str, max_chars: int) -> str:
     if len(text) > max_chars:
         raise ExpositionError(f"exposition is {len(text)} characters, over the {max_chars} cap")
     if "\x00" in text:
@@ -63,6 +111,10 @@ def parse_exposition(
         )
     if stripped[:1] == "<":
         raise ExpositionError("HTML/XML, not a Prometheus exposition (wrong URL or path?)")
+    return stripped
+
+
+def _reference(text: str, stripped: str, max_series: int) -> dict[str, Metric]:
     sample_lines = _count_sample_lines(text)
     if sample_lines > max_series:
         raise ExpositionError(
@@ -170,10 +222,6 @@ def get_family(families: Families, *names: str) -> Metric | None:
                 return family
             empty = empty or family
     return empty
-
-
-def has_family(families: Families, *names: str) -> bool:
-    return get_family(families, *names) is not None
 
 
 def _matches(sample: Sample, where: Mapping[str, str] | None) -> bool:
@@ -293,12 +341,22 @@ def sum_count(
     return (total, count)
 
 
+def labelled_samples(family: Metric) -> list[Sample]:
+    """The samples labels are read from: all but histogram ``_bucket`` ones, or the buckets
+    where the family has nothing else (an excerpt). A parse that skips bucket lines
+    (``FamilySelection.buckets`` off) keeps exactly these, so it reads the same labels."""
+    bucket = family.name + "_bucket"
+    others = [s for s in family.samples if s.name != bucket]
+    return others or list(family.samples)
+
+
 def label_values(family: Metric | None, label: str) -> list[str]:
-    """Distinct non-empty values of ``label`` in a family, in order of first appearance."""
+    """Distinct non-empty values of ``label`` in a family, in order of first appearance
+    (bucket samples aside: see :func:`labelled_samples`)."""
     if family is None:
         return []
     seen: list[str] = []
-    for sample in family.samples:
+    for sample in labelled_samples(family):
         value = sample.labels.get(label)
         if value and value not in seen:
             seen.append(value)

@@ -213,8 +213,11 @@ class EngineCpuStats:
     """The sampler's process-stats provider: one :class:`EngineProcessMonitor` per engine,
     retargeted when the engine's pid changes; a vanished process gives no figures."""
 
-    def __init__(self, provider: ProcessProvider | None = None) -> None:
+    def __init__(
+        self, provider: ProcessProvider | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._provider = provider
+        self._clock = clock
         self._monitors: dict[str, EngineProcessMonitor] = {}
 
     def stats(self, engine: str, pid: int | None) -> ProcessCpu | None:
@@ -224,7 +227,7 @@ class EngineCpuStats:
         monitor = self._monitors.get(engine)
         if monitor is None:
             monitor = self._monitors[engine] = EngineProcessMonitor(
-                pid, self._provider, name=f"host {engine}"
+                pid, self._provider, self._clock, name=f"host {engine}"
             )
         monitor.retarget(pid)
         try:

@@ -33,6 +33,7 @@ from typing import Any
 
 import pynvml
 
+from rooftop.classifiers.verdict import Tier
 from rooftop.exporter.sources.base import SourceKind
 from rooftop.exporter.sources.nvml_api import (
     CLOCK_EVENT_REASONS,
@@ -77,7 +78,6 @@ from rooftop.exporter.telemetry import (
     GpuReading,
     GpuSourceResult,
     MigInstance,
-    TelemetryTier,
 )
 
 log = logging.getLogger(__name__)
@@ -333,7 +333,7 @@ class NvmlSource:
         pids = calls.get("nvmlDeviceGetComputeRunningProcesses", handle)
         mig = self._read_mig(state, calls) if identity.mig_mode_enabled else ()
 
-        tier: TelemetryTier = "none"
+        tier: Tier = "none"
         if any(gpm.get(name) is not None for name in GPM_ACTIVITY_FIELDS):
             tier = "gpm"
         elif utilization is not None:

@@ -18,7 +18,6 @@ import pynvml
 
 HERTZ_PER_MEGAHERTZ = 1_000_000.0
 MILLIWATTS_PER_WATT = 1000.0
-BYTES_PER_MIB = 1024 * 1024
 PERCENT_PER_RATIO = 100.0
 GPM_MIN_WINDOW_SECONDS = 0.1
 """nvml.h, ``nvmlGpmMetricsGet``: the two samples must be more than 100 ms apart."""
@@ -206,6 +205,16 @@ class RealNvmlBackend:
 
     def nvmlDeviceGetCount(self) -> int:
         return int(pynvml.nvmlDeviceGetCount())
+
+    # Not part of NvmlBackend: facts for a recording's header (rooftop record).
+    def nvmlSystemGetDriverVersion(self) -> str:
+        return str(pynvml.nvmlSystemGetDriverVersion())
+
+    def nvmlSystemGetNVMLVersion(self) -> str:
+        return str(pynvml.nvmlSystemGetNVMLVersion())
+
+    def nvmlSystemGetCudaDriverVersion(self) -> int:
+        return int(pynvml.nvmlSystemGetCudaDriverVersion())
 
     def nvmlDeviceGetHandleByIndex(self, index: int) -> Any:
         return pynvml.nvmlDeviceGetHandleByIndex(index)

@@ -17,8 +17,8 @@ from typing import Any
 
 import pynvml
 
+from rooftop.classifiers.hardware import BYTES_PER_MIB
 from rooftop.exporter.sources.nvml_api import (
-    BYTES_PER_MIB,
     HERTZ_PER_MEGAHERTZ,
     PERCENT_PER_RATIO,
     ErrorAction,

@@ -381,7 +381,6 @@ def _targets(snapshot: Snapshot) -> list[TargetView]:
             model="",
             peak_flops_per_second=g.peak_flops_per_second.get(g.compute_dtype),
             peak_bandwidth_bytes_per_second=g.peak_bandwidth_bytes_per_second,
-            ridge_point_flops_per_byte=g.ridge_point_flops_per_byte,
         )
         for g in snapshot.gpus
         if g.identity.uuid not in covered

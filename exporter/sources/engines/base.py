@@ -22,6 +22,8 @@ from typing import Protocol
 
 from prometheus_client.metrics_core import Metric
 
+from rooftop.exporter.sources.selective_parser import FamilySelection as FamilySelection
+
 Families = Mapping[str, Metric]
 """Parsed exposition: metric family name (as parsed, without ``_total``) -> family."""
 
@@ -179,8 +181,19 @@ class EngineAdapter(Protocol):
         """JSON endpoints on the same origin this adapter can use (empty for most)."""
         ...
 
+    @property
+    def reads(self) -> FamilySelection:
+        """The families ``recognise`` and ``extract`` read. After recognition the engine's
+        body is parsed with this selection only: nothing is built for the other families, nor
+        for histogram ``_bucket`` lines unless ``buckets`` is set. A prefix (``vllm:``) covers
+        every family in the namespace, so a new family there needs no change here."""
+        ...
+
     def recognise(self, families: Families) -> str | None:
-        """Return a one-line reason when this exposition is this engine's, else ``None``."""
+        """Return a one-line reason when this exposition is this engine's, else ``None``.
+
+        Must look at family names only (``get_family(...) is not None``): recognition runs on
+        a names-only parse (``NAMES_ONLY``), where families have no samples."""
         ...
 
     def extract(self, families: Families, extras: Extras = NO_EXTRAS) -> EngineReading:

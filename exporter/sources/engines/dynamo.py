@@ -23,6 +23,7 @@ from rooftop.exporter.sources.engines.base import (
     ExtraEndpoint,
     Extras,
     Families,
+    FamilySelection,
     build_reading,
 )
 from rooftop.exporter.sources.exposition import (
@@ -70,9 +71,14 @@ _HINTS = {
 }
 
 
+_READS = FamilySelection(prefixes=("dynamo_frontend_", "dynamo_component_"))
+"""Every family in the engine's namespace (a new one needs no line here), bucket lines skipped."""
+
+
 @dataclass(frozen=True)
 class DynamoAdapter:
     family: str = "dynamo"
+    reads: FamilySelection = _READS
     extra_endpoints: tuple[ExtraEndpoint, ...] = ()
 
     def recognise(self, families: Families) -> str | None:

@@ -18,6 +18,7 @@ from rooftop.exporter.sources.engines.base import (
     ExtraEndpoint,
     Extras,
     Families,
+    FamilySelection,
     build_reading,
 )
 from rooftop.exporter.sources.exposition import first_label, get_family, mean_values, sum_values
@@ -68,6 +69,25 @@ class GenericAdapter:
     config: GenericConfig
     family: str = "generic"
     extra_endpoints: tuple[ExtraEndpoint, ...] = ()
+
+    @property
+    def reads(self) -> FamilySelection:
+        """The configured names, and each ``_sum``/``_count`` name's histogram or summary."""
+        config = self.config
+        names = [
+            name
+            for name in (
+                config.generation_tokens,
+                config.prompt_tokens,
+                config.requests_running,
+                config.requests_waiting,
+                config.kv_usage_ratio,
+                config.kv_capacity_tokens,
+            )
+            if name is not None
+        ]
+        bases = [n.removesuffix(s) for n in names for s in _SAMPLE_SUFFIXES if n.endswith(s)]
+        return FamilySelection(names=(*names, *bases))
 
     def _sum(self, families: Families, name: str | None) -> float | None:
         if name is None:

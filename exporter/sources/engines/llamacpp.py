@@ -29,6 +29,7 @@ from rooftop.exporter.sources.engines.base import (
     ExtraEndpoint,
     Extras,
     Families,
+    FamilySelection,
     build_reading,
 )
 from rooftop.exporter.sources.engines.json_fields import (
@@ -116,9 +117,14 @@ def _model(props: object) -> str | None:
     return path or alias
 
 
+_READS = FamilySelection(prefixes=("llamacpp:",))
+"""Every family in the engine's namespace (a new one needs no line here), bucket lines skipped."""
+
+
 @dataclass(frozen=True)
 class LlamacppAdapter:
     family: str = "llamacpp"
+    reads: FamilySelection = _READS
     extra_endpoints: tuple[ExtraEndpoint, ...] = (
         ExtraEndpoint("props", "/props"),
         ExtraEndpoint("slots", "/slots", every_poll=True),

@@ -18,6 +18,7 @@ from rooftop.exporter.sources.engines.base import (
     ExtraEndpoint,
     Extras,
     Families,
+    FamilySelection,
     build_reading,
 )
 from rooftop.exporter.sources.exposition import (
@@ -50,9 +51,14 @@ _HINTS = {
 }
 
 
+_READS = FamilySelection(prefixes=("lmdeploy:",))
+"""Every family in the engine's namespace (a new one needs no line here), bucket lines skipped."""
+
+
 @dataclass(frozen=True)
 class LmdeployAdapter:
     family: str = "lmdeploy"
+    reads: FamilySelection = _READS
     extra_endpoints: tuple[ExtraEndpoint, ...] = ()
 
     def recognise(self, families: Families) -> str | None:

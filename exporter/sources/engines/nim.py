@@ -16,6 +16,7 @@ from rooftop.exporter.sources.engines.base import (
     ExtraEndpoint,
     Extras,
     Families,
+    FamilySelection,
     build_reading,
 )
 from rooftop.exporter.sources.exposition import (
@@ -28,6 +29,18 @@ from rooftop.exporter.sources.exposition import (
 
 _REQUIRED = ("num_requests_running", "generation_tokens")
 _ONE_OF = ("num_request_max", "gpu_cache_usage_perc", "num_requests_waiting")
+
+_READS = FamilySelection(
+    names=(
+        *_REQUIRED,
+        *_ONE_OF,
+        "prompt_tokens",
+        "inter_token_latency_seconds",
+        "time_per_output_token_seconds",
+        "time_to_first_token_seconds",
+    )
+)
+"""NIM's names have no prefix: every family ``extract`` or ``recognise`` reads, one a line."""
 
 _HINTS = {
     "kv_capacity_tokens": "NIM exports no KV capacity",
@@ -45,6 +58,7 @@ _HINTS = {
 @dataclass(frozen=True)
 class NimAdapter:
     family: str = "nim"
+    reads: FamilySelection = _READS
     extra_endpoints: tuple[ExtraEndpoint, ...] = ()
 
     def recognise(self, families: Families) -> str | None:

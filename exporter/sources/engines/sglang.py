@@ -20,12 +20,14 @@ from rooftop.exporter.sources.engines.base import (
     ExtraEndpoint,
     Extras,
     Families,
+    FamilySelection,
     build_reading,
 )
 from rooftop.exporter.sources.exposition import (
     first_value,
     get_family,
     label_values,
+    labelled_samples,
     mean_values,
     names_with_prefix,
     preferred_label,
@@ -84,7 +86,7 @@ def _version_family(families: Families) -> str:
     for name, family in families.items():
         if not name.startswith(("sglang:", "sglang_")):
             continue
-        for sample in family.samples:
+        for sample in labelled_samples(family):
             labels.update(sample.labels)
             # sglang:func_latency_seconds{name=...} (0.4.x) uses "name" for a function name.
             if "name" in sample.labels and "func_latency" not in name:
@@ -96,9 +98,14 @@ def _version_family(families: Families) -> str:
     return "sglang-0.4"
 
 
+_READS = FamilySelection(prefixes=("sglang:",))
+"""Every family in the engine's namespace (a new one needs no line here), bucket lines skipped."""
+
+
 @dataclass(frozen=True)
 class SglangAdapter:
     family: str = "sglang"
+    reads: FamilySelection = _READS
     extra_endpoints: tuple[ExtraEndpoint, ...] = ()
 
     def recognise(self, families: Families) -> str | None:

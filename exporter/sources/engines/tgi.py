@@ -22,6 +22,7 @@ from rooftop.exporter.sources.engines.base import (
     ExtraEndpoint,
     Extras,
     Families,
+    FamilySelection,
     build_reading,
 )
 from rooftop.exporter.sources.engines.json_fields import json_number, json_text
@@ -51,9 +52,14 @@ _HINTS = {
 }
 
 
+_READS = FamilySelection(prefixes=("tgi_",))
+"""Every family in the engine's namespace (a new one needs no line here), bucket lines skipped."""
+
+
 @dataclass(frozen=True)
 class TgiAdapter:
     family: str = "tgi"
+    reads: FamilySelection = _READS
     extra_endpoints: tuple[ExtraEndpoint, ...] = (ExtraEndpoint("info", "/info"),)
 
     def recognise(self, families: Families) -> str | None:

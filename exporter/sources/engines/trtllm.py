@@ -27,6 +27,7 @@ from rooftop.exporter.sources.engines.base import (
     ExtraEndpoint,
     Extras,
     Families,
+    FamilySelection,
     build_reading,
 )
 from rooftop.exporter.sources.exposition import (
@@ -109,9 +110,14 @@ def _triton_model(families: Families) -> str | None:
     return None
 
 
+_READS = FamilySelection(prefixes=("trtllm_", "nv_trt_llm_", "nv_llm_", "nv_inference_"))
+"""Every family in the engine's namespace (a new one needs no line here), bucket lines skipped."""
+
+
 @dataclass(frozen=True)
 class TrtllmAdapter:
     family: str = "trtllm"
+    reads: FamilySelection = _READS
     extra_endpoints: tuple[ExtraEndpoint, ...] = ()
 
     def recognise(self, families: Families) -> str | None:

@@ -27,12 +27,13 @@ from rooftop.exporter.sources.engines.base import (
     ExtraEndpoint,
     Extras,
     Families,
+    FamilySelection,
     build_reading,
 )
 from rooftop.exporter.sources.exposition import (
     get_family,
+    labelled_samples,
     mean_values,
-    names_with_prefix,
     preferred_label,
     recognise_namespaced,
     sum_count,
@@ -61,6 +62,30 @@ _MODEL_FAMILIES = (
     "vllm:iteration_tokens_total",
 )
 
+_READS = FamilySelection(
+    names=(
+        *_CLAIMING,
+        *_MODEL_FAMILIES,
+        "vllm:prompt_tokens_by_source",
+        "vllm:prefix_cache_hits",
+        "vllm:gpu_prefix_cache_hits",
+        "vllm:estimated_flops_per_gpu",
+        "vllm:estimated_read_bytes_per_gpu",
+        "vllm:estimated_write_bytes_per_gpu",
+        "vllm:inter_token_latency_seconds",
+        "vllm:time_per_output_token_seconds",
+        "vllm:spec_decode_num_drafts",
+        "vllm:spec_decode_num_draft_tokens",
+        "vllm:spec_decode_num_accepted_tokens",
+        "vllm:spec_decode_num_accepted_tokens_per_pos",
+        "vllm:prefix_cache_queries",
+        "vllm:gpu_prefix_cache_queries",
+    )
+)
+"""Every family ``extract`` reads, one a line (a vLLM exports ~40, mostly histograms it skips).
+The version and the model fallback look at these families only, so the reading is the same
+whether the body was parsed whole or with this selection."""
+
 _HINTS = {
     "weights_dtype": "not in vLLM's exposition; rooftop takes it from the model config",
     "estimated_flops_total": "start vLLM ≥0.20 with --enable-mfu-metrics",
@@ -86,9 +111,10 @@ _HINTS = {
 
 def _version_family(families: Families) -> str:
     labels: set[str] = set()
-    for name, family in families.items():
-        if name.startswith(("vllm:", "vllm_")):
-            for sample in family.samples:
+    for name in _READS.names:
+        family = get_family(families, name)
+        if family is not None:
+            for sample in labelled_samples(family):
                 labels.update(sample.labels)
     if "engine" in labels:
         return "vllm-v1"
@@ -184,6 +210,7 @@ def _prefix_counter(families: Families, *names: str) -> float | None:
 @dataclass(frozen=True)
 class VllmAdapter:
     family: str = "vllm"
+    reads: FamilySelection = _READS
     extra_endpoints: tuple[ExtraEndpoint, ...] = ()
 
     def recognise(self, families: Families) -> str | None:
@@ -193,7 +220,7 @@ class VllmAdapter:
         # Triton's vLLM backend labels {model, version} instead of model_name.
         model = preferred_label(
             families,
-            (*_MODEL_FAMILIES, *names_with_prefix(families, "vllm:")),
+            (*_MODEL_FAMILIES, *_READS.names),
             ("model_name", "model"),
         )
         prompt = sum_values(get_family(families, "vllm:prompt_tokens"))

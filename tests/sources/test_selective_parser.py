@@ -1,0 +1,166 @@
+"""The selective parser against prometheus_client's parser on every recorded capture, and the
+format corners where a skipped line still decides what the kept ones mean."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from rooftop.exporter.sources.engine import EngineSource
+from rooftop.exporter.sources.engines import ADAPTERS, EngineAdapter, detect_engine
+from rooftop.exporter.sources.exposition import (
+    ExpositionError,
+    label_values,
+    parse_exposition,
+    parse_exposition_reference,
+    restrict,
+    sum_count,
+)
+from rooftop.exporter.sources.selective_parser import (
+    EVERYTHING,
+    NAMES_ONLY,
+    FamilySelection,
+    parse_selected,
+)
+from tests.sources.test_fuzz import canonical
+
+FIXTURES = sorted((Path(__file__).parents[1] / "fixtures" / "engines").glob("*.prom"))
+SELECTIONS = (EVERYTHING, NAMES_ONLY, *(a.reads for a in ADAPTERS))
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
+def test_every_capture_takes_the_fast_path_and_matches_prometheus_client(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    reference = parse_exposition_reference(text)
+    for select in SELECTIONS:
+        fast = parse_selected(text, select, 50_000)
+        assert fast is not None, f"{path.name} left the fast grammar"
+        assert canonical(fast) == canonical(restrict(reference, select))
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
+def test_the_recognised_adapter_reads_the_same_from_its_selection(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    whole = parse_exposition_reference(text)
+    adapter, reason = detect_engine(whole)
+    assert detect_engine(parse_exposition(text, select=NAMES_ONLY)) == (adapter, reason)
+    selected = parse_exposition(text, select=adapter.reads)
+    assert adapter.extract(selected) == adapter.extract(whole)
+    # What it leaves out is most of the body for the big captures: histogram buckets.
+    kept = sum(len(f.samples) for f in selected.values())
+    assert kept <= sum(len(f.samples) for f in whole.values())
+
+
+def test_engine_source_polls_with_the_adapter_selection() -> None:
+    path = next(p for p in FIXTURES if p.name.startswith("vllm-v1-dynamo"))
+    text = path.read_text(encoding="utf-8")
+    source = EngineSource("e", "http://127.0.0.1:1/metrics", fetch=lambda *_: text)
+    first, second = source.poll(), source.poll()
+    whole = parse_exposition_reference(text)
+    adapter, _ = detect_engine(whole)
+    assert source.adapter is adapter
+    assert first == second == adapter.extract(whole)
+
+
+INTERLEAVED = """\
+# TYPE h histogram
+h_bucket{le="+Inf"} 3
+h_sum 1.5
+other_metric 2
+h_count 3
+# TYPE c counter
+c_total 7
+# TYPE g gauge
+g{model_name="a"} 1
+g{model_name="b"} 2
+"""
+
+
+@pytest.mark.parametrize("select", (*SELECTIONS, FamilySelection(names=("h", "c", "g"))))
+def test_a_skipped_line_still_ends_a_family(select: FamilySelection) -> None:
+    """``other_metric`` is skipped, yet it closes ``h``: ``h_count`` after it is a family of its
+    own, as prometheus_client reads it."""
+    reference = parse_exposition_reference(INTERLEAVED)
+    assert "h_count" in reference
+    parsed = parse_selected(INTERLEAVED, select, 100)
+    assert parsed is not None
+    assert canonical(parsed) == canonical(restrict(reference, select))
+
+
+def test_without_buckets_sum_and_count_remain() -> None:
+    families = parse_exposition(INTERLEAVED, select=FamilySelection(names=("h",)))
+    assert [s.name for s in families["h"].samples] == ["h_sum"]
+    assert sum_count(families["h"]) is None  # h_count is not h's (see above)
+
+
+def test_a_histogram_of_buckets_only_keeps_them_for_its_labels() -> None:
+    """An excerpt with bucket lines only: the model name is on them alone."""
+    text = (
+        "# TYPE vllm:request_prompt_tokens histogram\n"
+        'vllm:request_prompt_tokens_bucket{le="1.0",model_name="m"} 0.0\n'
+        'vllm:request_prompt_tokens_bucket{le="+Inf",model_name="m"} 2.0\n'
+    )
+    families = parse_exposition(text, select=FamilySelection(prefixes=("vllm:",)))
+    assert label_values(families["vllm:request_prompt_tokens"], "model_name") == ["m"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'x{a="1",a="2"} 1',  # repeated label
+        'x{__reserved="1"} 1',  # reserved label name
+        "x 1.2.3",  # not a number
+        "x{a=1} 1",  # unquoted value
+        "# TYPE x",  # TYPE without a type
+        "# TYPE x bogus",  # unknown type
+    ],
+)
+def test_a_bad_line_of_a_skipped_family_still_rejects_the_body(line: str) -> None:
+    text = f"# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running 1\n{line}\n"
+    with pytest.raises(ExpositionError):
+        parse_exposition_reference(text)
+    with pytest.raises(ExpositionError):
+        parse_exposition(text, select=FamilySelection(prefixes=("vllm:",)))
+
+
+def test_series_cap_counts_lines_as_the_reference_does() -> None:
+    # U+2028 inside a label value: one line for the parser, two for str.splitlines.
+    text = 'x{a="\u2028y 1"} 1\nz 1\n'
+    with pytest.raises(ExpositionError, match="over the cap"):
+        parse_exposition_reference(text, max_series=2)
+    with pytest.raises(ExpositionError, match="over the cap"):
+        parse_exposition(text, max_series=2)
+    assert "z" in parse_exposition(text, max_series=3)
+
+
+def test_openmetrics_goes_through_the_reference_and_is_narrowed() -> None:
+    text = (
+        "# TYPE vllm:generation_tokens counter\n"
+        'vllm:generation_tokens_total{engine="0"} 5.0\n'
+        "# TYPE python_gc_objects_collected counter\n"
+        "python_gc_objects_collected_total 3.0\n"
+        "# EOF\n"
+    )
+    families = parse_exposition(text, select=FamilySelection(prefixes=("vllm:",)))
+    assert list(families) == ["vllm:generation_tokens", "python_gc_objects_collected"]
+    assert families["vllm:generation_tokens"].samples[0].value == 5.0
+    assert families["python_gc_objects_collected"].samples == []  # listed, not read
+
+
+_CALLS = re.compile(r'(?:get_family\(\s*families,|families\.get\()((?:\s*"[^"]+",?)+)')
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=lambda a: a.family)
+def test_every_family_an_adapter_names_is_in_its_selection(adapter: EngineAdapter) -> None:
+    """A family read but not selected would silently read as absent: every namespaced literal
+    and every name handed to ``get_family``/``families.get`` in the adapter's module is kept."""
+    source = inspect.getsource(inspect.getmodule(type(adapter)))  # type: ignore[arg-type]
+    names = set(re.findall(r'"([a-z]+:[a-z0-9_:]+)"', source))
+    for group in _CALLS.findall(source):
+        names.update(re.findall(r'"([^"]+)"', group))
+    assert names
+    missing = sorted(n for n in names if not adapter.reads.keeps(n.removesuffix("_total")))
+    assert not missing, f"{adapter.family}: add to its FamilySelection: {missing}"
