@@ -108,9 +108,9 @@ def _draft_model(config: EngineConfig) -> ModelArchitecture | None:
 
 
 class TimedReading:
-    """A poll's reading and when (monotonic) its request was sent: a late answer's rates are
-    computed at the time it describes, never at the cycle that picked it up (the engine
-    renders its counters between sending and answering; the demo advances them just before)."""
+    """A poll's reading and when (monotonic) its answer was in: a late answer's rates are
+    computed at the time it describes (an engine renders its counters as it answers), never
+    at the cycle that picked it up."""
 
     def __init__(self, reading: EngineReading, at: float) -> None:
         self.reading = reading
@@ -129,12 +129,10 @@ def start_poll(
     future: Future[TimedReading] = Future()
     future.set_running_or_notify_cancel()
 
-    started = clock()
-
     def run() -> None:
         try:
             reading = poll()
-            future.set_result(TimedReading(reading, started))
+            future.set_result(TimedReading(reading, clock()))
         except BaseException as exc:  # handed to collect, which names it
             future.set_exception(exc)
 
@@ -176,6 +174,7 @@ class EngineTracker:
         self.pending: Future[TimedReading] | None = None
         self.pending_since = 0.0
         self.answered_at = 0.0
+        self.last_error: str | None = None
         self.late: Future[TimedReading] | None = None
         self.last_status: SourceStatus | None = None
         self.last_view: EngineView | None = None
@@ -536,6 +535,7 @@ class EngineStage:
                     error = redact_url(str(exc))
                 except Exception as exc:  # an adapter bug is that engine's problem alone
                     error = error_text(exc)
+                tracker.last_error = error
                 status = self._timer.status(tracker.status_name, "engine", started, error)
                 if rejected:
                     status = dataclasses.replace(status, rejected=rejected)
@@ -551,6 +551,8 @@ class EngineStage:
                     tracker.reuse_view = True
                     continue
                 error = f"no answer within {timeout} s (its poll is still out)"
+                if tracker.last_error is not None:  # the last answer said why: keep saying it
+                    error = f"{tracker.last_error} (the next poll is still out)"
                 status = self._timer.status(tracker.status_name, "engine", now, error)
                 tracker.last_status = None
             statuses.append(status)

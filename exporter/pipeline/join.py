@@ -127,7 +127,6 @@ class JoinStage:
                 model=(view.model or "") if view is not None else "",
                 peak_flops_per_second=peaks.flops_per_second,
                 peak_bandwidth_bytes_per_second=peaks.bandwidth_bytes_per_second,
-                ridge_point_flops_per_byte=peaks.ridge_point_flops_per_byte,
                 point=None,
                 verdict=None,
             )

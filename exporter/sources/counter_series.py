@@ -114,6 +114,8 @@ class CounterContinuity:
         self._identity: Identity | None = None
         self._polls = 0
         self._appeared: list[SeriesKey] = []
+        self._names: set[str] = set()
+        """Sample names that had series at the previous poll."""
 
     def identity_changed(self, identity: Identity) -> str | None:
         """Why this identity differs from the previous poll's (state dropped), or ``None``."""
@@ -160,6 +162,7 @@ class CounterContinuity:
                     corrected.samples.append(sample._replace(value=value))
             out[name] = corrected
         appeared, self._appeared = self._appeared, []
+        self._names = {key[0] for key in seen}
         vanished = [key for key in self._last_raw if key not in seen]
         for key in vanished:
             del self._last_raw[key]
@@ -212,7 +215,9 @@ class CounterContinuity:
             # totals, e.g. speculative acceptance); one appearing after the first poll
             # restarts the windows, so its history never counts as this poll's increase.
             self._offset[key] = 0.0
-            if not first:
+            if not first and key[0] in self._names:
+                # Another series of a counter already read (a new rank): the sum jumps by its
+                # whole value. A counter exported for the first time starts its own window.
                 self._appeared.append(key)
         elif raw < last:
             self._offset[key] = self._offset.get(key, 0.0) + last  # a reset of this series

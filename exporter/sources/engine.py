@@ -16,7 +16,11 @@ import urllib.parse
 from typing import Final
 
 from rooftop.exporter.sources.base import SourceKind
-from rooftop.exporter.sources.counter_series import CounterContinuity, identity_of
+from rooftop.exporter.sources.counter_series import (
+    START_TIME_FAMILIES,
+    CounterContinuity,
+    identity_of,
+)
 from rooftop.exporter.sources.engines import detect_engine
 from rooftop.exporter.sources.engines.base import (
     EngineAdapter,
@@ -32,7 +36,7 @@ from rooftop.exporter.sources.exposition import (
 )
 from rooftop.exporter.sources.http import Fetch, FetchError, describe, fetch_text
 from rooftop.exporter.sources.reading_checks import CUMULATIVE_FIELDS, check_reading
-from rooftop.exporter.sources.selective_parser import NAMES_ONLY
+from rooftop.exporter.sources.selective_parser import NAMES_ONLY, FamilySelection
 
 DEFAULT_TIMEOUT_SECONDS: Final = 2.0
 DEFAULT_MAX_BODY_BYTES: Final = 16 * 1024 * 1024
@@ -56,6 +60,15 @@ class EngineParseError(EngineSourceError):
 
 class EngineUnrecognisedError(EngineSourceError):
     """No adapter recognises the exposition (or the configured one no longer does)."""
+
+
+def _with_identity(selection: FamilySelection) -> FamilySelection:
+    """The adapter's selection plus the families that tell one engine instance from another
+    (process start time): counter continuity restarts the windows when it changes."""
+    missing = tuple(n for n in START_TIME_FAMILIES if n not in selection.names)
+    if not missing:
+        return selection
+    return dataclasses.replace(selection, names=(*selection.names, *missing))
 
 
 def endpoint_url(base_url: str, endpoint: ExtraEndpoint) -> str:
@@ -179,7 +192,9 @@ class EngineSource:
         recognises the body, runs on a names-only parse.
         """
         if self._adapter is not None:
-            families = parse_exposition(text, self.max_series, select=self._adapter.reads)
+            families = parse_exposition(
+                text, self.max_series, select=_with_identity(self._adapter.reads)
+            )
             if self._adapter.recognise(families):
                 return self._adapter, families
         if self._configured is not None:
@@ -195,7 +210,9 @@ class EngineSource:
         if self._adapter is not adapter:
             self._static_extras.clear()
         self._adapter = adapter
-        return adapter, parse_exposition(text, self.max_series, select=adapter.reads)
+        return adapter, parse_exposition(
+            text, self.max_series, select=_with_identity(adapter.reads)
+        )
 
     def _fetch_extras(self, adapter: EngineAdapter) -> dict[str, object]:
         extras: dict[str, object] = {}
