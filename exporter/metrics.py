@@ -476,6 +476,15 @@ METRICS: tuple[MetricDef, ...] = (
         _source_field(lambda s, i: s.sources[i].duration_seconds),
     ),
     MetricDef(
+        "rooftop_source_rejected_values",
+        "gauge",
+        "Values the source's last poll exported but that were impossible (negative, NaN, "
+        "+-Inf, absurd) and were dropped; the rest of the source is kept. The log names them.",
+        "",
+        ("source", "kind"),
+        _source_field(lambda s, i: float(len(s.sources[i].rejected))),
+    ),
+    MetricDef(
         "rooftop_source_last_success_timestamp_seconds",
         "gauge",
         "Unix time of the source's last successful poll.",

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 DCGM_CATCH_UP_SECONDS = 1.0
 """The dcgm-exporter read gets the engine timeout plus this before the cycle stops waiting."""
+ENGINE_WAIT_FRACTION = 0.5
+"""A cycle waits at most this share of the interval for engine polls, then publishes with
+what has answered (a hung engine costs only its own freshness)."""
 
 
 class Sampler:
@@ -65,7 +68,10 @@ class Sampler:
         before_cycle: Callable[[float], None] | None = None,
         engine_discovery: EngineDiscovery | None = None,
         on_publish: Callable[[Snapshot], None] | None = None,
+        engine_answer_clock: Callable[[], float] | None = None,
     ) -> None:
+        """``engine_answer_clock`` (default ``monotonic``) times each engine's answer in its
+        own poll thread; a recording passes a per-thread clock so replay reads it in order."""
         self._settings = settings
         self._monotonic = monotonic
         self._wall = wall_clock
@@ -95,11 +101,15 @@ class Sampler:
             process_stats=process_stats,
             locator=gpu_locator,
             on_engine_gone=self._join.forget_engine,
+            wait_seconds=settings.interval_seconds * ENGINE_WAIT_FRACTION,
+            answer_clock=engine_answer_clock,
         )
         self._latest: Snapshot | None = None
         self._sequence = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_failure: str | None = None
+        self._started_at = monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -107,7 +117,30 @@ class Sampler:
     def latest(self) -> Snapshot | None:
         return self._latest
 
+    def stale_after_seconds(self) -> float:
+        """A snapshot older than this means the sampler is not doing its job: three intervals
+        plus the longest a cycle may legitimately wait (engine timeout and catch-up)."""
+        settings = self._settings
+        return 3 * settings.interval_seconds + settings.engine_timeout_seconds + 2.0
+
+    def health_problem(self) -> str | None:
+        """Why ``/healthz`` should fail now, or ``None``: no snapshot yet after the stale
+        limit, or the latest snapshot is older than :meth:`stale_after_seconds`."""
+        limit = self.stale_after_seconds()
+        now = self._monotonic()
+        why = f"; last cycle failed: {self._last_failure}" if self._last_failure else ""
+        latest = self._latest
+        if latest is None:
+            if now - self._started_at > limit:
+                return f"no snapshot published {now - self._started_at:.1f} s after start{why}"
+            return None
+        age = now - latest.monotonic_seconds
+        if age > limit:
+            return f"snapshot is {age:.1f} s old (limit {limit:.1f} s){why}"
+        return None
+
     def start(self) -> None:
+        self._started_at = self._monotonic()
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
         self._thread.start()
 
@@ -124,8 +157,11 @@ class Sampler:
         while not self._stop.is_set():
             try:
                 self.run_cycle()
-            except Exception:  # a bug in one cycle must not end the daemon
-                log.exception("sampler cycle failed; the previous snapshot stays published")
+                self._last_failure = None
+            except Exception as exc:  # a bug in one cycle must not end the daemon
+                if self._last_failure != repr(exc):
+                    log.exception("sampler cycle failed; the previous snapshot stays published")
+                self._last_failure = repr(exc)
             next_at += interval
             now = self._monotonic()
             if next_at < now:  # fell behind (a slow cycle): skip, never burst

@@ -122,6 +122,16 @@ class ExporterHTTPServer(HTTPServer):
                 with contextlib.suppress(OSError):
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
+    def close_connections(self) -> None:
+        """Cut every open connection, idle keep-alive ones included, so the workers end now
+        (shutdown must not wait for a client's next scrape or a 10 s request timeout)."""
+        with self._deadlines_lock:
+            sockets = [sock for _, sock in self._deadlines.values()]
+            self._deadlines.clear()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
     def server_close(self) -> None:
         super().server_close()
         if not hasattr(self, "_pool"):
@@ -162,42 +172,27 @@ def read_request_headers(rfile: Any) -> RequestHeaders | str:
     return f"more than {MAX_HEADERS} headers"
 
 
-class SamplerHealth:
-    """``/healthz``: healthy while the sampler keeps publishing snapshots.
-
-    Unhealthy when the newest snapshot is older than ``stale_after_seconds`` (every cycle
-    fails, or the sampler thread hangs), or when none was published within
-    ``stale_after_seconds`` of start. A down source is not unhealthy: it is reported by
-    ``rooftop_source_up`` and the scrape still answers; restarting rooftop would not fix it.
-    """
-
-    def __init__(
-        self,
-        latest: Callable[[], Snapshot | None],
-        stale_after_seconds: float,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._latest = latest
-        self._stale_after = stale_after_seconds
-        self._monotonic = monotonic
-        self._started = monotonic()
-
-    def problem(self) -> str | None:
-        """Why rooftop is unhealthy, or ``None``."""
-        now = self._monotonic()
-        snapshot = self._latest()
-        if snapshot is None:
-            waited = now - self._started
-            if waited <= self._stale_after:
-                return None
-            return (
-                f"no snapshot published in {waited:.0f} s since start: every sampler cycle "
-                "fails (see the log)"
-            )
-        age = now - snapshot.monotonic_seconds
-        if age <= self._stale_after:
-            return None
-        return f"newest snapshot is {age:.0f} s old: the sampler stalls or fails (see the log)"
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` value (RFC 9110 §12.5.3) accepts gzip: listed as
+    ``gzip`` or ``x-gzip`` (or ``*``) with a q-value above 0. ``gzip;q=0`` refuses it."""
+    accepted: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        if not coding:
+            continue
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        accepted[coding.lower()] = quality
+    for coding in ("gzip", "x-gzip"):
+        if coding in accepted:
+            return accepted[coding] > 0
+    return accepted.get("*", 0.0) > 0
 
 
 def make_handler(
@@ -205,9 +200,10 @@ def make_handler(
     latest: Callable[[], Snapshot | None],
     web_config: WebConfig | None,
     landing: Callable[[], str] | None = None,
-    health: SamplerHealth | None = None,
+    health: Callable[[], str | None] | None = None,
 ) -> type[BaseHTTPRequestHandler]:
-    """``landing`` renders the page at ``/`` (default: the latest snapshot, with no history)."""
+    """``landing`` renders the page at ``/`` (default: the latest snapshot, with no history);
+    ``health`` says why ``/healthz`` must answer 503 (e.g. a stale snapshot), or ``None``."""
     auth = web_config.basic_auth if web_config is not None else None
     page_text = landing or (lambda: landing_page(latest()))
 
@@ -245,6 +241,10 @@ def make_handler(
             self.close_connection = connection == "close" or (
                 version == "HTTP/1.0" and connection != "keep-alive"
             )
+            if headers.get("Transfer-Encoding") or headers.get("Content-Length", "0") != "0":
+                # GET and HEAD take no body; one sent anyway would be read as the next
+                # request. Answer this request once, then close the connection.
+                self.close_connection = True
             return True
 
         def do_GET(self) -> None:
@@ -259,17 +259,18 @@ def make_handler(
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 headers: dict[str, str] = {}
-                gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
+                gzipped = accepts_gzip(self.headers.get("Accept-Encoding", ""))
                 body = cache.body(gzipped=gzipped)
                 if gzipped:
                     headers["Content-Encoding"] = "gzip"
                 self._send(200, body, CONTENT_TYPE_LATEST, headers)
             elif path == "/healthz":
-                problem = health.problem() if health is not None else None
+                problem = health() if health is not None else None
                 if problem is None:
                     self._send(200, b"ok\n", "text/plain; charset=utf-8")
                 else:
-                    self._send(503, f"unhealthy: {problem}\n".encode(), "text/plain; charset=utf-8")
+                    body = f"unhealthy: {problem}\n".encode()
+                    self._send(503, body, "text/plain; charset=utf-8")
             elif path == "/":
                 page = page_text().encode()
                 self._send(200, page, "text/html; charset=utf-8", {"Cache-Control": "no-store"})
@@ -291,7 +292,9 @@ def make_handler(
             self.send_header("Content-Length", str(len(body)))
             for key, value in (extra or {}).items():
                 self.send_header(key, value)
-            if isinstance(self.server, ExporterHTTPServer) and self.server.connections_waiting():
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            elif isinstance(self.server, ExporterHTTPServer) and self.server.connections_waiting():
                 # A keep-alive connection holds its worker between requests; close it so a
                 # queued client gets the worker (50 scrapers on 16 workers starved 34 of them).
                 self.send_header("Connection", "close")
@@ -308,6 +311,9 @@ def make_handler(
 
 
 def serve_in_thread(server: ExporterHTTPServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    # A short poll interval: shutdown() returns within 0.1 s, not serve_forever's default 0.5 s.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="http", daemon=True
+    )
     thread.start()
     return thread

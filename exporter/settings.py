@@ -382,23 +382,43 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = _json_or_comma_list(value)
         if isinstance(value, (list, tuple)):
-            return tuple({"url": item} if isinstance(item, str) else item for item in value)
+            return tuple(_engine_item(item) if isinstance(item, str) else item for item in value)
         return value
 
     @field_validator("engines")
     @classmethod
-    def _engine_labels_unique(cls, value: tuple[EngineConfig, ...]) -> tuple[EngineConfig, ...]:
-        """Every engine's label (its ``engine=`` and ``source=`` value) names one engine."""
+    def _distinct_engines(cls, value: tuple[EngineConfig, ...]) -> tuple[EngineConfig, ...]:
+        """The same URL twice is refused (duplicate series); engines whose default label
+        (host:port) collides are labelled host:port/path; the same explicit name twice is
+        refused."""
         seen: dict[str, int] = {}
-        for position, engine in enumerate(value):
-            label = engine.label
-            if label in seen:
+        for index, engine in enumerate(value):
+            key = engine.url.rstrip("/")
+            if key in seen:
                 raise ValueError(
-                    f"engines {seen[label]} and {position} are both labelled {label!r}; "
-                    "give each a distinct name"
+                    f"engines.{index}.url: {redact_url(engine.url)} is already engines."
+                    f"{seen[key]}; list each engine once"
                 )
-            seen[label] = position
-        return value
+            seen[key] = index
+        defaults: dict[str, int] = {}
+        for engine in value:
+            if not engine.name:
+                defaults[engine.label] = defaults.get(engine.label, 0) + 1
+        out = []
+        for engine in value:
+            if not engine.name and defaults[engine.label] > 1:
+                parts = urlsplit(engine.url)
+                engine = engine.model_copy(update={"name": engine.label + (parts.path or "/")})
+            out.append(engine)
+        names: dict[str, int] = {}
+        for index, engine in enumerate(out):
+            if engine.label in names:
+                raise ValueError(
+                    f"engines.{index}.name: {engine.label!r} is already the name of engines."
+                    f"{names[engine.label]}; give each engine its own name"
+                )
+            names[engine.label] = index
+        return tuple(out)
 
     @field_validator("verdict_thresholds")
     @classmethod
@@ -472,12 +492,26 @@ class _MappingSource(PydanticBaseSettingsSource):
         return dict(self._data)
 
 
+def _engine_item(item: str) -> dict[str, str]:
+    """``URL`` or ``NAME=URL`` (``--engine prefill=http://10.0.0.1:8000/metrics``)."""
+    name, sep, url = item.partition("=")
+    if sep and "://" in url and "/" not in name and ":" not in name and name.strip():
+        return {"name": name.strip(), "url": url.strip()}
+    return {"url": item}
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """Parse a YAML config file; raise ConfigError saying what is wrong with it."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"config file {path}: cannot read it ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"config file {path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} on "
+            f"line {line}); save it as UTF-8"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:

@@ -26,6 +26,9 @@ class SourceStatus:
     duration_seconds: float
     last_success_unix_seconds: float | None
     error: str | None = None
+    rejected: tuple[str, ...] = ()
+    """Values the source exported but that were impossible (``field: why``), dropped this
+    poll while the source's other values were kept (``rooftop_source_rejected_values``)."""
 
 
 @dataclass(frozen=True)

@@ -285,7 +285,10 @@ def _is_url(target: str) -> bool:
 def reader_for(target: str, timeout_seconds: float) -> Callable[[], EngineReading]:
     """A function reading ``target`` (URL or file) once into an :class:`EngineReading`."""
     if _is_url(target):
-        source = EngineSource("probe", target, timeout_seconds=timeout_seconds)
+        # Raw counters: probe shows what the engine exposes and detects resets itself.
+        source = EngineSource(
+            "probe", target, timeout_seconds=timeout_seconds, correct_resets=False
+        )
         return source.poll
     path = Path(target)
 

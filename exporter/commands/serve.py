@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,6 @@ from rooftop.exporter.pipeline.gpus import GpuSource
 from rooftop.exporter.sampler import Sampler
 from rooftop.exporter.server import (
     ExporterHTTPServer,
-    SamplerHealth,
     make_handler,
     serve_in_thread,
 )
@@ -44,10 +45,6 @@ from rooftop.exporter.wiring import dcgm_source, engine_source, kubernetes_disco
 
 log = logging.getLogger("rooftop")
 
-HEALTH_STALE_MIN_SECONDS = 60.0
-"""``/healthz`` fails once no snapshot is newer than this (or ten intervals, if longer): long
-enough for NVML's start-up deadline (30 s) and a slow engine, short enough that a liveness
-probe restarts a sampler that stopped publishing."""
 SCRAPE_GIL_SWITCH_SECONDS = 0.00025
 """GIL switch interval while serving. A scrape needs the GIL a few times (accept, read, write);
 each time a CPU-bound thread (an engine parse) holds it, the scrape waits up to one interval.
@@ -75,8 +72,11 @@ def register(subparsers: Any) -> None:
         "--engine",
         dest="engines",
         action="append",
-        metavar="URL",
-        help="an engine's metrics URL, e.g. http://127.0.0.1:8000/metrics (repeatable)",
+        metavar="[NAME=]URL",
+        help=(
+            "an engine's metrics URL, e.g. http://127.0.0.1:8000/metrics, optionally named: "
+            "prefill=http://127.0.0.1:8000/metrics (repeatable)"
+        ),
     )
     parser.add_argument(
         "--interval",
@@ -207,8 +207,12 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"rooftop: {error}", file=sys.stderr)
         return 2
+
+    def reload() -> Settings:
+        return load_settings(_flags(args), args.config)
+
     try:
-        return serve(settings, web_config, nvml_backend=backend)
+        return serve(settings, web_config, nvml_backend=backend, reload=reload)
     except ConfigError as error:
         print(f"rooftop: {error}", file=sys.stderr)
         return 2
@@ -323,8 +327,14 @@ def discover_local_engines(settings: Settings) -> list[EngineConfig]:
 
 
 def serve(
-    settings: Settings, web_config: WebConfig | None, nvml_backend: NvmlBackend | None = None
+    settings: Settings,
+    web_config: WebConfig | None,
+    nvml_backend: NvmlBackend | None = None,
+    reload: Callable[[], Settings] | None = None,
 ) -> int:
+    """Run until SIGTERM/SIGINT (exit 0 within :data:`EXIT_BUDGET_SECONDS`, whatever clients
+    do). SIGHUP reloads the configuration through ``reload`` (validated first; a bad one is
+    logged and the running one kept)."""
     limit_malloc_arenas()  # before any worker thread allocates (exporter/memory.py)
     gpu_source: GpuSource | None = None
     process_stats: ProcessStatsProvider | None = None
@@ -410,28 +420,28 @@ def serve(
         cache.prepare(snapshot)
         history.record(snapshot)
 
-    sampler = Sampler(
-        settings,
-        gpu_source,
-        engine_factory=functools.partial(engine_source, settings),
-        dcgm_source=dcgm_source(settings),
-        process_stats=process_stats,
-        gpu_locator=locator,
-        before_cycle=before_cycle,
-        engine_discovery=discovery,
-        on_publish=published,
-    )
+    def build(current: Settings) -> Sampler:
+        return Sampler(
+            current,
+            gpu_source,
+            engine_factory=functools.partial(engine_source, current),
+            dcgm_source=dcgm_source(current),
+            process_stats=process_stats,
+            gpu_locator=locator,
+            before_cycle=before_cycle,
+            engine_discovery=kubernetes_discovery(current) if kubernetes else None,
+            on_publish=published,
+        )
+
+    del discovery
+    sampler = build(settings)
     host, port = listen_host_port(settings.listen_address)
-    health = SamplerHealth(
-        lambda: sampler.latest,
-        stale_after_seconds=max(HEALTH_STALE_MIN_SECONDS, 10 * settings.interval_seconds),
-    )
     handler = make_handler(
         cache,
         lambda: sampler.latest,
         web_config,
         landing=lambda: landing_page(sampler.latest, history.entries()),
-        health=health,
+        health=lambda: sampler.health_problem(),
     )
     ssl_context = web_config.ssl_context() if web_config is not None else None
     try:
@@ -444,6 +454,13 @@ def serve(
             file=sys.stderr,
         )
         return 1
+    signals: list[int] = []
+
+    def _signal(signum: int, frame: Any) -> None:
+        signals.append(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _signal)
     sampler.start()
     serve_in_thread(server)
     scheme = "https" if ssl_context else "http"
@@ -455,18 +472,56 @@ def serve(
         server.server_address[1],
         " (demo node: simulated data)" if settings.demo else "",
     )
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    stop.wait()
+    while True:
+        # The handler only appends to a list: taking a lock in a signal handler (Event.set)
+        # deadlocks when the signal lands while the main thread holds that lock.
+        while not signals:
+            time.sleep(SIGNAL_POLL_SECONDS)
+        if any(signum != signal.SIGHUP for signum in signals):
+            break
+        signals.clear()
+        if reload is None or demo is not None:
+            log.warning("SIGHUP: configuration reload is not available here; ignored")
+            continue
+        try:
+            fresh = reload()
+        except ConfigError as error:
+            log.error("SIGHUP: new configuration refused, keeping the running one: %s", error)
+            continue
+        if fresh.listen_address != settings.listen_address or (
+            fresh.web_config_file != settings.web_config_file
+        ):
+            log.warning("SIGHUP: listen address and web config change only on restart")
+        if not fresh.engines and fresh.discover_engines and not kubernetes:
+            fresh = fresh.model_copy(update={"engines": tuple(discover_local_engines(fresh))})
+        old_sampler, sampler = sampler, build(fresh)
+        old_sampler.stop(timeout_seconds=0.5)
+        sampler.start()
+        settings = fresh
+        log.info("SIGHUP: configuration reloaded (%d engine(s))", len(fresh.engines))
     log.info("shutting down")
+    # Whatever the clients do (keep-alive, idle open connections), exit within the budget.
+    watchdog = threading.Timer(EXIT_BUDGET_SECONDS, _exit_now)
+    watchdog.daemon = True
+    watchdog.start()
     server.shutdown()
+    server.close_connections()
     server.server_close()
-    sampler.stop()
+    sampler.stop(timeout_seconds=0.3)
     if demo is not None:
         demo.stop()
+    logging.shutdown()
     return 0
+
+
+SIGNAL_POLL_SECONDS = 0.05
+"""How often the main thread looks at the signals that arrived (a sleep a signal also ends)."""
+EXIT_BUDGET_SECONDS = 0.9
+"""After SIGTERM/SIGINT the process is gone within this (Kubernetes and systemd need not
+SIGKILL it): connections are cut, then anything still holding on is abandoned."""
+
+
+def _exit_now() -> None:
+    log.warning("shutdown took over %.1f s; exiting now", EXIT_BUDGET_SECONDS)
+    logging.shutdown()
+    os._exit(0)

@@ -10,10 +10,11 @@ side, so nothing downstream looks an engine up again.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -32,14 +33,16 @@ from rooftop.exporter.sources.base import DiscoveredEngine, Source
 from rooftop.exporter.sources.engine import EngineSource, EngineSourceError
 from rooftop.exporter.sources.engines.base import EngineReading
 from rooftop.exporter.sources.gpu_mapping import resolve_configured_gpus
+from rooftop.exporter.sources.reading_checks import check_reading
 from rooftop.exporter.telemetry import GpuSourceResult, ProcessCpu
 from rooftop.exporter.totals import CounterTotal
 
 log = logging.getLogger(__name__)
 
 ENGINE_CATCH_UP_SECONDS = 1.0
-"""Engine polls get their own timeout plus this before the stage stops waiting."""
-MAX_POLL_WORKERS = 16
+"""Engine polls get their own timeout plus this before the stage stops waiting (at most)."""
+DEFAULT_WAIT_SECONDS = 0.5
+"""How long a cycle waits for its engine polls (the sampler passes half its interval)."""
 
 EngineFactory = Callable[[EngineConfig], EngineSource]
 """Builds the source for one engine config (serve wiring, or a test's recorded engine)."""
@@ -106,6 +109,46 @@ def _draft_model(config: EngineConfig) -> ModelArchitecture | None:
         return None
 
 
+class TimedReading:
+    """A poll's reading and when (monotonic) its answer was in: a late answer's rates are
+    computed at the time it describes (an engine renders its counters as it answers), never
+    at the cycle that picked it up."""
+
+    def __init__(self, reading: EngineReading, at: float) -> None:
+        self.reading = reading
+        self.at = at
+
+
+def start_poll(
+    poll: Callable[[], EngineReading], engine: str, clock: Callable[[], float]
+) -> Future[TimedReading]:
+    """Run ``poll`` in a daemon thread of its own and return its future.
+
+    One thread per outstanding poll, and at most one poll outstanding per engine: engines
+    never queue behind each other (a shared pool of 16 let 36 hung engines starve 14 healthy
+    ones), and a hung poll never holds the interpreter at exit (daemon thread; a pool's
+    workers are joined at exit)."""
+    future: Future[TimedReading] = Future()
+    future.set_running_or_notify_cancel()
+
+    def run() -> None:
+        try:
+            reading = poll()
+            future.set_result(TimedReading(reading, clock()))
+        except BaseException as exc:  # handed to collect, which names it
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=f"engine-poll {engine}", daemon=True).start()
+    return future
+
+
+def _restart_reason(future: Future[TimedReading] | None) -> str | None:
+    """The restart reason of a finished poll that is being superseded, if it had one."""
+    if future is None or future.exception() is not None:
+        return None
+    return future.result().reading.restart_reason
+
+
 class EngineTracker:
     """Everything the sampler keeps about one engine between cycles."""
 
@@ -137,7 +180,15 @@ class EngineTracker:
         self.prefill_total = CounterTotal()
         self.preemptions_total = CounterTotal()
         self.gpu_memory_bytes: float | None = None
-        self.pending: Future[EngineReading] | None = None
+        self.pending: Future[TimedReading] | None = None
+        self.pending_since = 0.0
+        self.answered_at = 0.0
+        self.last_error: str | None = None
+        self.late: Future[TimedReading] | None = None
+        self.last_status: SourceStatus | None = None
+        self.last_view: EngineView | None = None
+        self.reuse_view = False
+        self.rejected: tuple[str, ...] = ()
         self.model_key: str | None = config.model or None
         self.model: ResolvedModel | None = None
         self.pid: int | None = None
@@ -210,16 +261,52 @@ class EngineTracker:
             mapping=self.mapping,
         )
 
+    def note_rejected(self, reading: EngineReading) -> None:
+        """Log the values dropped at the source boundary once, when the set changes."""
+        if reading.rejected != self.rejected:
+            if reading.rejected:
+                log.warning(
+                    "engine %s: dropped impossible values: %s",
+                    self.name,
+                    "; ".join(reading.rejected),
+                )
+            else:
+                log.info("engine %s: values valid again", self.name)
+        self.rejected = reading.rejected
+
     def up_view(self, reading: EngineReading, now: float, cpu: ProcessCpu | None) -> EngineView:
-        decode = self.generation.observe(now, reading.generation_tokens_total)
-        prompt = self.prompt.observe(now, reading.prompt_tokens_total)
-        computed = self.computed_prefill.observe(now, reading.prefill_computed_tokens_total)
+        if reading.restart_reason is not None:
+            log.info("engine %s: rate windows restart: %s", self.name, reading.restart_reason)
+            self.forget_rates()
+        self.note_rejected(reading)
+        dropped = {entry.split(":", 1)[0] for entry in reading.rejected}
+
+        def counter(window: WindowedCounter, field: str, value: float | None) -> float | None:
+            # A dropped value keeps the window's history (the next good value continues it).
+            return window.rate() if field in dropped else window.observe(now, value)
+
+        decode = counter(
+            self.generation, "generation_tokens_total", reading.generation_tokens_total
+        )
+        prompt = counter(self.prompt, "prompt_tokens_total", reading.prompt_tokens_total)
+        computed = counter(
+            self.computed_prefill,
+            "prefill_computed_tokens_total",
+            reading.prefill_computed_tokens_total,
+        )
         prefill = computed if reading.prefill_computed_tokens_total is not None else prompt
-        flops = self.flops.observe(now, reading.estimated_flops_total)
-        read_bytes = self.read_bytes.observe(now, reading.estimated_read_bytes_total)
-        write_bytes = self.write_bytes.observe(now, reading.estimated_write_bytes_total)
+        flops = counter(self.flops, "estimated_flops_total", reading.estimated_flops_total)
+        read_bytes = counter(
+            self.read_bytes, "estimated_read_bytes_total", reading.estimated_read_bytes_total
+        )
+        write_bytes = counter(
+            self.write_bytes, "estimated_write_bytes_total", reading.estimated_write_bytes_total
+        )
         engine_bytes = None if read_bytes is None else read_bytes + (write_bytes or 0.0)
-        itl = self.inter_token.observe(now, reading.inter_token_latency_sum_count)
+        if "inter_token_latency_sum_count" in dropped:
+            itl = None
+        else:
+            itl = self.inter_token.observe(now, reading.inter_token_latency_sum_count)
         computed_total = reading.prefill_computed_tokens_total
         prefill_total = self.prefill_total.observe(
             computed_total if computed_total is not None else reading.prompt_tokens_total
@@ -229,8 +316,10 @@ class EngineTracker:
         ttft = self.ttft.observe(now, reading.time_to_first_token_buckets)
         itl_quantiles = self.itl_buckets.observe(now, reading.inter_token_latency_buckets)
         speculation = self._speculation(reading, now, decode)
-        queries = self.prefix_queries.observe(now, reading.prefix_cache_queries_total)
-        hits = self.prefix_hits.observe(now, reading.prefix_cache_hits_total)
+        queries = counter(
+            self.prefix_queries, "prefix_cache_queries_total", reading.prefix_cache_queries_total
+        )
+        hits = counter(self.prefix_hits, "prefix_cache_hits_total", reading.prefix_cache_hits_total)
         try:
             hit_ratio = hit_ratio_from_counters(queries, hits)
         except ValueError:
@@ -364,6 +453,8 @@ class EngineStage:
         process_stats: ProcessStatsProvider | None = None,
         locator: GpuLocator | None = None,
         on_engine_gone: Callable[[str], None] | None = None,
+        wait_seconds: float = DEFAULT_WAIT_SECONDS,
+        answer_clock: Callable[[], float] | None = None,
     ) -> None:
         if configs and factory is None:
             raise ValueError("engines are configured but no engine_factory builds their sources")
@@ -382,15 +473,11 @@ class EngineStage:
             for config in configs
             if factory is not None
         ]
-        workers = (
-            MAX_POLL_WORKERS
-            if self._discovery is not None
-            else max(1, min(MAX_POLL_WORKERS, len(self.trackers)))
-        )
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine-poll")
+        self._wait_seconds = wait_seconds
+        self._answer_clock = answer_clock if answer_clock is not None else timer.now
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Nothing to stop: polls run in daemon threads bounded by their own deadlines."""
 
     def refresh(self, now: float, statuses: list[SourceStatus]) -> None:
         """Run engine discovery when due: add new engines, drop vanished ones. A failed
@@ -428,38 +515,82 @@ class EngineStage:
                 current[url].reconfigure(config)
         self.trackers = kept
 
-    def submit(self) -> dict[EngineTracker, Future[EngineReading]]:
-        """Start this cycle's polls; an engine whose previous poll is still out gets none."""
-        futures: dict[EngineTracker, Future[EngineReading]] = {}
+    def submit(self) -> dict[EngineTracker, Future[TimedReading]]:
+        """Start this cycle's polls, each in its own thread. An engine whose previous poll is
+        still out gets none (at most one outstanding poll per engine, so a hung engine holds
+        one thread and never a place in anyone else's queue); a poll that answered after the
+        last collect is kept as that engine's late answer."""
+        futures: dict[EngineTracker, Future[TimedReading]] = {}
         for tracker in self.trackers:
-            if tracker.pending is not None and not tracker.pending.done():
-                continue  # the previous poll is still out; do not pile up another
-            tracker.pending = self._pool.submit(tracker.source.poll)
+            if tracker.pending is not None:
+                if not tracker.pending.done():
+                    continue  # the previous poll is still out; do not pile up another
+                tracker.late = tracker.pending  # answered after the last cycle stopped waiting
+            tracker.pending = start_poll(tracker.source.poll, tracker.name, self._answer_clock)
+            tracker.pending_since = self._timer.now()
             futures[tracker] = tracker.pending
         return futures
 
     def collect(
-        self, futures: dict[EngineTracker, Future[EngineReading]], statuses: list[SourceStatus]
+        self, futures: dict[EngineTracker, Future[TimedReading]], statuses: list[SourceStatus]
     ) -> dict[EngineTracker, EngineReading]:
+        """Wait for this cycle's polls until :attr:`wait_seconds` have passed (real time), then
+        take what has answered: a hung engine costs only its own freshness, never the cycle."""
+        if futures:
+            budget = min(
+                self._wait_seconds,
+                max(t.source.timeout_seconds for t in futures) + ENGINE_CATCH_UP_SECONDS,
+            )
+            wait(list(futures.values()), timeout=budget)
         readings: dict[EngineTracker, EngineReading] = {}
-        started = self._timer.now()
+        now = self._timer.now()
         for tracker in self.trackers:
-            future = futures.get(tracker)
-            timeout = tracker.source.timeout_seconds
-            error: str | None = None
-            if future is None:
-                error = "previous poll still has no answer"
+            started = now
+            if tracker.pending is not None and tracker.pending.done():
+                answered: Future[TimedReading] | None = tracker.pending
+                started = tracker.pending_since
+                tracker.pending = None
+                restart = _restart_reason(tracker.late)  # a late answer superseded
             else:
-                remaining = started + timeout + ENGINE_CATCH_UP_SECONDS - self._timer.now()
+                answered, restart = tracker.late, None
+            tracker.late = None
+            error: str | None = None
+            if answered is not None:
+                rejected: tuple[str, ...] = ()
                 try:
-                    readings[tracker] = future.result(timeout=max(0.0, remaining))
-                except FutureTimeout:
-                    error = f"no answer within {timeout} s"
+                    timed = answered.result()
+                    tracker.answered_at = timed.at
+                    reading = check_reading(timed.reading)
+                    if restart is not None and reading.restart_reason is None:
+                        # The superseded answer saw the identity change: keep its verdict.
+                        reading = dataclasses.replace(reading, restart_reason=restart)
+                    readings[tracker] = reading
+                    rejected = reading.rejected
                 except EngineSourceError as exc:
                     error = redact_url(str(exc))
                 except Exception as exc:  # an adapter bug is that engine's problem alone
                     error = error_text(exc)
-            statuses.append(self._timer.status(tracker.status_name, "engine", started, error))
+                tracker.last_error = error
+                status = self._timer.status(tracker.status_name, "engine", started, error)
+                if rejected:
+                    status = dataclasses.replace(status, rejected=rejected)
+                tracker.last_status = status if error is None else None
+            else:
+                waited = now - tracker.pending_since
+                timeout = tracker.source.timeout_seconds
+                previous = tracker.last_status
+                if previous is not None and waited < timeout:
+                    # Still within its deadline: the engine keeps its last answer one more
+                    # cycle (its last_success does not advance); no flapping on slow engines.
+                    statuses.append(previous)
+                    tracker.reuse_view = True
+                    continue
+                error = f"no answer within {timeout} s (its poll is still out)"
+                if tracker.last_error is not None:  # the last answer said why: keep saying it
+                    error = f"{tracker.last_error} (the next poll is still out)"
+                status = self._timer.status(tracker.status_name, "engine", now, error)
+                tracker.last_status = None
+            statuses.append(status)
             self._timer.log_change(f"engine {tracker.name}", error)
         return readings
 
@@ -469,6 +600,11 @@ class EngineStage:
         out = []
         for tracker in self.trackers:
             reading = readings.get(tracker)
+            if tracker.reuse_view and tracker.last_view is not None:
+                tracker.reuse_view = False
+                out.append(EngineSample(tracker.last_view, tracker.model, tracker.draft_model))
+                continue
+            tracker.reuse_view = False
             if reading is None:
                 view = tracker.down_view()
             else:
@@ -478,7 +614,9 @@ class EngineStage:
                 if self._process_stats is not None:
                     cpu = self._process_stats.stats(tracker.name, tracker.pid)
                 tracker.gpu_memory_bytes = self._gpu_memory(tracker, gpus)
-                view = tracker.up_view(reading, now, cpu)
+                # Rates at the time the answer was read (a late one was read cycles ago).
+                view = tracker.up_view(reading, min(now, tracker.answered_at), cpu)
+            tracker.last_view = view if view.up else None
             out.append(EngineSample(view, tracker.model, tracker.draft_model))
         return out
 

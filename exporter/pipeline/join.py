@@ -87,6 +87,7 @@ class JoinStage:
         self._totals: dict[tuple[str, str], _TargetTotals] = {}
         self._now: float | None = None
         self._elapsed = 0.0
+        self._failed: dict[str, str] = {}
 
     def forget_engine(self, engine: str) -> None:
         """The engine is gone: drop its verdict history on every GPU."""
@@ -119,6 +120,32 @@ class JoinStage:
         return targets
 
     def _target(self, gpu: GpuView | None, engine: EngineSample | None) -> TargetView:
+        """One target; a failure in one target (a bug, an unforeseen value) costs that
+        target's roofline and verdict this cycle, never the snapshot."""
+        try:
+            return self._joined(gpu, engine)
+        except Exception as exc:
+            view = engine.view if engine is not None else None
+            key = f"{gpu.identity.uuid if gpu else ''}/{view.name if view else ''}"
+            if self._failed.get(key) != str(exc):
+                log.exception("target %s: roofline and verdict skipped this cycle", key)
+            self._failed[key] = str(exc)
+            self._hysteresis.pop(
+                (gpu.identity.uuid if gpu else "", view.name if view else ""), None
+            )
+            peaks = Peaks.of_gpu(gpu) if gpu is not None else self._specs.engine_only_peaks()
+            return TargetView(
+                gpu=str(gpu.identity.index) if gpu is not None else "",
+                uuid=gpu.identity.uuid if gpu is not None else "",
+                engine=view.name if view is not None else "",
+                model=(view.model or "") if view is not None else "",
+                peak_flops_per_second=peaks.flops_per_second,
+                peak_bandwidth_bytes_per_second=peaks.bandwidth_bytes_per_second,
+                point=None,
+                verdict=None,
+            )
+
+    def _joined(self, gpu: GpuView | None, engine: EngineSample | None) -> TargetView:
         view = engine.view if engine is not None else None
         uuid = gpu.identity.uuid if gpu is not None else ""
         engine_label = view.name if view is not None else ""

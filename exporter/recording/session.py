@@ -152,6 +152,8 @@ class _Boundaries:
     wall: Callable[[], float]
     nvml_clock: Callable[[], float]
     dcgm_clock: Callable[[], float]
+    answer_clock: Callable[[], float]
+    """Read in each engine's poll thread (one thread per engine poll at a time): per thread."""
     before_cycle: Callable[[float], None] | None = None
 
 
@@ -201,6 +203,7 @@ def _wire(
         wall_clock=boundaries.wall,
         before_cycle=boundaries.before_cycle,
         on_publish=on_publish,
+        engine_answer_clock=boundaries.answer_clock,
     )
     return Wiring(sampler, nvml, nvml_error)
 
@@ -274,6 +277,7 @@ class RecordSession:
             wall=recorder.clock("wall", time.time),
             nvml_clock=recorder.clock("nvml", time.monotonic, per_thread=True),
             dcgm_clock=recorder.clock("dcgm", time.monotonic),
+            answer_clock=recorder.clock("engine-answer", time.monotonic, per_thread=True),
             before_cycle=before_cycle,
         )
         self._wiring = _wire(settings, boundaries, None)
@@ -436,6 +440,7 @@ class ReplaySession:
             wall=player.clock("wall", "wall"),
             nvml_clock=player.clock("nvml", "monotonic", per_thread=True),
             dcgm_clock=player.clock("dcgm", "monotonic"),
+            answer_clock=player.clock("engine-answer", "monotonic", per_thread=True),
         )
         player.enter_setup()
         self._wiring = _wire(self.settings, boundaries, on_publish)

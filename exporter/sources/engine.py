@@ -9,11 +9,18 @@ deadline, a body cap); the URL was validated once, by the settings model.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 import urllib.parse
 from typing import Final
 
 from rooftop.exporter.sources.base import SourceKind
+from rooftop.exporter.sources.counter_series import (
+    START_TIME_FAMILIES,
+    CounterContinuity,
+    identity_of,
+)
 from rooftop.exporter.sources.engines import detect_engine
 from rooftop.exporter.sources.engines.base import (
     EngineAdapter,
@@ -28,12 +35,15 @@ from rooftop.exporter.sources.exposition import (
     parse_exposition,
 )
 from rooftop.exporter.sources.http import Fetch, FetchError, describe, fetch_text
-from rooftop.exporter.sources.selective_parser import NAMES_ONLY
+from rooftop.exporter.sources.reading_checks import CUMULATIVE_FIELDS, check_reading
+from rooftop.exporter.sources.selective_parser import NAMES_ONLY, FamilySelection
 
 DEFAULT_TIMEOUT_SECONDS: Final = 2.0
 DEFAULT_MAX_BODY_BYTES: Final = 16 * 1024 * 1024
 """A full vLLM exposition is ~100 KB per engine; 16 MiB is generous and still bounded."""
 MAX_EXTRA_BODY_BYTES: Final = 1024 * 1024
+MAX_BACKOFF_SECONDS: Final = 300.0
+"""A 429/503 ``Retry-After`` is honoured up to this (a bad header cannot silence an engine)."""
 
 
 class EngineSourceError(Exception):
@@ -50,6 +60,15 @@ class EngineParseError(EngineSourceError):
 
 class EngineUnrecognisedError(EngineSourceError):
     """No adapter recognises the exposition (or the configured one no longer does)."""
+
+
+def _with_identity(selection: FamilySelection) -> FamilySelection:
+    """The adapter's selection plus the families that tell one engine instance from another
+    (process start time): counter continuity restarts the windows when it changes."""
+    missing = tuple(n for n in START_TIME_FAMILIES if n not in selection.names)
+    if not missing:
+        return selection
+    return dataclasses.replace(selection, names=(*selection.names, *missing))
 
 
 def endpoint_url(base_url: str, endpoint: ExtraEndpoint) -> str:
@@ -80,6 +99,8 @@ class EngineSource:
         adapter: EngineAdapter | None = None,
         fetch: Fetch = fetch_text,
         max_series: int = DEFAULT_MAX_SERIES,
+        *,
+        correct_resets: bool = True,
     ) -> None:
         if timeout_seconds <= 0:
             raise ValueError(f"engine {name}: timeout_seconds must be > 0, got {timeout_seconds}")
@@ -94,6 +115,9 @@ class EngineSource:
         self._adapter = adapter
         self._fetch = fetch
         self._static_extras: dict[str, object] = {}
+        self._continuity = CounterContinuity() if correct_resets else None
+        self._backoff_until = 0.0
+        self._backoff_reason = ""
 
     @property
     def adapter(self) -> EngineAdapter | None:
@@ -102,9 +126,20 @@ class EngineSource:
 
     def poll(self) -> EngineReading:
         """Read the engine once. Raises :class:`EngineSourceError` on any failure."""
+        now = time.monotonic()
+        if now < self._backoff_until:
+            raise EngineFetchError(
+                f"{self.url}: backing off {self._backoff_until - now:.0f} s more, "
+                f"as the engine asked ({self._backoff_reason})"
+            )
         try:
             text = self._fetch(self.url, self.timeout_seconds, self.max_body_bytes)
         except FetchError as err:
+            if err.status in (429, 503) and err.retry_after_seconds is not None:
+                wait = min(err.retry_after_seconds, MAX_BACKOFF_SECONDS)
+                self._backoff_until = time.monotonic() + wait
+                self._backoff_reason = f"HTTP {err.status}, Retry-After {wait:.0f} s"
+                raise EngineFetchError(f"{err}; backing off {wait:.0f} s (Retry-After)") from None
             raise EngineFetchError(str(err)) from None
         except EngineSourceError:
             raise
@@ -114,13 +149,40 @@ class EngineSource:
             adapter, families = self._parse(text)
         except ExpositionError as err:
             raise EngineParseError(f"{self.url}: {err}") from None
+        if self._continuity is None:  # raw values as exposed (``probe`` compares them itself)
+            extras = self._fetch_extras(adapter)
+            try:
+                return check_reading(adapter.extract(families, extras))
+            except Exception as err:
+                raise EngineParseError(
+                    f"{self.url}: {adapter.family} adapter failed on this exposition: {err!r}"
+                ) from None
+        changed = self._continuity.identity_changed(identity_of(adapter.family, families))
+        continuity = self._continuity.apply(families)
         extras = self._fetch_extras(adapter)
         try:
-            return adapter.extract(families, extras)
+            reading = adapter.extract(continuity.families, extras)
         except Exception as err:  # an adapter bug must not take the sampler down
             raise EngineParseError(
                 f"{self.url}: {adapter.family} adapter failed on this exposition: {err!r}"
             ) from None
+        restart = changed or continuity.restart_reason
+        if restart is not None or continuity.poisoned:
+            held: dict[str, object] = {}
+            if continuity.counters_poisoned:
+                # A rank held at its last value would make the sum lag, then catch up in one
+                # poll: hold every counter this poll; the next good one spans the real time.
+                held = {
+                    name: None for name in CUMULATIVE_FIELDS if getattr(reading, name) is not None
+                }
+            notes = tuple(f"{name}: held (a series is poisoned)" for name in held)
+            reading = dataclasses.replace(
+                reading,
+                restart_reason=restart,
+                rejected=reading.rejected + continuity.poisoned + notes,
+                **held,  # type: ignore[arg-type]
+            )
+        return check_reading(reading)
 
     def _parse(self, text: str) -> tuple[EngineAdapter, Families]:
         """The adapter for ``text`` and the families it reads, parsed with its selection.
@@ -130,7 +192,9 @@ class EngineSource:
         recognises the body, runs on a names-only parse.
         """
         if self._adapter is not None:
-            families = parse_exposition(text, self.max_series, select=self._adapter.reads)
+            families = parse_exposition(
+                text, self.max_series, select=_with_identity(self._adapter.reads)
+            )
             if self._adapter.recognise(families):
                 return self._adapter, families
         if self._configured is not None:
@@ -146,7 +210,9 @@ class EngineSource:
         if self._adapter is not adapter:
             self._static_extras.clear()
         self._adapter = adapter
-        return adapter, parse_exposition(text, self.max_series, select=adapter.reads)
+        return adapter, parse_exposition(
+            text, self.max_series, select=_with_identity(adapter.reads)
+        )
 
     def _fetch_extras(self, adapter: EngineAdapter) -> dict[str, object]:
         extras: dict[str, object] = {}

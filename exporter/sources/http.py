@@ -11,13 +11,17 @@ as part of the host. URLs are validated once, where they are configured
 from __future__ import annotations
 
 import base64
+import contextlib
+import email.utils
 import http.client
 import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Final, Literal
 
@@ -53,6 +57,25 @@ class FetchError(Exception):
         self.status = status
         self.error_body = error_body
         self.reason = reason
+        self.retry_after_seconds: float | None = None
+        """An error answer's ``Retry-After`` in seconds (429, 503), when it gave one."""
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds from now: delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds)
 
 
 Fetch = Callable[[str, float, int], str]
@@ -64,6 +87,12 @@ def check_http_url(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{url!r} is not an http(s) URL such as http://127.0.0.1:8000/metrics")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"{url!r}: the port must be a number from 1 to 65535")
     return url
 
 
@@ -82,13 +111,86 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         )
 
 
+class _Deadline:
+    """One exchange's deadline over its socket: at ``deadline`` (monotonic) the socket is shut
+    down, which ends any blocked connect, header or body read at once. A socket timeout bounds
+    each recv only: headers trickled one line per 0.5 s kept a 2 s poll stuck for ever."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.expired = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def arm(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock = sock
+            if self._timer is None:
+                delay = max(0.0, self.deadline - time.monotonic())
+                self._timer = threading.Timer(delay, self._expire)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            if self._sock is not None:
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+
+    def disarm(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+
+
+_CURRENT = threading.local()
+"""The deadline of the exchange this thread is running (read by the connection classes)."""
+
+
+class _DeadlineHTTPConnection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        deadline: _Deadline | None = getattr(_CURRENT, "deadline", None)
+        if deadline is not None and self.sock is not None:
+            deadline.arm(self.sock)
+
+
+class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        # Arm on the plain socket before the TLS handshake, so the handshake is covered too.
+        http.client.HTTPConnection.connect(self)
+        deadline: _Deadline | None = getattr(_CURRENT, "deadline", None)
+        if deadline is not None and self.sock is not None:
+            deadline.arm(self.sock)
+        server_hostname = self.host if ssl.HAS_SNI else None
+        self.sock = self._context.wrap_socket(  # type: ignore[attr-defined]
+            self.sock, server_hostname=server_hostname
+        )
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_DeadlineHTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, context: ssl.SSLContext | None) -> None:
+        super().__init__(context=context)
+        self._ssl_context = context or ssl.create_default_context()
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_DeadlineHTTPSConnection, req, context=self._ssl_context)
+
+
 def _build_opener(ssl_context: ssl.SSLContext | None) -> urllib.request.OpenerDirector:
     """http and https only: no proxy handler (proxy variables are ignored), no file, ftp or
     data handler (a ``file://`` URL cannot be read even if one got here), no redirects."""
     opener = urllib.request.OpenerDirector()
     for handler in (
-        urllib.request.HTTPHandler(),
-        urllib.request.HTTPSHandler(context=ssl_context),
+        _HTTPHandler(),
+        _HTTPSHandler(ssl_context),
         urllib.request.UnknownHandler(),
         urllib.request.HTTPDefaultErrorHandler(),
         urllib.request.HTTPErrorProcessor(),
@@ -137,6 +239,36 @@ def fetch_bytes(
     sent = {"Accept": TEXT_ACCEPT, "User-Agent": "rooftop", **(headers or {})}
     url = _without_userinfo(url, sent)
     request = urllib.request.Request(url, headers=sent)
+    watchdog = _Deadline(deadline)
+    _CURRENT.deadline = watchdog
+    try:
+        body = _exchange(url, request, timeout_seconds, max_bytes, deadline, ssl_context)
+        if watchdog.expired:  # the cut may read as a clean end of a body with no length
+            raise FetchError(
+                f"{url}: no complete answer within {timeout_seconds} s", problem="deadline"
+            )
+        return body
+    except FetchError as err:
+        if watchdog.expired and err.problem != "deadline":
+            raise FetchError(
+                f"{url}: no complete answer within {timeout_seconds} s (headers included)",
+                problem="deadline",
+                reason=err.reason,
+            ) from None
+        raise
+    finally:
+        _CURRENT.deadline = None
+        watchdog.disarm()
+
+
+def _exchange(
+    url: str,
+    request: urllib.request.Request,
+    timeout_seconds: float,
+    max_bytes: int,
+    deadline: float,
+    ssl_context: ssl.SSLContext | None,
+) -> bytes:
     try:
         with _opener(ssl_context).open(request, timeout=timeout_seconds) as response:
             chunks: list[bytes] = []
@@ -166,12 +298,14 @@ def fetch_bytes(
             body = err.read(ERROR_BODY_BYTES)
         except (OSError, http.client.HTTPException):
             body = b""
-        raise FetchError(
+        failure = FetchError(
             f"{url}: HTTP {err.code} {err.reason}",
             problem="status",
             status=err.code,
             error_body=body,
-        ) from None
+        )
+        failure.retry_after_seconds = retry_after_seconds(err.headers.get("Retry-After"))
+        raise failure from None
     except urllib.error.URLError as err:
         if str(err.reason).startswith("unknown url type"):
             raise FetchError(f"{url}: not an http:// or https:// URL") from None
@@ -212,9 +346,29 @@ def describe(reason: object) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+GZIP_MAGIC: Final = b"\x1f\x8b"
+
+
+def gunzip_capped(url: str, body: bytes, max_bytes: int) -> bytes:
+    """Decode a gzip body (one rooftop did not ask for: it sends no ``Accept-Encoding``),
+    with the body cap applied to the *decoded* size (a small gzip bomb stays bounded)."""
+    decoder = zlib.decompressobj(wbits=31)
+    try:
+        out = decoder.decompress(body, max_bytes + 1)
+    except zlib.error as err:
+        raise FetchError(f"{url}: body is gzip-compressed but does not decode ({err})") from None
+    if len(out) > max_bytes:
+        raise FetchError(f"{url}: gzip body decodes to over {max_bytes} bytes", problem="oversized")
+    return out
+
+
 def fetch_text(url: str, timeout_seconds: float, max_bytes: int) -> str:
-    """GET ``url`` and return its body as UTF-8 text (see :func:`fetch_bytes` for the limits)."""
+    """GET ``url`` and return its body as UTF-8 text (see :func:`fetch_bytes` for the limits).
+
+    A gzip body (a proxy or engine that compresses unasked) is decoded under the same cap."""
     body = fetch_bytes(url, timeout_seconds, max_bytes)
+    if body[:2] == GZIP_MAGIC:
+        body = gunzip_capped(url, body, max_bytes)
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:

@@ -21,7 +21,6 @@ from rooftop.exporter.collector import ExpositionCache
 from rooftop.exporter.server import (
     CONTENT_TYPE_LATEST,
     ExporterHTTPServer,
-    SamplerHealth,
     make_handler,
     serve_in_thread,
 )
@@ -341,28 +340,3 @@ def test_header_names_are_case_insensitive(server: ExporterHTTPServer) -> None:
     head, _, body = response.partition(b"\r\n\r\n")
     assert b"Content-Encoding: gzip" in head
     assert b"rooftop_build_info" in gzip.decompress(body)
-
-
-def test_healthz_fails_when_the_sampler_stops_publishing() -> None:
-    """A sampler whose every cycle fails (a config typo used to do this) is unhealthy."""
-    now = [0.0]
-    published: list[Snapshot | None] = [None]
-    health = SamplerHealth(lambda: published[0], stale_after_seconds=60.0, monotonic=lambda: now[0])
-    assert health.problem() is None  # starting up
-    now[0] = 61.0
-    assert "no snapshot published" in (health.problem() or "")
-    published[0] = dataclasses.replace(golden_snapshot(), monotonic_seconds=61.0)
-    assert health.problem() is None
-    now[0] = 200.0
-    assert "139 s old" in (health.problem() or "")
-    cache = ExpositionCache(lambda: published[0], time.time, include_process_metrics=False)
-    running = ExporterHTTPServer(
-        ("127.0.0.1", 0), make_handler(cache, lambda: published[0], None, health=health), 2
-    )
-    serve_in_thread(running)
-    try:
-        status, _, body = request(running, "/healthz")
-    finally:
-        running.shutdown()
-        running.server_close()
-    assert status == 503 and body.startswith(b"unhealthy: newest snapshot is 139 s old")

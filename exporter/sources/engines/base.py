@@ -93,12 +93,26 @@ class EngineReading:
     """Common quantities this exposition lacks, with a hint how to enable each where one exists.
 
     Each entry is ``"field_name"`` or ``"field_name: hint"``; see :func:`missing_names`."""
+    rejected: tuple[str, ...] = field(default=())
+    """Quantities the engine exported with an impossible value (negative, NaN, ±Inf, absurd),
+    dropped at the source boundary: ``"field_name: why"`` each (see ``reading_checks``)."""
+    restart_reason: str | None = None
+    """Set when the rate windows must restart: the engine's identity changed (another engine
+    type, model, start time or instance answers at this URL) or a counter series vanished."""
 
 
 QUANTITY_FIELDS: tuple[str, ...] = tuple(
     f.name
     for f in fields(EngineReading)
-    if f.name not in ("family", "version_family", "recognised_because", "missing")
+    if f.name
+    not in (
+        "family",
+        "version_family",
+        "recognised_because",
+        "missing",
+        "rejected",
+        "restart_reason",
+    )
 )
 """Every optional quantity of :class:`EngineReading`, in declaration order."""
 
