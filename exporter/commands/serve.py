@@ -399,11 +399,17 @@ def serve(
         process_stats = EngineCpuStats()
         locator = PortGpuLocator()
     kubernetes = bool(settings.kubernetes_node_name) and not settings.demo
-    discovery: EngineDiscovery | None = kubernetes_discovery(settings) if kubernetes else None
-    if not settings.engines and not settings.demo and settings.discover_engines and not kubernetes:
-        # Probed again every discovery interval: an engine still loading is found once it
-        # answers (source="localhost" kind="discovery" reports the probing itself).
-        discovery = LocalEngineDiscovery(settings.discover_ports, settings.engine_max_body_bytes)
+
+    def discovery_for(current: Settings) -> EngineDiscovery | None:
+        if kubernetes:
+            return kubernetes_discovery(current)
+        if not current.engines and not current.demo and current.discover_engines:
+            # Probed again every discovery interval: an engine still loading is found once it
+            # answers (source="localhost" kind="discovery" reports the probing itself).
+            return LocalEngineDiscovery(current.discover_ports, current.engine_max_body_bytes)
+        return None
+
+    if not kubernetes and discovery_for(settings) is not None:
         log.info(
             "no engine configured: probing localhost ports %s every %g s (or pass --engine URL)",
             ", ".join(map(str, settings.discover_ports)),
@@ -429,11 +435,10 @@ def serve(
             process_stats=process_stats,
             gpu_locator=locator,
             before_cycle=before_cycle,
-            engine_discovery=kubernetes_discovery(current) if kubernetes else None,
+            engine_discovery=discovery_for(current),
             on_publish=published,
         )
 
-    del discovery
     sampler = build(settings)
     host, port = listen_host_port(settings.listen_address)
     handler = make_handler(

@@ -346,9 +346,14 @@ TYPOS: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "two engines with one label",
-        {"engines": ["http://h:1/metrics", "http://h:1/other/metrics"]},
+        {
+            "engines": [
+                {"url": "http://h:1/metrics", "name": "a"},
+                {"url": "http://h:2/metrics", "name": "a"},
+            ]
+        },
         "engines",
-        "give each a distinct name",
+        "give each engine its own name",
     ),
     (
         "non-positive peak",

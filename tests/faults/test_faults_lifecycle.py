@@ -132,7 +132,7 @@ def test_sighup_reloads_the_config_and_refuses_a_bad_one(serve: Serve) -> None:
         assert time.monotonic() < deadline, cycle_interval_seen()
         time.sleep(0.1)
     deadline = time.monotonic() + 10
-    while b'source="http://127.0.0.1:9/metrics"' not in serve.get("/metrics")[1]:
+    while b'source="127.0.0.1:9"' not in serve.get("/metrics")[1]:
         assert time.monotonic() < deadline
         time.sleep(0.1)
     serve.config.write_text("interval_seconds: 0\n")

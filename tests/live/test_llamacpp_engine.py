@@ -275,7 +275,8 @@ def test_verdict_pipeline_runs_on_the_live_engine(llama_server: LlamaServer) -> 
     busy = [v for v in verdicts if v.state != "idle"]
     assert busy, f"never saw the engine busy: {verdicts}"
     body = render_snapshot(snapshot).decode()
-    assert 'rooftop_gpu_bound_info{engine="llamacpp-live",evidence="engine-only",gpu=""' in body
+    assert 'engine="llamacpp-live",evidence="engine-only",gpu=""' in body
+    assert "rooftop_gpu_bound_info{decided_by=" in body
     print(f"\nverdicts over the run: {sorted({v.state for v in verdicts})}; {busy[-1].reason}")
 
 
