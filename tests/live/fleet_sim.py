@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -60,10 +61,37 @@ CYCLE_SECONDS = 40.0
 """The demo's load cycle; node i starts i/nodes of a cycle in, so all phases run at once."""
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A free loopback port below the kernel's ephemeral range, never the same one twice.
+
+    A port that ``bind(0)`` hands out is free only until someone else binds port 0: the fleet's
+    own demo nodes start their engines on port 0 while later nodes are still starting, and one
+    of them took a port handed to a node that had not bound it yet ("Address already in use").
+    Ports below the ephemeral range are never handed out by ``bind(0)``."""
+    low = _ephemeral_low()
+    rng = random.Random()
+    for _ in range(500):
+        port = rng.randrange(20000, max(20001, low))
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free port between 20000 and {low}")
 
 
 def http_get(url: str, timeout: float = 10.0) -> bytes:
