@@ -89,7 +89,8 @@ def verdict_mappings() -> list[ValueMapping]:
 # --- variables ---------------------------------------------------------------------------
 
 
-def _query_variable(name: str, label: str, query: str) -> db.QueryVariable:
+def query_variable(name: str, label: str, query: str) -> db.QueryVariable:
+    """A multi-value, all-selectable query variable on the ``$datasource`` (every dashboard's)."""
     return (
         db.QueryVariable(name)
         .label(label)
@@ -107,29 +108,29 @@ def _query_variable(name: str, label: str, query: str) -> db.QueryVariable:
 def variables() -> list[cogbuilder.Builder[dm.VariableModel]]:
     return [
         db.DatasourceVariable("datasource").label("Data source").type("prometheus"),
-        _query_variable(JOB_VAR, "Job", "label_values(rooftop_build_info, job)"),
-        _query_variable(
+        query_variable(JOB_VAR, "Job", "label_values(rooftop_build_info, job)"),
+        query_variable(
             INSTANCE_VAR,
             "Instance",
             'label_values(rooftop_build_info{job=~"$rooftop_job"}, instance)',
         ),
-        _query_variable(
+        query_variable(
             "namespace",
             "Namespace",
             'label_values(rooftop_build_info{job=~"$rooftop_job", '
             'instance=~"$rooftop_instance"}, namespace)',
         ),
-        _query_variable(
+        query_variable(
             "pod",
             "Pod",
             'label_values(rooftop_build_info{job=~"$rooftop_job", '
             'instance=~"$rooftop_instance", namespace=~"$namespace"}, pod)',
         ),
-        _query_variable("gpu", "GPU", f"label_values(rooftop_gpu_info{{{TARGET}}}, gpu)"),
-        _query_variable(
+        query_variable("gpu", "GPU", f"label_values(rooftop_gpu_info{{{TARGET}}}, gpu)"),
+        query_variable(
             ENGINE_VAR, "Engine", f"label_values(rooftop_engine_info{{{TARGET}}}, engine)"
         ),
-        _query_variable(
+        query_variable(
             MODEL_VAR,
             "Model",
             f'label_values(rooftop_engine_info{{{TARGET}, engine=~"$rooftop_engine"}}, model)',

@@ -30,6 +30,7 @@ from rooftop.dashboards.common import (
     Layout,
     instant_table,
     query,
+    query_variable,
 )
 from rooftop.dashboards.fleet_rules import FleetRuleParameters
 from rooftop.dashboards.panels import (
@@ -66,26 +67,11 @@ ACTIVE = (
 """Keeps the targets whose engine is generating tokens (as the fleet rules count them)."""
 
 
-def _variable(name: str, label: str, query_text: str) -> db.QueryVariable:
-    return (
-        db.QueryVariable(name)
-        .label(label)
-        .query(query_text)
-        .datasource(DATASOURCE)
-        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(dm.VariableSort.NATURAL_ASC)
-        .multi(True)
-        .include_all(True)
-        .all_value(".*")
-        .current(dm.VariableOption(selected=True, text="All", value="$__all"))
-    )
-
-
 def fleet_variables() -> list[cogbuilder.Builder[dm.VariableModel]]:
     return [
         db.DatasourceVariable("datasource").label("Data source").type("prometheus"),
-        _variable(CLUSTER_VAR, "Cluster", f"label_values(cluster:rooftop_gpu_bound:sum, {C})"),
-        _variable(
+        query_variable(CLUSTER_VAR, "Cluster", f"label_values(cluster:rooftop_gpu_bound:sum, {C})"),
+        query_variable(
             MODEL_VAR,
             "Model",
             f"label_values(cluster_model:rooftop_gpu_bound:sum{{{SELECT_CLUSTER}}}, model)",
