@@ -31,8 +31,10 @@ from prometheus_client.samples import Sample
 
 from rooftop.exporter.sources.selective_parser import (
     EVERYTHING,
+    DeferredBuckets,
     FamilySelection,
     SeriesCapError,
+    parse_label_text,
     parse_selected,
 )
 
@@ -220,7 +222,7 @@ def get_family(families: Families, *names: str) -> Metric | None:
             family = families.get(candidate)
             if family is None:
                 continue
-            if family.samples:
+            if has_samples(family):
                 return family
             empty = empty or family
     return empty
@@ -235,7 +237,10 @@ def _matches(sample: Sample, where: Mapping[str, str] | None) -> bool:
 def _finite(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of over 308 digits is no finite float
+        return None
     return number if math.isfinite(number) else None
 
 
@@ -254,7 +259,22 @@ def _value_samples(family: Metric, suffix: str) -> list[Sample]:
         wanted: tuple[str, ...] = (family.name + suffix,)
     else:
         wanted = (family.name, family.name + "_total")
-    return [s for s in family.samples if s.name in wanted]
+    return [s for s in _samples_besides_buckets(family, suffix) if s.name in wanted]
+
+
+def has_samples(family: Metric) -> bool:
+    """Whether ``family`` holds any sample (a deferred histogram's bucket lines unbuilt)."""
+    if isinstance(family, DeferredBuckets) and family.deferred:
+        return True  # deferred only when it holds bucket lines
+    return bool(family.samples)
+
+
+def _samples_besides_buckets(family: Metric, suffix: str = "") -> list[Sample]:
+    """``family.samples``, without building a histogram's deferred bucket lines when the
+    samples wanted are not buckets."""
+    if isinstance(family, DeferredBuckets) and family.deferred and suffix != "_bucket":
+        return family.plain_samples()
+    return family.samples
 
 
 def _collapse(
@@ -356,28 +376,90 @@ def histogram_buckets(
     """
     if family is None or family.type not in ("histogram", "gaugehistogram", "unknown"):
         return None
-    per_series: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
-    for labels, value in series_values(family, "_bucket", where, replica_labels):
-        try:
-            bound = float(labels.pop("le"))
-        except (KeyError, ValueError):
-            continue
-        if math.isnan(bound):
-            continue
-        key = tuple(sorted((k, v) for k, v in labels.items() if k not in replica_labels))
-        per_series.setdefault(key, {})[bound] = value
+    if isinstance(family, DeferredBuckets) and family.deferred and not (where and "le" in where):
+        per_series = _deferred_bucket_series(family, where, replica_labels)
+    else:
+        per_series = {}
+        for labels, value in series_values(family, "_bucket", where, replica_labels):
+            try:
+                bound = float(labels.pop("le"))
+            except (KeyError, ValueError):
+                continue
+            if math.isnan(bound):
+                continue
+            key = tuple(sorted((k, v) for k, v in labels.items() if k not in replica_labels))
+            per_series.setdefault(key, {})[bound] = value
     series = [s for s in per_series.values() if math.inf in s]
     if not series:
         return None
     bounds = sorted({bound for buckets in series for bound in buckets})
-    result = []
-    for bound in bounds:
-        total = 0.0
-        for buckets in series:
-            below = [b for b in buckets if b <= bound]
-            total += buckets[max(below)] if below else 0.0
-        result.append((bound, total))
-    return tuple(result)
+    totals = [0.0] * len(bounds)
+    for buckets in series:
+        # This series' count at the largest of its bounds not above each bound (0 below all).
+        own = sorted(buckets)
+        at, count = 0, 0.0
+        for index, bound in enumerate(bounds):
+            while at < len(own) and own[at] <= bound:
+                count = buckets[own[at]]
+                at += 1
+            totals[index] += count
+    return tuple(zip(bounds, totals, strict=True))
+
+
+_SeriesKey = tuple[tuple[str, str], ...]
+
+
+def _deferred_bucket_series(
+    family: DeferredBuckets, where: Mapping[str, str] | None, replica_labels: tuple[str, ...]
+) -> dict[_SeriesKey, dict[float, float]]:
+    """What :func:`histogram_buckets` computes from ``series_values(family, "_bucket", ...)``,
+    read from the bucket lines' text: labels are parsed once per series (the label text before
+    ``le``), not once per line. Same choices as :func:`_collapse`: finite values only, the
+    lowest replica rank per series and bound, the first line on a tie."""
+    per_text: dict[str, tuple[_SeriesKey, tuple[tuple[int, str], ...]] | None] = {}
+    chosen: dict[tuple[_SeriesKey, str], tuple[tuple[tuple[int, str], ...], float]] = {}
+    for label_text, bound_text, value_text in family.bucket_rows():
+        if bound_text is None:  # le not last, or escapes: every label parsed on this line
+            labels = parse_label_text(label_text)
+            bound_text = labels.pop("le", None)
+            if bound_text is None:
+                continue
+            series = _bucket_series(labels, where, replica_labels)
+        elif label_text in per_text:
+            series = per_text[label_text]
+        else:
+            series = _bucket_series(parse_label_text(label_text), where, replica_labels)
+            per_text[label_text] = series
+        if series is None:
+            continue
+        value = float(value_text)  # what _finite(parse_number(value_text)) gives, or not finite
+        if not math.isfinite(value):
+            continue
+        key, rank = series
+        slot = (key, bound_text)
+        known = chosen.get(slot)
+        if known is None or rank < known[0]:
+            chosen[slot] = (rank, value)
+    per_series: dict[_SeriesKey, dict[float, float]] = {}
+    for (key, bound_text), (_, value) in chosen.items():
+        try:
+            bound = float(bound_text)
+        except ValueError:
+            continue
+        if not math.isnan(bound):
+            per_series.setdefault(key, {})[bound] = value
+    return per_series
+
+
+def _bucket_series(
+    labels: dict[str, str], where: Mapping[str, str] | None, replica_labels: tuple[str, ...]
+) -> tuple[_SeriesKey, tuple[tuple[int, str], ...]] | None:
+    """(series key without replica labels, replica rank) of a bucket line's labels less ``le``;
+    ``None`` when ``where`` excludes it."""
+    if where and any(labels.get(k) != v for k, v in where.items()):
+        return None
+    key = tuple(sorted((k, v) for k, v in labels.items() if k not in replica_labels))
+    return key, _rank_key(tuple(labels.get(k, "") for k in replica_labels))
 
 
 def labelled_samples(family: Metric) -> list[Sample]:
@@ -385,7 +467,7 @@ def labelled_samples(family: Metric) -> list[Sample]:
     where the family has nothing else (an excerpt). A parse that skips bucket lines
     (``FamilySelection.buckets`` off) keeps exactly these, so it reads the same labels."""
     bucket = family.name + "_bucket"
-    others = [s for s in family.samples if s.name != bucket]
+    others = [s for s in _samples_besides_buckets(family) if s.name != bucket]
     return others or list(family.samples)
 
 

@@ -2,10 +2,13 @@
 
 An engine exports thousands of series; an adapter reads a few dozen (a vLLM with 4 models and 3
 LoRA adapters: 4,192 samples, ~90 % of them histogram ``_bucket`` lines nobody reads). This
-parser walks the body line by line and, for a line of a family nobody asked for, does one
-compiled-regex match (which validates the line and yields its metric name) and nothing else: no
-label dict, no float, no ``Sample``. Lines of the families in a :class:`FamilySelection` become
-the same ``Metric``/``Sample`` objects ``prometheus_client``'s parser would build.
+parser walks the body family by family. The lines of a family nobody asked for are consumed
+as one run by a compiled regex that validates them (and, when their names and labels are the
+ones validated on an earlier poll, only their values: see :class:`_Block`), and nothing else: no
+label dict, no float, no ``Sample``. Bucket lines of the few histograms an adapter reads buckets
+of are kept as text (:class:`DeferredBuckets`). Lines of the families in a
+:class:`FamilySelection` become the same ``Metric``/``Sample`` objects ``prometheus_client``'s
+parser would build.
 
 Equivalence with ``prometheus_client.parser.text_string_to_metric_families`` followed by
 rooftop's normalisation (``exposition._normalise``) is the contract, tested differentially on
@@ -33,7 +36,7 @@ Fast grammar (after ``str.strip()`` of each ``\\n``-separated line, as prometheu
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -110,9 +113,10 @@ def _variants(name: str) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class FamilySelection:
     """The families whose samples an adapter reads: by name (in any spelling ``get_family``
-    accepts) or by name prefix, and whether it reads histogram ``_bucket`` samples (none does
-    today). Every family is listed whatever the selection (names cost nothing more to know);
-    the families left out have no samples.
+    accepts) or by name prefix, and whether it reads histogram ``_bucket`` samples: of every
+    histogram (``buckets``, parsed line by line) or of a few named ones (``bucket_names``, kept
+    as text until read: see :class:`DeferredBuckets`). Every family is listed whatever the
+    selection (names cost nothing more to know); the families left out have no samples.
 
     ``prefixes`` ending in ``:`` also cover the underscore spelling (``vllm:`` and ``vllm_``),
     as ``exposition.names_with_prefix`` does. ``samples=False``: names only, what recognition
@@ -198,9 +202,23 @@ class _Family:
     samples: list[Sample] | None
     count: int
     """Samples not named ``*_created`` (what decides "empty" in the merge)."""
-    skipped: list[str]
-    """Bucket lines not built: built after all when the family turns out to hold nothing else
-    (an excerpt with buckets only), so that its labels can still be read."""
+    skipped: list[tuple[int, str]]
+    """Bucket lines not built, as ``(number of samples before them, lines)``: kept as text for a
+    histogram whose buckets are read (:class:`DeferredBuckets`), else built after all only when
+    the family turns out to hold nothing else (an excerpt with buckets only), so that its
+    labels can still be read."""
+
+    def parts(self) -> list[Sample | str]:
+        """Samples and unbuilt bucket lines in the order of the body."""
+        samples = self.samples or []
+        out: list[Sample | str] = []
+        taken = 0
+        for position, chunk in self.skipped:
+            out.extend(samples[taken:position])
+            taken = position
+            out.append(chunk)
+        out.extend(samples[taken:])
+        return out
 
 
 class SeriesCapError(ValueError):
@@ -248,8 +266,8 @@ def _families(text: str, selection: FamilySelection, max_series: int) -> list[_F
     match_sample = _SAMPLE_LINE.fullmatch
     match_metadata = _METADATA.fullmatch
 
-    skipped: list[str] = []
-    block: re.Pattern[str] | None = None
+    skipped: list[tuple[int, str]] = []
+    block: _Block | None = None
 
     def close() -> None:
         out.append(_family(name, documentation, typ, samples, count, skipped))
@@ -257,17 +275,17 @@ def _families(text: str, selection: FamilySelection, max_series: int) -> list[_F
     position, size = 0, len(text)
     while position < size:
         if block is not None:
-            run = block.match(text, position)
-            if run is not None and run.end() > position:
-                # A run of lines nobody reads, validated in one regex call: only counted.
-                lines = text.count("\n", position, run.end())
+            run_end = block.run_end(text, position)
+            if run_end > position:
+                # A run of lines nobody reads (or bucket lines), validated, only counted.
+                lines = text.count("\n", position, run_end)
                 sample_lines += lines
                 if sample_lines > max_series:
                     raise SeriesCapError(_count_sample_lines(text), max_series)
                 count += lines
                 if samples is not None:
-                    skipped.append(text[position : run.end()])
-                position = run.end()
+                    skipped.append((len(samples), text[position:run_end]))
+                position = run_end
                 continue
         end = text.find("\n", position)
         if end < 0:
@@ -302,8 +320,8 @@ def _families(text: str, selection: FamilySelection, max_series: int) -> list[_F
                     samples, count, skipped = ([] if build else None), 0, []
                 typ = rest
                 allowed = tuple(name + s for s in _ALLOWED_SUFFIXES.get(typ, ("",)))
-            skip_buckets = typ == "histogram" and not (buckets or selection.keeps_buckets(name))
-            bucket_name = name + "_bucket" if skip_buckets else ""
+            # Bucket lines stay text: dropped, or read by the few helpers that need them.
+            bucket_name = name + "_bucket" if typ == "histogram" and not buckets else ""
             if samples is None:
                 block = _block((name, *allowed))
             elif bucket_name:
@@ -323,7 +341,7 @@ def _families(text: str, selection: FamilySelection, max_series: int) -> list[_F
             if samples is not None and sample_name != bucket_name:
                 samples.append(_sample(found))
             elif samples is not None:
-                skipped.append(line)  # built only if the family has nothing else
+                skipped.append((len(samples), line + "\n"))
             continue
         if name:
             close()
@@ -355,22 +373,69 @@ _BLOCK_LABELS: Final = (
     rf"(?:\{{(?:(?!__)([a-zA-Z_][a-zA-Z0-9_]*)(?!.*,\1=){_LABEL_VALUE}"
     rf"(?:,(?!__)([a-zA-Z_][a-zA-Z0-9_]*)(?!.*,\2=){_LABEL_VALUE})*)?\}})?"
 )
-_BLOCKS: dict[tuple[str, ...], re.Pattern[str]] = {}
+_TAIL: Final = re.compile(rf" {_NUMBER}(?: {_NUMBER})?\n")
+"""A line's value and timestamp. On a line of the fast grammar the first match is the true
+one: a number holds no quote or brace, so no match can begin inside the labels."""
+_VALIDATED: set[int] = set()
+"""Hashes of runs' skeletons (the lines less their values) that passed the full grammar."""
+_MAX_VALIDATED: Final = 65_536
+
+
+class _Block:
+    """The lines of one family that are counted, not built: a run of whole lines (each ending in
+    ``\\n``) whose metric name is one of ``names``.
+
+    Checking a run against the full grammar (labels, escapes, repeated label names) costs about
+    a microsecond a line; an engine's lines keep their names and labels from poll to poll and
+    change only their values. So a run whose skeleton (its text with every value and timestamp
+    cut) was checked before needs only its values checked, which one substitution does: a valid
+    line with valid numbers in place of valid numbers is valid. The skeletons are remembered by
+    hash (64-bit SipHash with the interpreter's random key), a few bytes each.
+    """
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        alternatives = "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
+        self._extent = re.compile(rf"(?:(?:{alternatives})[{{ ][^\n]*\n)*")
+        self._full = re.compile(
+            rf"(?:(?:{alternatives}){_BLOCK_LABELS} {_NUMBER}(?: {_NUMBER})?\n)*"
+        )
+
+    def run_end(self, text: str, position: int) -> int:
+        """Where the run of valid lines starting at ``position`` ends (``position``: none)."""
+        extent = self._extent.match(text, position)
+        end = position if extent is None else extent.end()
+        if end == position:
+            return position
+        span = text[position:end]
+        skeleton, tails = _TAIL.subn("\n", span)
+        digest: int | None = None
+        if tails == span.count("\n"):
+            digest = hash(skeleton)
+            if digest in _VALIDATED:
+                return end
+        checked = self._full.match(text, position)
+        checked_end = position if checked is None else checked.end()
+        if checked_end == end and digest is not None:
+            if len(_VALIDATED) >= _MAX_VALIDATED:
+                _VALIDATED.clear()
+            _VALIDATED.add(digest)
+        return checked_end
+
+
+_BLOCKS: dict[tuple[str, ...], _Block] = {}
 _MAX_BLOCKS: Final = 4096
 
 
-def _block(key: tuple[str, ...]) -> re.Pattern[str]:
-    """A regex matching a run of whole lines (each ending in ``\\n``) in the fast grammar whose
-    metric name is one of ``key[1:]``: the lines of a family that are only counted. Compiled
+def _block(key: tuple[str, ...]) -> _Block:
+    """The :class:`_Block` of lines named one of ``key[1:]`` (``key[0]``: the family). Compiled
     once per family shape and kept (a bounded cache: engines' family names are stable)."""
-    pattern = _BLOCKS.get(key)
-    if pattern is None:
+    block = _BLOCKS.get(key)
+    if block is None:
         if len(_BLOCKS) >= _MAX_BLOCKS:
             _BLOCKS.clear()
-        names = "|".join(re.escape(n) for n in sorted(set(key[1:]), key=len, reverse=True))
-        pattern = re.compile(rf"(?:(?:{names}){_BLOCK_LABELS} {_NUMBER}(?: {_NUMBER})?\n)*")
-        _BLOCKS[key] = pattern
-    return pattern
+        block = _Block(key[1:])
+        _BLOCKS[key] = block
+    return block
 
 
 _KEYWORDS: Final = ("HELP", "TYPE")
@@ -427,15 +492,24 @@ def _built(line: str) -> re.Match[str]:
 
 def _sample(found: re.Match[str]) -> Sample:
     name, label_text, value, stamp = found.group(1, 2, 5, 6)
-    labels: dict[str, str] = {}
-    if label_text:
-        for label, label_value in _LABEL.findall(label_text):
-            if label in labels:
-                raise _Fallback  # the look-ahead missed nothing; kept as a guard
-            labels[label] = (
-                _ESCAPE.sub(_unescape, label_value) if "\\" in label_value else label_value
-            )
+    labels = parse_label_text(label_text) if label_text else {}
     return Sample(name, labels, _number(value), None if stamp is None else _number(stamp) / 1000)
+
+
+def parse_label_text(label_text: str) -> dict[str, str]:
+    """The labels of a line the fast grammar accepted (the text between its braces), values
+    unescaped."""
+    labels: dict[str, str] = {}
+    for label, label_value in _LABEL.findall(label_text):
+        if label in labels:
+            raise _Fallback  # the look-ahead missed nothing; kept as a guard
+        labels[label] = _ESCAPE.sub(_unescape, label_value) if "\\" in label_value else label_value
+    return labels
+
+
+def parse_number(text: str) -> float:
+    """A value of a line the fast grammar accepted, as prometheus_client reads it."""
+    return _number(text)
 
 
 def _family(
@@ -444,7 +518,7 @@ def _family(
     typ: str,
     samples: list[Sample] | None,
     count: int,
-    skipped: list[str],
+    skipped: list[tuple[int, str]],
 ) -> _Family:
     """As prometheus_client's ``build_metric``: counters lose ``_total`` from the family name,
     their samples gain it; an invalid type or empty name is the reference's error."""
@@ -465,55 +539,125 @@ def _merge(families: Iterable[_Family], selection: FamilySelection) -> dict[str,
     """rooftop's normalisation (``exposition._normalise``) over the families, then the
     selection: ``*_created`` dropped, same-name families merged, a ``x_total`` untyped family
     given back to an empty counter ``x``."""
-    by_name: dict[str, _Family] = {}
+    by_name: dict[str, _Merged] = {}
     for family in families:
         if family.name.endswith("_created"):
             continue
-        samples = (
-            None
-            if family.samples is None
-            else [s for s in family.samples if not s.name.endswith("_created")]
-        )
+        parts = [
+            part
+            for part in family.parts()
+            if isinstance(part, str) or not part.name.endswith("_created")
+        ]
         known = by_name.get(family.name)
         if known is None:
-            by_name[family.name] = _Family(
-                family.name,
-                family.documentation,
-                family.type,
-                samples,
-                family.count,
-                list(family.skipped),
-            )
+            by_name[family.name] = _Merged(family.documentation, family.type, parts, family.count)
             continue
         known.count += family.count
-        known.skipped.extend(family.skipped)
-        if samples:
-            if known.samples is None:
-                known.samples = []
-            known.samples.extend(samples)
+        known.parts.extend(parts)
         if known.type == "unknown" and family.type != "unknown":
             known.type = family.type
             known.documentation = family.documentation or known.documentation
-    for name, family in list(by_name.items()):
-        if family.type != "counter" or family.count:
+    for name, merged in list(by_name.items()):
+        if merged.type != "counter" or merged.count:
             continue
         stray = by_name.get(name + "_total")
         if stray is not None and stray.type == "unknown":
-            family.samples = None if stray.samples is None else list(stray.samples)
-            family.count = stray.count
+            merged.parts = list(stray.parts)
+            merged.count = stray.count
             del by_name[name + "_total"]
     out: dict[str, Metric] = {}
-    for name, family in by_name.items():
-        metric = Metric(name, family.documentation, family.type)
-        if selection.keeps(name):
-            if family.samples:
-                metric.samples = family.samples
-            elif family.skipped:
-                metric.samples = [
-                    _sample(_built(line))
-                    for chunk in family.skipped
-                    for line in chunk.split("\n")
-                    if line
-                ]
+    for name, merged in by_name.items():
+        metric: Metric
+        if not selection.keeps(name):
+            metric = Metric(name, merged.documentation, merged.type)
+        elif selection.keeps_buckets(name) and any(isinstance(p, str) for p in merged.parts):
+            metric = DeferredBuckets(name, merged.documentation, merged.type, merged.parts)
+        else:
+            metric = Metric(name, merged.documentation, merged.type)
+            plain = [p for p in merged.parts if not isinstance(p, str)]
+            metric.samples = plain or _built_samples(merged.parts)
         out[name] = metric
     return out
+
+
+@dataclass
+class _Merged:
+    documentation: str
+    type: str
+    parts: list[Sample | str]
+    count: int
+
+
+def _built_samples(parts: Iterable[Sample | str]) -> list[Sample]:
+    """Samples of ``parts``, bucket lines built (as the reference parser builds them)."""
+    out: list[Sample] = []
+    for part in parts:
+        if isinstance(part, str):
+            out.extend(_sample(_built(line)) for line in part.split("\n") if line)
+        else:
+            out.append(part)
+    return out
+
+
+class DeferredBuckets(Metric):
+    """A histogram whose ``_bucket`` lines are kept as text until something reads ``samples``.
+
+    Equal to the reference parser's family in every way (``samples`` builds the same list on
+    first access); the reading helpers in :mod:`~rooftop.exporter.sources.exposition` use
+    :meth:`plain_samples` and :meth:`bucket_rows` instead, so that an engine's hundreds of
+    bucket lines cost a text scan, not a ``Sample`` each.
+    """
+
+    def __init__(self, name: str, documentation: str, typ: str, parts: list[Sample | str]):
+        super().__init__(name, documentation, typ)
+        self._parts: list[Sample | str] | None = parts
+
+    @property
+    def samples(self) -> list[Sample]:
+        if self._parts is not None:
+            self._built = _built_samples(self._parts)
+            self._parts = None
+        return self._built
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        self._built = value
+        self._parts = None
+
+    @property
+    def deferred(self) -> bool:
+        """Whether the bucket lines are still text (``samples`` not read yet)."""
+        return self._parts is not None
+
+    def plain_samples(self) -> list[Sample]:
+        """The samples other than ``_bucket`` ones, in order."""
+        if self._parts is None:
+            bucket = self.name + "_bucket"
+            return [s for s in self._built if s.name != bucket]
+        return [p for p in self._parts if not isinstance(p, str)]
+
+    def bucket_rows(self) -> Iterator[tuple[str, str | None, str]]:
+        """``(labels, le, value)`` of each ``_bucket`` line, in order; only while
+        :attr:`deferred`. Where ``le`` is written last and no label value holds a quote or a
+        backslash (what client libraries write), ``labels`` is the label text before the
+        ``le`` pair; otherwise ``le`` is ``None`` and ``labels`` the whole label text."""
+        for part in self._parts or ():
+            if isinstance(part, str):
+                rows = _BUCKET_LE_LAST.findall(part)
+                if len(rows) == part.count("\n"):  # every line, whole (one match a line at most)
+                    yield from rows
+                else:
+                    for label_text, value in _BUCKET_ROW.findall(part):
+                        yield label_text, None, value
+
+
+_BUCKET_ROW: Final = re.compile(r"[^{ \n]+(?:\{(.*)\})? ([^ \n]+)[^\n]*\n")
+"""One bucket line already validated by the fast grammar: label text (the last ``}`` closes
+the labels: a value and a timestamp hold no brace) and value."""
+_BUCKET_LE_LAST: Final = re.compile(
+    r'^[^{ \n]+\{((?:[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*",)*)le="([^"\\\n]*)"\} ([^ \n]+)[^\n]*\n',
+    re.MULTILINE,
+)
+"""A whole bucket line with ``le`` last and no quote or backslash in a value: labels before
+``le`` (each with its comma), ``le``, value. Without escapes, quotes open and close in turn,
+so this reading of a line the fast grammar accepted is the only one."""

@@ -41,6 +41,8 @@ from rooftop.exporter.sources.engines import (
 from rooftop.exporter.sources.engines.base import EngineAdapter, EngineReading
 from rooftop.exporter.sources.exposition import (
     ExpositionError,
+    histogram_buckets,
+    label_values,
     parse_exposition,
     parse_exposition_reference,
     restrict,
@@ -48,12 +50,20 @@ from rooftop.exporter.sources.exposition import (
 from rooftop.exporter.sources.selective_parser import (
     EVERYTHING,
     NAMES_ONLY,
+    DeferredBuckets,
     FamilySelection,
     parse_selected,
 )
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "engines"
-EXAMPLES = {"structured": 5000, "extract": 5000, "raw": 2000, "selection": 3000, "reads": 3000}
+EXAMPLES = {
+    "structured": 5000,
+    "extract": 5000,
+    "raw": 2000,
+    "selection": 3000,
+    "reads": 3000,
+    "buckets": 1500,
+}
 
 
 def fuzz(examples: int) -> settings:
@@ -192,6 +202,33 @@ def build_exposition(rng: random.Random, garbage: list[str]) -> str:
             lines.insert(rng.randint(0, len(lines)), line)
     ending = rng.choice(["\n", "", "\n# EOF\n", "\r\n", "\n\n"] if hostile else ["\n"])
     return "\n".join(lines) + ending
+
+
+BOUNDS = ["0.005", "0.5", "1", "1.0", "2.5e1", "-1", "+Inf", "+Inf", "Inf", "1e999", "NaN", "x"]
+SERIES_LABELS = ["model_name", "engine", "dp_rank", "finished_reason", "tp_rank"]
+
+
+def build_histograms(rng: random.Random) -> str:
+    """Well-formed histograms with the corners the bucket reader must get right: ``le`` first,
+    last or between, escaped label values, replica labels, repeated series, odd bounds and
+    values, series without ``+Inf``, ``_sum``/``_count`` lines between the buckets."""
+    lines: list[str] = []
+    for name in rng.sample([n for n in VOCABULARY if not n.endswith("_total")], rng.randint(1, 3)):
+        lines.append(f"# TYPE {name} {rng.choice(['histogram'] * 6 + ['gauge', 'untyped'])}")
+        for _ in range(rng.randint(1, 4)):
+            keys = rng.sample(SERIES_LABELS, rng.randint(0, 3))
+            labels = [f'{key}="{rng.choice(LABEL_VALUES)}"' for key in keys]
+            bounds = rng.sample(BOUNDS, rng.randint(1, 6))
+            for _ in range(rng.choice([1, 1, 1, 2])):  # a repeated series now and then
+                for bound in bounds:
+                    parts = list(labels)
+                    parts.insert(rng.randint(0, len(parts)), f'le="{bound}"')
+                    lines.append(f"{name}_bucket{{{','.join(parts)}}} {_number(rng, False)}")
+                    if rng.random() < 0.1:
+                        lines.append(f"{name}_sum{{{','.join(labels)}}} {_number(rng, False)}")
+            if rng.random() < 0.5:
+                lines.append(f"{name}_count{{{','.join(labels)}}} {_number(rng, False)}")
+    return "\n".join(lines) + "\n"
 
 
 expositions = st.builds(
@@ -380,6 +417,38 @@ def test_every_adapter_reads_the_same_from_its_selection(text: str) -> None:
         assert adapter.recognise(selected) == adapter.recognise(whole)  # type: ignore[arg-type]
         assert adapter.recognise(names) == adapter.recognise(whole)  # type: ignore[arg-type]
         assert adapter.extract(selected) == adapter.extract(whole)  # type: ignore[arg-type]
+
+
+DEFERRED = FamilySelection(everything=True, bucket_names=tuple(VOCABULARY))
+"""Every histogram's buckets read as the adapters' latency histograms are: kept as text."""
+
+
+@fuzz(EXAMPLES["buckets"])
+@given(
+    text=st.one_of(
+        expositions,
+        st.builds(build_histograms, st.integers(min_value=0, max_value=2**64).map(random.Random)),
+    )
+)
+def test_buckets_read_from_text_equal_the_reference(text: str) -> None:
+    """``histogram_buckets`` over bucket lines kept as text (``DeferredBuckets``) gives what it
+    gives over the reference parser's samples, for every filter and replica rule, and the
+    family's ``samples`` built on demand are the reference's."""
+    whole = _parse(text)
+    if whole is None:
+        return
+    selected = parse_exposition(text, select=DEFERRED)
+    for name, family in whole.items():
+        kept = selected[name]
+        wheres: list[dict[str, str] | None] = [None]
+        wheres += [{"model_name": v} for v in label_values(family, "model_name")[:2]]
+        for where in wheres:
+            for replicas in ((), ("engine", "dp_rank")):
+                got = histogram_buckets(kept, where, replicas)
+                assert got == histogram_buckets(family, where, replicas), (name, where)
+        if isinstance(kept, DeferredBuckets):
+            assert canonical({name: kept}) == canonical({name: family})
+            assert not kept.deferred
 
 
 def test_well_formed_expositions_take_the_fast_path() -> None:

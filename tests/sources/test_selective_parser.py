@@ -164,3 +164,23 @@ def test_every_family_an_adapter_names_is_in_its_selection(adapter: EngineAdapte
     assert names
     missing = sorted(n for n in names if not adapter.reads.keeps(n.removesuffix("_total")))
     assert not missing, f"{adapter.family}: add to its FamilySelection: {missing}"
+
+
+@pytest.mark.parametrize("value", ["1.2.3", "0x10", "1_000", "one", "1 x", ""])
+def test_a_body_validated_before_is_checked_again_when_a_value_changes(value: str) -> None:
+    """Skipped lines whose shape was validated once are not re-checked line by line, only their
+    values are: a value turned bad in the same skeleton still rejects the body."""
+    path = next(p for p in FIXTURES if p.name.startswith("vllm-v1-dynamo"))
+    text = path.read_text(encoding="utf-8")
+    select = FamilySelection(names=("vllm:num_requests_running",))
+    for _ in range(2):
+        assert parse_selected(text, select, 50_000) is not None
+    skipped = next(
+        line for line in text.splitlines() if line.startswith("vllm:") and "running" not in line
+    )
+    name_and_labels = skipped.rsplit(" ", 1)[0]
+    bad = text.replace(skipped, f"{name_and_labels} {value}", 1)
+    with pytest.raises(ExpositionError):
+        parse_exposition_reference(bad)
+    with pytest.raises(ExpositionError):
+        parse_exposition(bad, select=select)

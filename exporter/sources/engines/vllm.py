@@ -122,9 +122,9 @@ def _version_family(families: Families) -> str:
         family = get_family(families, name)
         if family is not None:
             for sample in labelled_samples(family):
+                if "engine" in sample.labels:
+                    return "vllm-v1"
                 labels.update(sample.labels)
-    if "engine" in labels:
-        return "vllm-v1"
     if "version" in labels and "model" in labels and "model_name" not in labels:
         return "vllm-triton-backend"
     return "vllm-v0"
