@@ -27,6 +27,7 @@ from rooftop.exporter.pipeline.engines import (
     EngineFactory,
     EngineStage,
     GpuLocator,
+    PollDone,
     ProcessStatsProvider,
 )
 from rooftop.exporter.pipeline.gpus import GpuSource, GpuSpecs, GpuStage
@@ -69,9 +70,12 @@ class Sampler:
         engine_discovery: EngineDiscovery | None = None,
         on_publish: Callable[[Snapshot], None] | None = None,
         engine_answer_clock: Callable[[], float] | None = None,
+        engine_poll_done: PollDone | None = None,
     ) -> None:
         """``engine_answer_clock`` (default ``monotonic``) times each engine's answer in its
-        own poll thread; a recording passes a per-thread clock so replay reads it in order."""
+        own poll thread; a recording passes a per-thread clock so replay reads it in order.
+        ``engine_poll_done`` (default ``Future.done``) says whether a poll has answered: a
+        recording records it and a replay answers it as recorded (see :data:`PollDone`)."""
         self._settings = settings
         self._monotonic = monotonic
         self._wall = wall_clock
@@ -103,6 +107,7 @@ class Sampler:
             on_engine_gone=self._join.forget_engine,
             wait_seconds=settings.interval_seconds * ENGINE_WAIT_FRACTION,
             answer_clock=engine_answer_clock,
+            poll_done=engine_poll_done,
         )
         self._latest: Snapshot | None = None
         self._sequence = 0

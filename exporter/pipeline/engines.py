@@ -142,6 +142,16 @@ def start_poll(
     return future
 
 
+PollDone = Callable[[str, str, "Future[TimedReading]"], bool]
+"""``(engine, where, future) -> answered?``: whether a poll has answered, asked when a cycle
+starts (``where`` = ``"submit"``) and when it stops waiting (``"collect"``). The one place where
+real time decides what a cycle sees: a recording keeps each answer, a replay gives it back."""
+
+
+def poll_is_done(engine: str, where: str, future: Future[TimedReading]) -> bool:
+    return future.done()
+
+
 def _restart_reason(future: Future[TimedReading] | None) -> str | None:
     """The restart reason of a finished poll that is being superseded, if it had one."""
     if future is None or future.exception() is not None:
@@ -455,6 +465,7 @@ class EngineStage:
         on_engine_gone: Callable[[str], None] | None = None,
         wait_seconds: float = DEFAULT_WAIT_SECONDS,
         answer_clock: Callable[[], float] | None = None,
+        poll_done: PollDone | None = None,
     ) -> None:
         if configs and factory is None:
             raise ValueError("engines are configured but no engine_factory builds their sources")
@@ -475,6 +486,7 @@ class EngineStage:
         ]
         self._wait_seconds = wait_seconds
         self._answer_clock = answer_clock if answer_clock is not None else timer.now
+        self._poll_done = poll_done if poll_done is not None else poll_is_done
 
     def close(self) -> None:
         """Nothing to stop: polls run in daemon threads bounded by their own deadlines."""
@@ -523,7 +535,7 @@ class EngineStage:
         futures: dict[EngineTracker, Future[TimedReading]] = {}
         for tracker in self.trackers:
             if tracker.pending is not None:
-                if not tracker.pending.done():
+                if not self._poll_done(tracker.name, "submit", tracker.pending):
                     continue  # the previous poll is still out; do not pile up another
                 tracker.late = tracker.pending  # answered after the last cycle stopped waiting
             tracker.pending = start_poll(tracker.source.poll, tracker.name, self._answer_clock)
@@ -546,7 +558,9 @@ class EngineStage:
         now = self._timer.now()
         for tracker in self.trackers:
             started = now
-            if tracker.pending is not None and tracker.pending.done():
+            if tracker.pending is not None and self._poll_done(
+                tracker.name, "collect", tracker.pending
+            ):
                 answered: Future[TimedReading] | None = tracker.pending
                 started = tracker.pending_since
                 tracker.pending = None

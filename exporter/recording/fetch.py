@@ -34,7 +34,7 @@ def recording_fetch(inner: Fetch, recorder: Recorder) -> Fetch:
     """``inner``, with each body (or the failure) recorded under the URL's public form."""
 
     def fetch(url: str, timeout_seconds: float, max_bytes: int) -> str:
-        cycle = recorder.current()
+        cycle = recorder.call_started()
         key = public_url(url)
         try:
             text = inner(url, timeout_seconds, max_bytes)

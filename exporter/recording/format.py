@@ -6,13 +6,17 @@ Layout (each line one JSON object, ``kind`` first)::
      "settings": {...redacted...}, "nvml": {"driver_version": ..., "gpus": [...]}, ...}
     {"kind": "setup", "events": {...}}           # what start-up read (nvmlInit, discovery)
     {"kind": "cycle", "n": 0, "events": {...}, "published": {...}}
+    {"kind": "cycle", "n": 1, "events": {...}, "late": {"0": {...}}, "published": {...}}
     ...
     {"kind": "end", "cycles": N, "late_events": 0}
 
 ``events`` maps a channel (``clock``, ``nvml``, ``http``, ``host``) to ``{key: [outcome,
 ...]}``: the answers the boundary gave, in call order per key. ``published`` is what the
 recording rooftop published after the cycle (the verdict per target and a digest of the
-exposition without its timestamp series), so a replay can check itself.
+exposition without its timestamp series), so a replay can check itself. ``late`` (optional)
+holds, by cycle number, the events of earlier cycles whose answers came in after that cycle
+was written (a slow engine); a replay puts them back in their own cycle. A reader that does
+not know ``late`` replays those calls as gaps, as recordings without it did.
 
 Compatibility: a reader accepts every format up to :data:`FORMAT_VERSION`; a newer format, or
 a recording whose settings this rooftop cannot load, fails with :class:`RecordingError`
@@ -122,6 +126,11 @@ def read_recording(path: str | Path) -> Recording:
             recording.setup = _events(record, path, number)
         elif kind == "cycle":
             _events(record, path, number)
+            late = record.get("late", {})
+            if not isinstance(late, dict):
+                raise RecordingError(f"{path}: line {number}: 'late' must map cycle -> events")
+            for events in late.values():
+                _events({"events": events}, path, number)
             recording.cycles.append(record)
         elif kind == "end":
             recording.complete = True

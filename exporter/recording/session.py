@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from rooftop.exporter.collector import render_snapshot
+from rooftop.exporter.pipeline.engines import PollDone
 from rooftop.exporter.recording.fetch import public_url, recording_fetch, replay_fetch
 from rooftop.exporter.recording.format import (
     FORMAT_VERSION,
@@ -154,6 +155,7 @@ class _Boundaries:
     dcgm_clock: Callable[[], float]
     answer_clock: Callable[[], float]
     """Read in each engine's poll thread (one thread per engine poll at a time): per thread."""
+    poll_done: PollDone | None = None
     before_cycle: Callable[[float], None] | None = None
 
 
@@ -204,6 +206,7 @@ def _wire(
         before_cycle=boundaries.before_cycle,
         on_publish=on_publish,
         engine_answer_clock=boundaries.answer_clock,
+        engine_poll_done=boundaries.poll_done,
     )
     return Wiring(sampler, nvml, nvml_error)
 
@@ -277,7 +280,10 @@ class RecordSession:
             wall=recorder.clock("wall", time.time),
             nvml_clock=recorder.clock("nvml", time.monotonic, per_thread=True),
             dcgm_clock=recorder.clock("dcgm", time.monotonic),
-            answer_clock=recorder.clock("engine-answer", time.monotonic, per_thread=True),
+            answer_clock=recorder.clock(
+                "engine-answer", time.monotonic, per_thread=True, call_clock=True
+            ),
+            poll_done=recorder.poll_done,
             before_cycle=before_cycle,
         )
         self._wiring = _wire(settings, boundaries, None)
@@ -441,6 +447,7 @@ class ReplaySession:
             nvml_clock=player.clock("nvml", "monotonic", per_thread=True),
             dcgm_clock=player.clock("dcgm", "monotonic"),
             answer_clock=player.clock("engine-answer", "monotonic", per_thread=True),
+            poll_done=player.poll_done,
         )
         player.enter_setup()
         self._wiring = _wire(self.settings, boundaries, on_publish)

@@ -37,6 +37,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
 from rooftop.exporter.sources.reading_checks import MAX_COUNTER
+from rooftop.exporter.sources.selective_parser import DeferredBuckets
 
 START_TIME_FAMILIES: Final = ("process_start_time_seconds",)
 """Families whose value is the engine process's start time (Unix seconds)."""
@@ -72,6 +73,12 @@ def series_text(key: SeriesKey) -> str:
     return name + "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}"
 
 
+def _first_sample(family: Metric) -> Sample | None:
+    if isinstance(family, DeferredBuckets):
+        return family.first_sample()  # bucket lines stay text
+    return family.samples[0] if family.samples else None
+
+
 def identity_of(adapter_family: str, families: Mapping[str, Metric]) -> Identity:
     """``(adapter, process start time, instance label values)`` of one exposition."""
     start: float | None = None
@@ -84,11 +91,13 @@ def identity_of(adapter_family: str, families: Mapping[str, Metric]) -> Identity
                 start = sample.value
     instances: set[str] = set()
     for family in families.values():
-        for sample in family.samples[:1]:  # one sample per family is enough for its labels
-            for label in INSTANCE_LABELS:
-                value = sample.labels.get(label)
-                if value:
-                    instances.add(f"{label}={value}")
+        first = _first_sample(family)  # one sample per family is enough for its labels
+        if first is None:
+            continue
+        for label in INSTANCE_LABELS:
+            value = first.labels.get(label)
+            if value:
+                instances.add(f"{label}={value}")
     return adapter_family, start, frozenset(instances)
 
 
@@ -150,16 +159,24 @@ class CounterContinuity:
                 out[name] = self._finite_only(family, poisoned)
                 gauges_poisoned += len(poisoned) - before
                 continue
-            corrected = Metric(family.name, family.documentation, family.type, family.unit)
-            for sample in family.samples:
+
+            def corrected_sample(sample: Sample, family: Metric = family) -> Sample | None:
                 if not _cumulative(family, sample):
-                    corrected.samples.append(sample)
-                    continue
+                    return sample
                 key: SeriesKey = (sample.name, tuple(sorted(sample.labels.items())))
                 seen.add(key)
                 value = self._correct(key, sample.value, first, poisoned)
-                if value is not None:
-                    corrected.samples.append(sample._replace(value=value))
+                return None if value is None else sample._replace(value=value)
+
+            if isinstance(family, DeferredBuckets):
+                # Buckets are left as exposed (see _cumulative): they stay text.
+                out[name] = family.map_plain(corrected_sample)
+                continue
+            corrected = Metric(family.name, family.documentation, family.type, family.unit)
+            for sample in family.samples:
+                changed = corrected_sample(sample)
+                if changed is not None:
+                    corrected.samples.append(changed)
             out[name] = corrected
         appeared, self._appeared = self._appeared, []
         self._names = {key[0] for key in seen}

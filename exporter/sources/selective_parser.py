@@ -36,7 +36,7 @@ Fast grammar (after ``str.strip()`` of each ``\\n``-separated line, as prometheu
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -628,6 +628,34 @@ class DeferredBuckets(Metric):
     def deferred(self) -> bool:
         """Whether the bucket lines are still text (``samples`` not read yet)."""
         return self._parts is not None
+
+    def first_sample(self) -> Sample | None:
+        """``samples[0]`` (or ``None``), without building the others."""
+        if self._parts is None:
+            return self._built[0] if self._built else None
+        for part in self._parts:
+            if not isinstance(part, str):
+                return part
+            line = part[: part.index("\n")] if "\n" in part else part
+            if line:
+                return _sample(_built(line))
+        return None
+
+    def map_plain(self, change: Callable[[Sample], Sample | None]) -> DeferredBuckets:
+        """A copy whose samples other than ``_bucket`` ones are ``change(sample)`` (left out
+        where it gives ``None``); the bucket lines stay as they are, text while deferred."""
+        bucket = self.name + "_bucket"
+        parts: list[Sample | str] = []
+        for part in self._parts if self._parts is not None else self._built:
+            if isinstance(part, str) or part.name == bucket:
+                parts.append(part)
+                continue
+            changed = change(part)
+            if changed is not None:
+                parts.append(changed)
+        copy = DeferredBuckets(self.name, self.documentation, self.type, parts)
+        copy.unit = self.unit
+        return copy
 
     def plain_samples(self) -> list[Sample]:
         """The samples other than ``_bucket`` ones, in order."""

@@ -44,6 +44,7 @@ from rooftop.exporter.snapshot import Snapshot
 from tests.conftest import FIXTURES
 
 NVML_FIXTURE = FIXTURES / "nvml" / "h100_sxm_x2_l40s.json"
+DECODE_TOKENS = "rooftop_engine_decode_tokens_total{"
 SECRET_USER, SECRET_PASSWORD, SECRET_TOKEN = "scraper", "hunter2-secret", "tok-987654321"
 
 
@@ -55,17 +56,24 @@ class _Engine:
         self.state.requests_running = 8
         self.state.kv_usage_ratio = 0.25
         self.authorizations: list[str] = []
+        self.gate: threading.Event | None = None
+        """Set: the next scrape waits for it (a slow answer), then it is cleared."""
+        self.answered = threading.Event()
         engine = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 engine.authorizations.append(self.headers.get("Authorization", ""))
+                gate, engine.gate = engine.gate, None
+                if gate is not None:
+                    gate.wait(10)
                 engine.state.advance(0.1, 0.0, 800.0)
                 body = engine.state.exposition().encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+                engine.answered.set()
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -164,6 +172,45 @@ def test_record_then_replay_reproduces_every_cycles_exposition(
     )
     # Engine rates were computed from the recorded counters at the recorded times.
     assert "rooftop_engine_decode_tokens_per_second" in _text(replayed[-1])
+
+
+def test_an_answer_that_outlives_its_cycle_replays_as_recorded(
+    tmp_path: Path, engine: _Engine
+) -> None:
+    """A slow engine's answer misses its cycle (which keeps the last answer) and is taken by the
+    next; real time decided that, and the replay, whose polls answer at once, must see it the
+    same way, with the answer and its time in the cycle its poll began in."""
+    backend = FakeNvmlBackend.from_json(NVML_FIXTURE)
+    out = tmp_path / "slow.jsonl.gz"
+    live: list[Snapshot] = []
+    session = RecordSession(_settings(engine), out, nvml_backend=backend, on_publish=live.append)
+    for number in range(8):
+        gate = None
+        if number in (3, 5):
+            gate = engine.gate = threading.Event()
+        session.cycle()
+        if gate is not None:  # the cycle stopped waiting, and was written: now it answers
+            engine.answered.clear()
+            gate.set()
+            assert engine.answered.wait(10)
+            time.sleep(0.05)  # the poll thread reads its answer and its clock
+        time.sleep(0.11)
+    recorded = session.close()
+    assert recorded.late_events == 0
+    recording = read_recording(out)
+    late = [cycle["late"] for cycle in recording.cycles if "late" in cycle]
+    assert [sorted(answers) for answers in late] == [["3"], ["5"]]
+
+    replay, replayed = _replay(out)
+    assert replay.summary.reproduced, replay.summary.differences
+    assert replay.summary.gaps == 0
+    texts = [normalized_exposition(_text(s)) for s in live]
+    assert texts == [normalized_exposition(_text(s)) for s in replayed]
+    # The slow cycles published the previous answer again (their decode rate is unchanged).
+    tokens = [
+        [line for line in text.splitlines() if line.startswith(DECODE_TOKENS)] for text in texts
+    ]
+    assert tokens[3] == tokens[2] and tokens[4] != tokens[3]
 
 
 def test_recording_holds_no_secret(tmp_path: Path, engine: _Engine) -> None:

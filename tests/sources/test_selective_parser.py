@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from rooftop.exporter.sources.counter_series import CounterContinuity, identity_of
 from rooftop.exporter.sources.engine import EngineSource
 from rooftop.exporter.sources.engines import ADAPTERS, EngineAdapter, detect_engine
 from rooftop.exporter.sources.exposition import (
@@ -22,6 +23,7 @@ from rooftop.exporter.sources.exposition import (
 from rooftop.exporter.sources.selective_parser import (
     EVERYTHING,
     NAMES_ONLY,
+    DeferredBuckets,
     FamilySelection,
     parse_selected,
 )
@@ -184,3 +186,24 @@ def test_a_body_validated_before_is_checked_again_when_a_value_changes(value: st
         parse_exposition_reference(bad)
     with pytest.raises(ExpositionError):
         parse_exposition(bad, select=select)
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
+def test_counter_continuity_keeps_deferred_buckets_text_and_equal(path: Path) -> None:
+    """Reset correction of a family whose buckets are still text gives what it gives on the
+    built family, identity included, and leaves the buckets text (they are not corrected)."""
+    text = path.read_text(encoding="utf-8")
+    adapter, _ = detect_engine(parse_exposition_reference(text))
+    select = FamilySelection(everything=True, bucket_names=adapter.reads.bucket_names)
+    restarted = re.sub(r"(_(?:count|sum)(?:\{[^}]*\})?) ([0-9.e+]+)$", r"\1 0", text, flags=re.M)
+    deferred, built = CounterContinuity(), CounterContinuity()
+    for body in (text, restarted):
+        fast = parse_exposition(body, select=select)
+        reference = parse_exposition_reference(body)
+        assert identity_of(adapter.family, fast) == identity_of(adapter.family, reference)
+        ours, theirs = deferred.apply(fast), built.apply(reference)
+        assert ours.poisoned == theirs.poisoned
+        assert ours.restart_reason == theirs.restart_reason
+        kept = [f for f in ours.families.values() if isinstance(f, DeferredBuckets)]
+        assert all(f.deferred for f in kept)
+        assert canonical(ours.families) == canonical(restrict(theirs.families, select))
