@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Final
 
 from rooftop.exporter.sources.base import SourceKind
@@ -43,6 +46,27 @@ DEFAULT_MAX_BODY_BYTES: Final = 16 * 1024 * 1024
 """A full vLLM exposition is ~100 KB per engine; 16 MiB is generous and still bounded."""
 MAX_EXTRA_BODY_BYTES: Final = 1024 * 1024
 MAX_BACKOFF_SECONDS: Final = 300.0
+LANE_WAIT_SECONDS: Final = 0.25
+"""How long a poll waits for the reading lane before it reads its body beside the others."""
+
+_READING_LANE: Final = threading.Lock()
+"""One engine body read (parse, continuity, extract) at a time. Reading is pure Python: eight
+engines reading at once only share the GIL, trading it every switch interval (which `serve`
+keeps short for the scrapes), and the trades cost more CPU than the reading. Polls still fetch
+in parallel; a body that takes long to read holds the others back at most
+:data:`LANE_WAIT_SECONDS`, then they read beside it (no engine waits on another's fault)."""
+
+
+@contextmanager
+def _reading_lane() -> Iterator[None]:
+    held = _READING_LANE.acquire(timeout=LANE_WAIT_SECONDS)
+    try:
+        yield
+    finally:
+        if held:
+            _READING_LANE.release()
+
+
 """A 429/503 ``Retry-After`` is honoured up to this (a bad header cannot silence an engine)."""
 
 
@@ -145,6 +169,11 @@ class EngineSource:
             raise
         except Exception as err:
             raise EngineFetchError(f"{self.url}: {describe(err)}") from None
+        with _reading_lane():
+            return self._read(text)
+
+    def _read(self, text: str) -> EngineReading:
+        """The reading of one fetched body (its extra endpoints fetched as needed)."""
         try:
             adapter, families = self._parse(text)
         except ExpositionError as err:

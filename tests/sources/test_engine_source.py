@@ -15,6 +15,7 @@ import pytest
 
 from rooftop.exporter.settings import EngineConfig
 from rooftop.exporter.sources.engine import (
+    LANE_WAIT_SECONDS,
     EngineFetchError,
     EngineParseError,
     EngineSource,
@@ -313,3 +314,34 @@ def test_endpoint_url_stays_on_origin() -> None:
     for bad in ("props", "//evil.example/x", "/x?y=1"):
         with pytest.raises(ValueError):
             endpoint_url(url, ExtraEndpoint("p", bad))
+
+
+def test_a_body_slow_to_read_holds_another_engine_back_only_briefly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Bodies are read one at a time (the reading lane), but one that reads for seconds (a
+    pathological exposition, an adapter bug) delays another engine's poll by at most the lane
+    wait, never by its own reading time."""
+    text = VLLM.decode()
+    slow = EngineSource("slow", "http://127.0.0.1:1/metrics", fetch=lambda *_: text)
+    quick = EngineSource("quick", "http://127.0.0.1:2/metrics", fetch=lambda *_: text)
+    reading = threading.Event()
+    parse = EngineSource._parse
+
+    def slow_parse(self: EngineSource, body: str) -> object:
+        if self is slow:
+            reading.set()
+            time.sleep(3.0)
+        return parse(self, body)
+
+    monkeypatch.setattr(EngineSource, "_parse", slow_parse)
+    behind = threading.Thread(target=slow.poll)
+    behind.start()
+    try:
+        assert reading.wait(5)
+        started = time.monotonic()
+        assert quick.poll().prompt_tokens_total is not None
+        waited = time.monotonic() - started
+        assert LANE_WAIT_SECONDS <= waited < LANE_WAIT_SECONDS + 1.5
+    finally:
+        behind.join()
