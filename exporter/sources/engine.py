@@ -46,6 +46,7 @@ DEFAULT_MAX_BODY_BYTES: Final = 16 * 1024 * 1024
 """A full vLLM exposition is ~100 KB per engine; 16 MiB is generous and still bounded."""
 MAX_EXTRA_BODY_BYTES: Final = 1024 * 1024
 MAX_BACKOFF_SECONDS: Final = 300.0
+"""A 429/503 ``Retry-After`` is honoured up to this (a bad header cannot silence an engine)."""
 LANE_WAIT_SECONDS: Final = 0.25
 """How long a poll waits for the reading lane before it reads its body beside the others."""
 
@@ -65,9 +66,6 @@ def _reading_lane() -> Iterator[None]:
     finally:
         if held:
             _READING_LANE.release()
-
-
-"""A 429/503 ``Retry-After`` is honoured up to this (a bad header cannot silence an engine)."""
 
 
 class EngineSourceError(Exception):
@@ -170,16 +168,19 @@ class EngineSource:
         except Exception as err:
             raise EngineFetchError(f"{self.url}: {describe(err)}") from None
         with _reading_lane():
-            return self._read(text)
+            try:
+                adapter, families = self._parse(text)
+            except ExpositionError as err:
+                raise EngineParseError(f"{self.url}: {err}") from None
+        extras = self._fetch_extras(adapter)  # HTTP: outside the lane
+        with _reading_lane():
+            return self._read(adapter, families, extras)
 
-    def _read(self, text: str) -> EngineReading:
-        """The reading of one fetched body (its extra endpoints fetched as needed)."""
-        try:
-            adapter, families = self._parse(text)
-        except ExpositionError as err:
-            raise EngineParseError(f"{self.url}: {err}") from None
+    def _read(
+        self, adapter: EngineAdapter, families: Families, extras: dict[str, object]
+    ) -> EngineReading:
+        """The reading of one parsed body: reset-corrected, extracted, checked."""
         if self._continuity is None:  # raw values as exposed (``probe`` compares them itself)
-            extras = self._fetch_extras(adapter)
             try:
                 return check_reading(adapter.extract(families, extras))
             except Exception as err:
@@ -188,7 +189,6 @@ class EngineSource:
                 ) from None
         changed = self._continuity.identity_changed(identity_of(adapter.family, families))
         continuity = self._continuity.apply(families)
-        extras = self._fetch_extras(adapter)
         try:
             reading = adapter.extract(continuity.families, extras)
         except Exception as err:  # an adapter bug must not take the sampler down
