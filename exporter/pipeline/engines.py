@@ -120,9 +120,11 @@ class TimedReading:
 
 
 def start_poll(
-    poll: Callable[[], EngineReading], engine: str, clock: Callable[[], float]
+    poll: Callable[[Callable[[], None]], EngineReading], engine: str, clock: Callable[[], float]
 ) -> Future[TimedReading]:
-    """Run ``poll`` in a daemon thread of its own and return its future.
+    """Run ``poll`` in a daemon thread of its own and return its future, its answer timed by
+    ``clock`` when ``poll`` says its body is in (parsing, and waiting for the reading lane,
+    come after the engine rendered its counters).
 
     One thread per outstanding poll, and at most one poll outstanding per engine: engines
     never queue behind each other (a shared pool of 16 let 36 hung engines starve 14 healthy
@@ -131,10 +133,15 @@ def start_poll(
     future: Future[TimedReading] = Future()
     future.set_running_or_notify_cancel()
 
+    answered_at: list[float] = []
+
+    def answered() -> None:
+        answered_at.append(clock())
+
     def run() -> None:
         try:
-            reading = poll()
-            future.set_result(TimedReading(reading, clock()))
+            reading = poll(answered)
+            future.set_result(TimedReading(reading, answered_at[0] if answered_at else clock()))
         except BaseException as exc:  # handed to collect, which names it
             future.set_exception(exc)
 

@@ -14,7 +14,7 @@ import json
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Final
 
@@ -146,8 +146,11 @@ class EngineSource:
         """The adapter in use (``None`` until the first successful auto-detection)."""
         return self._adapter
 
-    def poll(self) -> EngineReading:
-        """Read the engine once. Raises :class:`EngineSourceError` on any failure."""
+    def poll(self, answered: Callable[[], None] | None = None) -> EngineReading:
+        """Read the engine once. Raises :class:`EngineSourceError` on any failure.
+
+        ``answered`` is called as soon as the body is in, before it waits for the reading lane
+        or is parsed: the engine rendered its counters then, and its rates are timed there."""
         now = time.monotonic()
         if now < self._backoff_until:
             raise EngineFetchError(
@@ -167,6 +170,8 @@ class EngineSource:
             raise
         except Exception as err:
             raise EngineFetchError(f"{self.url}: {describe(err)}") from None
+        if answered is not None:
+            answered()
         with _reading_lane():
             try:
                 adapter, families = self._parse(text)

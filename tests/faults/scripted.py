@@ -82,9 +82,16 @@ class ScriptedVllm:
             lines.append(f"vllm:kv_cache_usage_perc{{{labels}}} {usage}")
         return "\n".join(lines) + "\n"
 
-    def fetch(self, url: str, timeout_seconds: float, max_bytes: int) -> str:
+    def wait_while_hung(self) -> None:
         if self.hang is not None:
             self.hang.wait()
+
+    def answer(self, url: str) -> str:
+        """What the engine answers now: refused when down, else its exposition."""
         if self.down:
             raise EngineFetchError(f"{url}: connection refused")
         return self.exposition()
+
+    def fetch(self, url: str, timeout_seconds: float, max_bytes: int) -> str:
+        self.wait_while_hung()
+        return self.answer(url)

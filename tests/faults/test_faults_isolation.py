@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import wait
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from rooftop.exporter.settings import load_settings
 from rooftop.exporter.snapshot import EngineView, Snapshot, SourceStatus
 from rooftop.exporter.sources.engine import EngineSource
 from rooftop.exporter.sources.exposition import parse_exposition
+from rooftop.exporter.sources.http import Fetch
 from tests.faults.scripted import ScriptedVllm
 
 
@@ -36,10 +38,16 @@ class Clock:
 
 
 class Node:
-    """A sampler over scripted engines named ``e0``, ``e1`` …, one fake second per cycle."""
+    """A sampler over scripted engines named ``e0``, ``e1`` …, one fake second per cycle.
+
+    An engine's answer is timed at the fake second it was rendered in, as a real engine's is
+    timed when its body is in: the clock's step (with the engines' counters) and a render
+    never interleave, so a poll that a thread finishes late still reads true rates."""
 
     def __init__(self, engines: list[ScriptedVllm], **settings: Any) -> None:
         self.clock = Clock()
+        self._step = threading.Lock()
+        self._rendered = threading.local()
         self.engines = {f"e{i}": engine for i, engine in enumerate(engines)}
         config = {
             "engines": [
@@ -53,21 +61,39 @@ class Node:
         self.sampler = Sampler(
             load_settings(config),
             None,
-            engine_factory=lambda c: EngineSource(
-                c.label, c.url, fetch=self.engines[c.label].fetch
-            ),
+            engine_factory=lambda c: EngineSource(c.label, c.url, fetch=self._fetch(c.label)),
             monotonic=self.clock,
             wall_clock=lambda: 1.7e9 + self.clock.now,
-            before_cycle=self._advance,
+            engine_answer_clock=lambda: self._rendered.at,
         )
         self.sequence = 0
 
-    def _advance(self, now: float) -> None:
-        for engine in self.engines.values():
-            engine.advance(now)
+    def _fetch(self, name: str) -> Fetch:
+        engine = self.engines[name]
+
+        def fetch(url: str, timeout_seconds: float, max_bytes: int) -> str:
+            engine.wait_while_hung()
+            with self._step:
+                text = engine.answer(url)
+                self._rendered.at = self.clock.now
+            return text
+
+        return fetch
+
+    def settle(self, name: str, timeout_seconds: float = 5.0) -> None:
+        """Wait until engine ``name``'s outstanding poll (a released hang) has answered, so that
+        its answer is rendered and timed before the fake clock moves on: one fake second per
+        cycle would otherwise turn a thread's microseconds into a second of counters."""
+        stage = self.sampler._engines
+        tracker = next(t for t in stage.trackers if t.name == name)
+        if tracker.pending is not None:
+            wait([tracker.pending], timeout=timeout_seconds)
 
     def cycle(self) -> Snapshot:
-        self.clock.now += 1.0
+        with self._step:
+            self.clock.now += 1.0
+            for engine in self.engines.values():
+                engine.advance(self.clock.now)
         snapshot = self.sampler.run_cycle()
         assert snapshot.sequence == self.sequence + 1, "the snapshot must advance every cycle"
         self.sequence = snapshot.sequence
@@ -316,7 +342,7 @@ def test_a_slow_engine_keeps_its_last_answer_within_its_timeout(
     assert "no answer within" in (status(snapshot, 0).error or "")
     engine.hang = None
     released.set()
-    time.sleep(0.2)  # cycles are an interval apart: the released poll's thread finishes
+    node.settle("e0")  # cycles are an interval apart: the released poll's thread finishes
     for _ in range(4):
         snapshot = node.cycle()
     assert view(snapshot, "e0").up

@@ -84,6 +84,7 @@ def test_no_fault_sequence_stops_the_node(script: list[list[Fault]]) -> None:
                     engine.hang = None
                     hangs[fault.engine].set()
                     hangs[fault.engine] = threading.Event()
+                    node.settle(f"e{fault.engine}")  # its answer is in before the clock moves
                 elif fault.kind == "down":
                     engine.down = True
                 else:
