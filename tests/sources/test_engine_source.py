@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rooftop.exporter.pipeline.engines import start_poll
 from rooftop.exporter.settings import EngineConfig
 from rooftop.exporter.sources.engine import (
     LANE_WAIT_SECONDS,
@@ -343,5 +344,36 @@ def test_a_body_slow_to_read_holds_another_engine_back_only_briefly(
         assert quick.poll().prompt_tokens_total is not None
         waited = time.monotonic() - started
         assert LANE_WAIT_SECONDS <= waited < LANE_WAIT_SECONDS + 1.5
+    finally:
+        behind.join()
+
+
+def test_an_answer_held_back_by_the_reading_lane_is_timed_when_its_body_came_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine rendered its counters when it answered: the time a body then waits for the
+    lane (or takes to parse) must not stretch the interval its rates are computed over."""
+    text = VLLM.decode()
+    slow = EngineSource("slow", "http://127.0.0.1:1/metrics", fetch=lambda *_: text)
+    quick = EngineSource("quick", "http://127.0.0.1:2/metrics", fetch=lambda *_: text)
+    reading = threading.Event()
+    parse = EngineSource._parse
+
+    def slow_parse(self: EngineSource, body: str) -> object:
+        if self is slow:
+            reading.set()
+            time.sleep(1.0)
+        return parse(self, body)
+
+    monkeypatch.setattr(EngineSource, "_parse", slow_parse)
+    behind = threading.Thread(target=slow.poll)
+    behind.start()
+    try:
+        assert reading.wait(5)
+        started = time.monotonic()
+        timed = start_poll(quick.poll, "quick", time.monotonic).result(timeout=10)
+        answered = time.monotonic()
+        assert answered - started >= LANE_WAIT_SECONDS  # it did wait for the lane
+        assert timed.at - started < LANE_WAIT_SECONDS / 2  # but is timed at its body
     finally:
         behind.join()
