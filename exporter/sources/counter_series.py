@@ -165,8 +165,13 @@ class CounterContinuity:
                     return sample
                 key: SeriesKey = (sample.name, tuple(sorted(sample.labels.items())))
                 seen.add(key)
-                value = self._correct(key, sample.value, first, poisoned)
-                return None if value is None else sample._replace(value=value)
+                raw = sample.value
+                value = self._correct(key, raw, first, poisoned)
+                if value is None:
+                    return None
+                if value == raw and value and raw.__class__ is float:
+                    return sample  # no reset so far: the sample as exposed (no copy)
+                return sample._replace(value=value)
 
             if isinstance(family, DeferredBuckets):
                 # Buckets are left as exposed (see _cumulative): they stay text.

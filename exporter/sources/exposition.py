@@ -277,22 +277,30 @@ def _samples_besides_buckets(family: Metric, suffix: str = "") -> list[Sample]:
     return family.samples
 
 
+_SeriesKey = tuple[tuple[str, str], ...]
+
+
 def _collapse(
     samples: list[Sample], replica_labels: tuple[str, ...]
 ) -> list[tuple[dict[str, str], float]]:
     """One value per series after dropping replica labels (lowest replica label values win)."""
-    chosen: dict[tuple[tuple[str, str], ...], tuple[tuple[str, ...], dict[str, str], float]] = {}
+    chosen: dict[_SeriesKey, tuple[tuple[tuple[int, str], ...], dict[str, str], float]] = {}
     for sample in samples:
-        value = _finite(sample.value)
-        if value is None:
-            continue
-        labels = dict(sample.labels)
-        key = tuple(sorted((k, v) for k, v in labels.items() if k not in replica_labels))
-        rank = tuple(labels.get(k, "") for k in replica_labels)
+        value = sample.value
+        if value.__class__ is float:
+            if not math.isfinite(value):
+                continue
+        else:
+            value = _finite(value)
+            if value is None:
+                continue
+        labels = sample.labels
+        key = tuple(sorted([item for item in labels.items() if item[0] not in replica_labels]))
+        rank = _rank_key(tuple(labels.get(k, "") for k in replica_labels))
         known = chosen.get(key)
-        if known is None or _rank_key(rank) < _rank_key(known[0]):
+        if known is None or rank < known[0]:
             chosen[key] = (rank, labels, value)
-    return [(labels, value) for _, labels, value in chosen.values()]
+    return [(dict(labels), value) for _, labels, value in chosen.values()]
 
 
 def _rank_key(rank: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
@@ -406,18 +414,18 @@ def histogram_buckets(
     return tuple(zip(bounds, totals, strict=True))
 
 
-_SeriesKey = tuple[tuple[str, str], ...]
-
-
 def _deferred_bucket_series(
     family: DeferredBuckets, where: Mapping[str, str] | None, replica_labels: tuple[str, ...]
 ) -> dict[_SeriesKey, dict[float, float]]:
     """What :func:`histogram_buckets` computes from ``series_values(family, "_bucket", ...)``,
     read from the bucket lines' text: labels are parsed once per series (the label text before
-    ``le``), not once per line. Same choices as :func:`_collapse`: finite values only, the
-    lowest replica rank per series and bound, the first line on a tie."""
-    per_text: dict[str, tuple[_SeriesKey, tuple[tuple[int, str], ...]] | None] = {}
-    chosen: dict[tuple[_SeriesKey, str], tuple[tuple[tuple[int, str], ...], float]] = {}
+    ``le``, the same on a series' consecutive lines), not once per line. Same choices as
+    :func:`_collapse`: finite values only, the lowest replica rank per series and bound, the
+    first line on a tie; series and bounds in the order they first hold a value."""
+    per_key: dict[_SeriesKey, dict[str, tuple[tuple[tuple[int, str], ...], float]]] = {}
+    is_bound: dict[str, bool] = {}
+    last_text: str | None = None
+    series: tuple[_SeriesKey, tuple[tuple[int, str], ...]] | None = None
     for label_text, bound_text, value_text in family.bucket_rows():
         if bound_text is None:  # le not last, or escapes: every label parsed on this line
             labels = parse_label_text(label_text)
@@ -425,30 +433,39 @@ def _deferred_bucket_series(
             if bound_text is None:
                 continue
             series = _bucket_series(labels, where, replica_labels)
-        elif label_text in per_text:
-            series = per_text[label_text]
-        else:
+            last_text = None
+        elif label_text != last_text:
             series = _bucket_series(parse_label_text(label_text), where, replica_labels)
-            per_text[label_text] = series
+            last_text = label_text
         if series is None:
             continue
         value = float(value_text)  # what _finite(parse_number(value_text)) gives, or not finite
         if not math.isfinite(value):
             continue
-        key, rank = series
-        slot = (key, bound_text)
-        known = chosen.get(slot)
-        if known is None or rank < known[0]:
-            chosen[slot] = (rank, value)
-    per_series: dict[_SeriesKey, dict[float, float]] = {}
-    for (key, bound_text), (_, value) in chosen.items():
-        try:
-            bound = float(bound_text)
-        except ValueError:
+        valid = is_bound.get(bound_text)
+        if valid is None:
+            valid = is_bound[bound_text] = _is_bound(bound_text)
+        if not valid:
             continue
-        if not math.isnan(bound):
-            per_series.setdefault(key, {})[bound] = value
-    return per_series
+        key, rank = series
+        slots = per_key.get(key)
+        if slots is None:
+            slots = per_key[key] = {}
+        known = slots.get(bound_text)
+        if known is None or rank < known[0]:
+            slots[bound_text] = (rank, value)
+    return {
+        key: {float(bound): value for bound, (_, value) in slots.items()}
+        for key, slots in per_key.items()
+    }
+
+
+def _is_bound(text: str) -> bool:
+    """Whether an ``le`` value reads as a bucket bound: a number, not NaN."""
+    try:
+        return not math.isnan(float(text))
+    except ValueError:
+        return False
 
 
 def _bucket_series(

@@ -498,13 +498,25 @@ def _sample(found: re.Match[str]) -> Sample:
 
 def parse_label_text(label_text: str) -> dict[str, str]:
     """The labels of a line the fast grammar accepted (the text between its braces), values
-    unescaped."""
+    unescaped: a new dict each call (callers may change theirs), parsed once per label text
+    (an engine's series keep their label text from poll to poll)."""
+    known = _LABELS_READ.get(label_text)
+    if known is not None:
+        return known.copy()
     labels: dict[str, str] = {}
     for label, label_value in _LABEL.findall(label_text):
         if label in labels:
             raise _Fallback  # the look-ahead missed nothing; kept as a guard
         labels[label] = _ESCAPE.sub(_unescape, label_value) if "\\" in label_value else label_value
+    if len(_LABELS_READ) >= _MAX_LABELS_READ:
+        _LABELS_READ.clear()
+    _LABELS_READ[label_text] = labels.copy()
     return labels
+
+
+_LABELS_READ: dict[str, dict[str, str]] = {}
+"""Label text -> its labels, for the lines rooftop builds (a few hundred per engine)."""
+_MAX_LABELS_READ: Final = 16_384
 
 
 def parse_number(text: str) -> float:
