@@ -286,14 +286,13 @@ def _collapse(
     """One value per series after dropping replica labels (lowest replica label values win)."""
     chosen: dict[_SeriesKey, tuple[tuple[tuple[int, str], ...], dict[str, str], float]] = {}
     for sample in samples:
-        value = sample.value
-        if value.__class__ is float:
-            if not math.isfinite(value):
-                continue
-        else:
+        value: float | None = sample.value
+        if value.__class__ is not float:
             value = _finite(value)
-            if value is None:
-                continue
+        elif not math.isfinite(value):
+            continue
+        if value is None:
+            continue
         labels = sample.labels
         key = tuple(sorted([item for item in labels.items() if item[0] not in replica_labels]))
         rank = _rank_key(tuple(labels.get(k, "") for k in replica_labels))
