@@ -515,8 +515,9 @@ def parse_label_text(label_text: str) -> dict[str, str]:
 
 
 _LABELS_READ: dict[str, dict[str, str]] = {}
-"""Label text -> its labels, for the lines rooftop builds (a few hundred per engine)."""
-_MAX_LABELS_READ: Final = 16_384
+"""Label text -> its labels, for the lines rooftop builds (a few hundred per engine; bounded,
+about 2 MB at most)."""
+_MAX_LABELS_READ: Final = 4096
 
 
 def parse_number(text: str) -> float:
