@@ -153,17 +153,21 @@ def test_sighup_reloads_the_config_and_refuses_a_bad_one(serve: Serve) -> None:
 
 @pytest.fixture
 def trickler() -> Iterator[int]:
-    """A server that sends one header line every 0.5 s, for ever."""
+    """A server that sends one header line every 0.5 s, for ever, on each connection."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     done = threading.Event()
 
-    def serve_one() -> None:
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
+
+    def serve_one(conn: socket.socket) -> None:
         with conn:
             conn.recv(65536)
             conn.sendall(b"HTTP/1.1 200 OK\r\n")
@@ -175,7 +179,7 @@ def trickler() -> Iterator[int]:
                     return
                 index += 1
 
-    threading.Thread(target=serve_one, daemon=True).start()
+    threading.Thread(target=accept, daemon=True).start()
     yield int(listener.getsockname()[1])
     done.set()
     listener.close()
@@ -187,3 +191,17 @@ def test_a_deadline_covers_the_headers(trickler: int) -> None:
         fetch_text(f"http://127.0.0.1:{trickler}/metrics", 1.0, 1 << 20)
     assert raised.value.problem == "deadline"
     assert time.monotonic() - started < 1.6
+
+
+def test_a_sooner_deadline_set_later_still_cuts_on_time(trickler: int) -> None:
+    """One watchdog keeps every exchange's deadline: one set after a far one, but due before
+    it, ends its exchange at its own time, not at the far one's."""
+    url = f"http://127.0.0.1:{trickler}/metrics"
+    far = threading.Thread(target=lambda: pytest.raises(FetchError, fetch_text, url, 3.0, 1 << 20))
+    far.start()
+    time.sleep(0.3)  # the far deadline is armed and the watchdog sleeps for it
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"within 1\.0 s"):
+        fetch_text(url, 1.0, 1 << 20)
+    assert time.monotonic() - started < 1.6
+    far.join(10)
