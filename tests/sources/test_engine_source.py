@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -317,12 +318,12 @@ def test_endpoint_url_stays_on_origin() -> None:
             endpoint_url(url, ExtraEndpoint("p", bad))
 
 
-def test_a_body_slow_to_read_holds_another_engine_back_only_briefly(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Bodies are read one at a time (the reading lane), but one that reads for seconds (a
-    pathological exposition, an adapter bug) delays another engine's poll by at most the lane
-    wait, never by its own reading time."""
+@contextmanager
+def lane_held_by_a_slow_body(
+    monkeypatch: pytest.MonkeyPatch, seconds: float
+) -> Iterator[EngineSource]:
+    """An engine whose body takes ``seconds`` to parse holds the reading lane for the block;
+    yields another engine (quick to read) that polls meanwhile."""
     text = VLLM.decode()
     slow = EngineSource("slow", "http://127.0.0.1:1/metrics", fetch=lambda *_: text)
     quick = EngineSource("quick", "http://127.0.0.1:2/metrics", fetch=lambda *_: text)
@@ -332,7 +333,7 @@ def test_a_body_slow_to_read_holds_another_engine_back_only_briefly(
     def slow_parse(self: EngineSource, body: str) -> object:
         if self is slow:
             reading.set()
-            time.sleep(3.0)
+            time.sleep(seconds)
         return parse(self, body)
 
     monkeypatch.setattr(EngineSource, "_parse", slow_parse)
@@ -340,12 +341,22 @@ def test_a_body_slow_to_read_holds_another_engine_back_only_briefly(
     behind.start()
     try:
         assert reading.wait(5)
+        yield quick
+    finally:
+        behind.join()
+
+
+def test_a_body_slow_to_read_holds_another_engine_back_only_briefly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Bodies are read one at a time (the reading lane), but one that reads for seconds (a
+    pathological exposition, an adapter bug) delays another engine's poll by at most the lane
+    wait, never by its own reading time."""
+    with lane_held_by_a_slow_body(monkeypatch, 3.0) as quick:
         started = time.monotonic()
         assert quick.poll().prompt_tokens_total is not None
         waited = time.monotonic() - started
         assert LANE_WAIT_SECONDS <= waited < LANE_WAIT_SECONDS + 1.5
-    finally:
-        behind.join()
 
 
 def test_an_answer_held_back_by_the_reading_lane_is_timed_when_its_body_came_in(
@@ -353,27 +364,9 @@ def test_an_answer_held_back_by_the_reading_lane_is_timed_when_its_body_came_in(
 ) -> None:
     """The engine rendered its counters when it answered: the time a body then waits for the
     lane (or takes to parse) must not stretch the interval its rates are computed over."""
-    text = VLLM.decode()
-    slow = EngineSource("slow", "http://127.0.0.1:1/metrics", fetch=lambda *_: text)
-    quick = EngineSource("quick", "http://127.0.0.1:2/metrics", fetch=lambda *_: text)
-    reading = threading.Event()
-    parse = EngineSource._parse
-
-    def slow_parse(self: EngineSource, body: str) -> object:
-        if self is slow:
-            reading.set()
-            time.sleep(1.0)
-        return parse(self, body)
-
-    monkeypatch.setattr(EngineSource, "_parse", slow_parse)
-    behind = threading.Thread(target=slow.poll)
-    behind.start()
-    try:
-        assert reading.wait(5)
+    with lane_held_by_a_slow_body(monkeypatch, 1.0) as quick:
         started = time.monotonic()
         timed = start_poll(quick.poll, "quick", time.monotonic).result(timeout=10)
         answered = time.monotonic()
         assert answered - started >= LANE_WAIT_SECONDS  # it did wait for the lane
         assert timed.at - started < LANE_WAIT_SECONDS / 2  # but is timed at its body
-    finally:
-        behind.join()
