@@ -382,6 +382,9 @@ class FleetFigures:
     scrape_seconds: dict[int, tuple[float, float]]
     """interval -> (mean, p99) scrape duration per target."""
     phase_seconds: dict[int, float]
+    steady_window: tuple[float, float]
+    """Unix start and end of the 1 s phase: every target scraped, no reload in between (the
+    reload to 5 s restarts the scrape loops, and targets drop out of the store for a moment)."""
 
     def table(self) -> str:
         rows = [
@@ -467,6 +470,7 @@ def measure(fleet: Fleet, seconds_per_interval: float = 25.0) -> FleetFigures:
         rules=len(fleet_rules_yaml().split("- record:")) - 1,
         scrape_seconds=scrape,
         phase_seconds={1: one_second_end - started, 5: five_second_end - switched - 5},
+        steady_window=(started, one_second_end),
     )
 
 
