@@ -87,7 +87,10 @@ def sampler_and_scrapes(
         out = {
             "cycles": float(cycles),
             "ms_per_cycle": rooftop_cpu / cycles * 1000,
+            # Per unit (a GPU or an engine), as benchmarks/overhead.py counts; and per pair (one
+            # GPU with the engine on it), the stricter reading of "per (GPU + engine)".
             "cpu_per_unit_percent": rooftop_cpu / (time.time() - t0) * 100 / (gpus + engines),
+            "cpu_per_pair_percent": rooftop_cpu / (time.time() - t0) * 100 / max(gpus, engines),
             "rss_mb": harness.rss_bytes() / 1e6,
             "series": float(series_count(port)),
         }
@@ -233,13 +236,22 @@ def main() -> int:
                 value(name, "cycles"),
                 value(name, "ms_per_cycle"),
                 value(name, "cpu_per_unit_percent"),
+                value(name, "cpu_per_pair_percent"),
                 value(name, "rss_mb"),
                 value(name, "ms_per_cycle") / value("now", "ms_per_cycle"),
             )
         )
     print(
         table(
-            ["rooftop", "cycles", "CPU ms/cycle", "% core per (GPU+engine)", "RSS MB", "/ now"],
+            [
+                "rooftop",
+                "cycles",
+                "CPU ms/cycle",
+                "% core per GPU or engine",
+                "% core per GPU+engine pair",
+                "RSS MB",
+                "/ now",
+            ],
             cpu_rows,
         )
     )
@@ -288,10 +300,16 @@ def main() -> int:
     print("\n## Targets (issue 15)\n")
     checks = [
         (
-            "sampler CPU per (GPU + large engine) at 1 s",
+            "sampler CPU per GPU or large engine at 1 s",
             f"<= {TARGETS['cpu_per_unit_percent']} % core",
             value("now", "cpu_per_unit_percent"),
             value("now", "cpu_per_unit_percent") <= TARGETS["cpu_per_unit_percent"],
+        ),
+        (
+            "sampler CPU per GPU + large engine pair at 1 s",
+            f"<= {TARGETS['cpu_per_unit_percent']} % core",
+            value("now", "cpu_per_pair_percent"),
+            value("now", "cpu_per_pair_percent") <= TARGETS["cpu_per_unit_percent"],
         ),
         (
             "/metrics p99, 8+8, 10 scrapers in a closed loop",
