@@ -104,6 +104,15 @@ class Child:
     def rss_bytes(self) -> int:
         return int(self.ps.memory_info().rss)
 
+    def peak_rss_bytes(self) -> int:
+        """The most resident memory the process has had (Linux ``VmHWM``), start-up included:
+        RSS read between cycles misses the bodies a cycle holds while it polls."""
+        with open(f"/proc/{self.proc.pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return self.rss_bytes()
+
     def threads(self) -> int:
         return int(self.ps.num_threads())
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -502,6 +501,8 @@ def _engine_item(item: str) -> dict[str, str]:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Parse a YAML config file; raise ConfigError saying what is wrong with it."""
+    import yaml  # here, not at the top: a daemon configured without a file never loads it
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:

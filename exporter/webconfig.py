@@ -26,9 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import bcrypt
-import yaml
-
 from rooftop.exporter.settings import ConfigError
 
 _TLS_VERSIONS = {
@@ -89,6 +86,8 @@ class BasicAuth:
         with self._lock:
             if any(hmac.compare_digest(token, known) for known in self._verified):
                 return True
+        import bcrypt  # only where basic auth is configured (the import costs 0.4 MB of RSS)
+
         try:
             ok = bcrypt.checkpw(password.encode("utf-8"), hashed)
         except ValueError:
@@ -121,6 +120,8 @@ class WebConfig:
 
 def load_web_config(path: Path) -> WebConfig:
     """Parse and check a web-config file; raise ConfigError naming the bad key."""
+    import yaml  # only with a web config (serving without one never loads it)
+
     try:
         data: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as error:

@@ -147,3 +147,25 @@ def test_kubernetes_discovery_without_grpc_names_the_extra() -> None:
     assert done.returncode == 1, done.stderr
     assert "pip install 'rooftop[kubernetes]'" in done.stderr, done.stderr
     assert "Kubernetes discovery" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_without_a_config_file_loads_no_yaml_and_no_bcrypt() -> None:
+    """The YAML reader and bcrypt are imported where a config file or basic auth asks for
+    them, not by every daemon (about 1.3 MB of RSS between them)."""
+    code = (
+        "import sys\n"
+        "from rooftop.exporter.commands import serve\n"
+        "from rooftop.exporter.settings import load_settings\n"
+        "import rooftop.exporter.server, rooftop.exporter.webconfig, rooftop.exporter.sampler\n"
+        "load_settings({'demo': True})\n"
+        "print(sorted({'yaml', 'bcrypt'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]", done.stdout
