@@ -50,6 +50,19 @@ def test_command_named(argv: list[str], name: str | None) -> None:
     assert (command.name if command else None) == name
 
 
+def _fresh_python(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter (its imports are its own)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
 def _imported_after(argv: list[str]) -> set[str]:
     """Top-level module names a fresh interpreter has imported after building the parser."""
     code = (
@@ -59,15 +72,7 @@ def _imported_after(argv: list[str]) -> set[str]:
         "print('\\n'.join(sorted({m.partition('.')[0] for m in sys.modules})))\n"
         "print('\\n'.join(sorted(m for m in sys.modules if m.startswith('rooftop.'))))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return set(done.stdout.split())
+    return set(_fresh_python(code).split())
 
 
 def test_serve_imports_no_extra_and_no_other_command() -> None:
@@ -160,12 +165,5 @@ def test_serve_without_a_config_file_loads_no_yaml_and_no_bcrypt() -> None:
         "load_settings({'demo': True})\n"
         "print(sorted({'yaml', 'bcrypt'} & set(sys.modules)))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert done.stdout.strip() == "[]", done.stdout
+    loaded = _fresh_python(code).strip()
+    assert loaded == "[]", loaded
