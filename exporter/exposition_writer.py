@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client.utils import floatToGoString
 
 from rooftop.exporter.metrics import METRICS, MetricDef
 from rooftop.exporter.snapshot import Snapshot
 
+MAX_LABEL_TEXTS = 4096
 PER_SCRAPE: frozenset[str] = frozenset({"rooftop_snapshot_age_seconds"})
 """Rows rendered per scrape by the exposition cache, not with the snapshot."""
 
@@ -46,6 +47,9 @@ class _Row:
     sample_name: str
     order: tuple[int, ...]
     """Indices of the row's labels in name order (``generate_latest`` sorts them)."""
+    label_text: dict[tuple[str, ...], str] = field(default_factory=dict, compare=False)
+    """Label values -> their ``{...}`` text: a series keeps its labels from cycle to cycle
+    (bounded by :data:`MAX_LABEL_TEXTS` a row)."""
 
     def lines(self, samples: Iterable[tuple[tuple[str, ...], float | None]]) -> Iterable[str]:
         yield self.header
@@ -59,9 +63,15 @@ class _Row:
                 if not names:
                     yield f"{prefix} {number}\n"
                     continue
-                labels = ",".join(
-                    f'{names[i]}="{_escape_value(str(values[i]))}"' for i in self.order
-                )
+                labels = self.label_text.get(values)
+                if labels is None:
+                    labels = ",".join(
+                        f'{names[i]}="{_escape_value(str(values[i]))}"' for i in self.order
+                    )
+                    if all(v.__class__ is str for v in values):  # (1,) == (True,): str only
+                        if len(self.label_text) >= MAX_LABEL_TEXTS:
+                            self.label_text.clear()
+                        self.label_text[values] = labels
             else:  # as dict(zip(...)) in add_metric: the shorter of the two decides
                 pairs = sorted(zip(names, (str(v) for v in values), strict=False))
                 if not pairs:

@@ -36,6 +36,7 @@ from typing import Final
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
+from rooftop.exporter.sources.exposition import series_key
 from rooftop.exporter.sources.reading_checks import MAX_COUNTER
 from rooftop.exporter.sources.selective_parser import DeferredBuckets
 
@@ -163,7 +164,7 @@ class CounterContinuity:
             def corrected_sample(sample: Sample, family: Metric = family) -> Sample | None:
                 if not _cumulative(family, sample):
                     return sample
-                key: SeriesKey = (sample.name, tuple(sorted(sample.labels.items())))
+                key: SeriesKey = (sample.name, series_key(sample.labels, ())[0])
                 seen.add(key)
                 raw = sample.value
                 value = self._correct(key, raw, first, poisoned)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, Literal, TypeVar, overload
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.parser import (
@@ -294,8 +295,7 @@ def _collapse(
         if value is None:
             continue
         labels = sample.labels
-        key = tuple(sorted([item for item in labels.items() if item[0] not in replica_labels]))
-        rank = _rank_key(tuple(labels.get(k, "") for k in replica_labels))
+        key, rank = series_key(labels, replica_labels)
         known = chosen.get(key)
         if known is None or rank < known[0]:
             chosen[key] = (rank, labels, value)
@@ -304,6 +304,31 @@ def _collapse(
 
 def _rank_key(rank: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
     return tuple((int(v), "") if v.isdigit() else (1 << 62, v) for v in rank)
+
+
+_Rank = tuple[tuple[int, str], ...]
+_SERIES_KEYS: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], tuple[_SeriesKey, _Rank]]
+_SERIES_KEYS = {}
+"""(labels as written, replica labels) -> :func:`series_key`: an engine's series keep their
+labels from poll to poll (bounded: a few hundred series per engine are read)."""
+_MAX_SERIES_KEYS: Final = 8192
+
+
+def series_key(
+    labels: Mapping[str, str], replica_labels: tuple[str, ...]
+) -> tuple[_SeriesKey, _Rank]:
+    """A series' key: its labels sorted, less ``replica_labels`` (all of them with ``()``);
+    and its replica rank (:func:`_collapse` keeps the lowest)."""
+    items = tuple(labels.items())
+    memo = (items, replica_labels)
+    known = _SERIES_KEYS.get(memo)
+    if known is None:
+        key = tuple(sorted([item for item in items if item[0] not in replica_labels]))
+        known = (key, _rank_key(tuple(labels.get(k, "") for k in replica_labels)))
+        if len(_SERIES_KEYS) >= _MAX_SERIES_KEYS:
+            _SERIES_KEYS.clear()
+        _SERIES_KEYS[memo] = known
+    return known
 
 
 def series_values(
@@ -384,7 +409,12 @@ def histogram_buckets(
     if family is None or family.type not in ("histogram", "gaugehistogram", "unknown"):
         return None
     if isinstance(family, DeferredBuckets) and family.deferred and not (where and "le" in where):
-        per_series = _deferred_bucket_series(family, where, replica_labels)
+        planned, buckets = _planned_buckets(family, where, replica_labels)
+        if planned:
+            return buckets
+        per_series: dict[_SeriesKey, dict[float, float]] = _deferred_bucket_series(
+            family, where, replica_labels
+        )
     else:
         per_series = {}
         for labels, value in series_values(family, "_bucket", where, replica_labels):
@@ -396,36 +426,147 @@ def histogram_buckets(
                 continue
             key = tuple(sorted((k, v) for k, v in labels.items() if k not in replica_labels))
             per_series.setdefault(key, {})[bound] = value
+    terms = _bucket_terms(per_series)
+    if terms is None:
+        return None
+    return tuple((bound, _added(counts)) for bound, counts in terms)
+
+
+_Term = TypeVar("_Term")
+
+
+def _bucket_terms(
+    per_series: Mapping[_SeriesKey, Mapping[float, _Term]],
+) -> list[tuple[float, list[_Term]]] | None:
+    """Each bound of the union of the series' bounds, with what it sums: every series' count
+    at the largest of its own bounds not above it, in series order (a series with no bound
+    that low adds nothing). ``None`` unless a series has a ``+Inf`` bucket. Counts are values
+    or, for a bucket plan, the rows holding them."""
     series = [s for s in per_series.values() if math.inf in s]
     if not series:
         return None
     bounds = sorted({bound for buckets in series for bound in buckets})
-    totals = [0.0] * len(bounds)
+    terms: list[list[_Term]] = [[] for _ in bounds]
     for buckets in series:
-        # This series' count at the largest of its bounds not above each bound (0 below all).
         own = sorted(buckets)
-        at, count = 0, 0.0
+        at = 0
         for index, bound in enumerate(bounds):
             while at < len(own) and own[at] <= bound:
-                count = buckets[own[at]]
                 at += 1
-            totals[index] += count
-    return tuple(zip(bounds, totals, strict=True))
+            if at:
+                terms[index].append(buckets[own[at - 1]])
+    return list(zip(bounds, terms, strict=True))
+
+
+def _added(counts: Iterable[float]) -> float:
+    """``0.0 + c1 + c2 + ...`` in order (``sum`` may compensate; the reference adds)."""
+    total = 0.0
+    for count in counts:
+        total += count
+    return total
+
+
+@dataclass(frozen=True)
+class _BucketPlan:
+    """:func:`histogram_buckets` of one bucket layout, as rows: ``(bound, rows summed)``, the
+    rows numbered in the order of the bucket lines (``None``: no ``+Inf`` bucket)."""
+
+    rows: int
+    terms: tuple[tuple[float, tuple[int, ...]], ...] | None
+
+
+_BUCKET_PLANS: dict[tuple[object, ...], _BucketPlan | None] = {}
+"""(family, run layouts, where, replica labels) -> its plan, or ``None`` where none can be made
+(a bounded cache: a few histograms per engine)."""
+_MAX_BUCKET_PLANS: Final = 256
+
+
+def _planned_buckets(
+    family: DeferredBuckets, where: Mapping[str, str] | None, replica_labels: tuple[str, ...]
+) -> tuple[bool, tuple[tuple[float, float], ...] | None]:
+    """``(True, buckets)`` read with the plan of the bucket lines' layout, made on the first
+    poll that has it: the labels decide which line counts where, so a later poll with the same
+    layout only reads its values. ``(False, None)`` when the lines are not all in validated
+    runs, or a value is not finite (the line-by-line reading then decides)."""
+    runs = family.bucket_runs()
+    if not runs:
+        return False, None
+    key = (
+        family.name,
+        tuple(run.layout for run in runs),
+        tuple(sorted(where.items())) if where else (),
+        replica_labels,
+    )
+    if key in _BUCKET_PLANS:
+        plan = _BUCKET_PLANS[key]
+    else:
+        plan = _bucket_plan(family, where, replica_labels)
+        if len(_BUCKET_PLANS) >= _MAX_BUCKET_PLANS:
+            _BUCKET_PLANS.clear()
+        _BUCKET_PLANS[key] = plan
+    if plan is None:
+        return False, None
+    values = [float(text) for run in runs for text in run.values]
+    if len(values) != plan.rows or not all(map(math.isfinite, values)):
+        return False, None
+    if plan.terms is None:
+        return True, None
+    return True, tuple((bound, _added(values[row] for row in rows)) for bound, rows in plan.terms)
+
+
+def _bucket_plan(
+    family: DeferredBuckets, where: Mapping[str, str] | None, replica_labels: tuple[str, ...]
+) -> _BucketPlan | None:
+    """The plan of ``family``'s bucket lines: :func:`histogram_buckets`' choices made on row
+    numbers instead of values, as if every value were finite (a poll with one that is not is
+    read line by line)."""
+    rows = sum(1 for _ in family.bucket_rows())
+    runs = family.bucket_runs() or []
+    if rows != sum(len(run.values) for run in runs):
+        return None
+    terms = _bucket_terms(_deferred_bucket_series(family, where, replica_labels, rows=True))
+    if terms is None:
+        return _BucketPlan(rows, None)
+    return _BucketPlan(rows, tuple((bound, tuple(counts)) for bound, counts in terms))
+
+
+@overload
+def _deferred_bucket_series(
+    family: DeferredBuckets,
+    where: Mapping[str, str] | None,
+    replica_labels: tuple[str, ...],
+    rows: Literal[False] = False,
+) -> dict[_SeriesKey, dict[float, float]]: ...
+
+
+@overload
+def _deferred_bucket_series(
+    family: DeferredBuckets,
+    where: Mapping[str, str] | None,
+    replica_labels: tuple[str, ...],
+    rows: Literal[True],
+) -> dict[_SeriesKey, dict[float, int]]: ...
 
 
 def _deferred_bucket_series(
-    family: DeferredBuckets, where: Mapping[str, str] | None, replica_labels: tuple[str, ...]
-) -> dict[_SeriesKey, dict[float, float]]:
+    family: DeferredBuckets,
+    where: Mapping[str, str] | None,
+    replica_labels: tuple[str, ...],
+    rows: bool = False,
+) -> dict[_SeriesKey, dict[float, float]] | dict[_SeriesKey, dict[float, int]]:
     """What :func:`histogram_buckets` computes from ``series_values(family, "_bucket", ...)``,
     read from the bucket lines' text: labels are parsed once per series (the label text before
     ``le``, the same on a series' consecutive lines), not once per line. Same choices as
     :func:`_collapse`: finite values only, the lowest replica rank per series and bound, the
-    first line on a tie; series and bounds in the order they first hold a value."""
+    first line on a tie; series and bounds in the order they first hold a value.
+
+    ``rows``: each bucket's line number instead of its value, every value taken as finite
+    (what a bucket plan records)."""
     per_key: dict[_SeriesKey, dict[str, tuple[tuple[tuple[int, str], ...], float]]] = {}
     is_bound: dict[str, bool] = {}
     last_text: str | None = None
     series: tuple[_SeriesKey, tuple[tuple[int, str], ...]] | None = None
-    for label_text, bound_text, value_text in family.bucket_rows():
+    for row, (label_text, bound_text, value_text) in enumerate(family.bucket_rows()):
         if bound_text is None:  # le not last, or escapes: every label parsed on this line
             labels = parse_label_text(label_text)
             bound_text = labels.pop("le", None)
@@ -438,9 +579,12 @@ def _deferred_bucket_series(
             last_text = label_text
         if series is None:
             continue
-        value = float(value_text)  # what _finite(parse_number(value_text)) gives, or not finite
-        if not math.isfinite(value):
-            continue
+        if rows:
+            value: float = row
+        else:
+            value = float(value_text)  # what _finite(parse_number(value_text)) gives, or not
+            if not math.isfinite(value):
+                continue
         valid = is_bound.get(bound_text)
         if valid is None:
             valid = is_bound[bound_text] = _is_bound(bound_text)

@@ -268,6 +268,9 @@ def _families(text: str, selection: FamilySelection, max_series: int) -> list[_F
 
     skipped: list[tuple[int, str]] = []
     block: _Block | None = None
+    """The lines counted, not built: a family nobody reads, or bucket lines kept as text."""
+    kept: _Block | None = None
+    """The lines built into samples, a run at a time (see :meth:`_Block.kept_run`)."""
 
     def close() -> None:
         out.append(_family(name, documentation, typ, samples, count, skipped))
@@ -275,8 +278,13 @@ def _families(text: str, selection: FamilySelection, max_series: int) -> list[_F
     position, size = 0, len(text)
     while position < size:
         if block is not None:
-            run_end = block.run_end(text, position)
-            if run_end > position:
+            if samples is None:
+                run_end, run = block.run_end(text, position), ""
+            else:  # bucket lines of a histogram whose buckets are read: kept
+                run_end, run = block.bucket_run(text, position)
+            if run_end == NOT_A_RUN:
+                block = None
+            elif run_end > position:
                 # A run of lines nobody reads (or bucket lines), validated, only counted.
                 lines = text.count("\n", position, run_end)
                 sample_lines += lines
@@ -284,7 +292,19 @@ def _families(text: str, selection: FamilySelection, max_series: int) -> list[_F
                     raise SeriesCapError(_count_sample_lines(text), max_series)
                 count += lines
                 if samples is not None:
-                    skipped.append((len(samples), text[position:run_end]))
+                    skipped.append((len(samples), run))
+                position = run_end
+                continue
+        if kept is not None and samples is not None:
+            run_end, built = kept.kept_run(text, position)
+            if run_end == NOT_A_RUN:
+                kept = None
+            elif run_end > position:
+                sample_lines += len(built)
+                if sample_lines > max_series:
+                    raise SeriesCapError(_count_sample_lines(text), max_series)
+                count += len(built)
+                samples.extend(built)
                 position = run_end
                 continue
         end = text.find("\n", position)
@@ -323,11 +343,12 @@ def _families(text: str, selection: FamilySelection, max_series: int) -> list[_F
             # Bucket lines stay text: dropped, or read by the few helpers that need them.
             bucket_name = name + "_bucket" if typ == "histogram" and not buckets else ""
             if samples is None:
-                block = _block((name, *allowed))
+                block, kept = _block((name, *allowed)), None
             elif bucket_name:
                 block = _block((name, bucket_name))
+                kept = _block((name, *(n for n in allowed if n != bucket_name)))
             else:
-                block = None
+                block, kept = None, _block((name, *allowed))
             continue
         sample_lines += 1
         if sample_lines > max_series:
@@ -349,7 +370,7 @@ def _families(text: str, selection: FamilySelection, max_series: int) -> list[_F
             "", "", "untyped", (), None, 0, ""
         )  # fmt: skip
         skipped = []
-        block = None
+        block = kept = None
         if selection._samples_of(sample_name):
             single: list[Sample] | None = [_sample(found)]
         else:
@@ -382,8 +403,9 @@ _MAX_VALIDATED: Final = 65_536
 
 
 class _Block:
-    """The lines of one family that are counted, not built: a run of whole lines (each ending in
-    ``\\n``) whose metric name is one of ``names``.
+    """A run of whole lines (each ending in ``\\n``) of one family whose metric name is one of
+    ``names``: lines counted, not built (:meth:`run_end`), bucket lines kept as text
+    (:meth:`bucket_run`), or lines built into samples (:meth:`kept_run`).
 
     Checking a run against the full grammar (labels, escapes, repeated label names) costs about
     a microsecond a line; an engine's lines keep their names and labels from poll to poll and
@@ -401,18 +423,79 @@ class _Block:
         )
 
     def run_end(self, text: str, position: int) -> int:
-        """Where the run of valid lines starting at ``position`` ends (``position``: none)."""
+        """Where the run of valid lines starting at ``position`` ends (``position``: none
+        there; :data:`NOT_A_RUN`: the line there is not in the run grammar)."""
         extent = self._extent.match(text, position)
         end = position if extent is None else extent.end()
         if end == position:
             return position
         span = text[position:end]
         skeleton, tails = _TAIL.subn("\n", span)
-        digest: int | None = None
-        if tails == span.count("\n"):
-            digest = hash(skeleton)
-            if digest in _VALIDATED:
-                return end
+        digest = hash(skeleton) if tails == span.count("\n") else None
+        checked_end = self._checked_end(text, position, end, digest)
+        return NOT_A_RUN if checked_end == position else checked_end
+
+    def bucket_run(self, text: str, position: int) -> tuple[int, str]:
+        """``run_end`` of a run of bucket lines that are kept, and the run: a
+        :class:`BucketRun` (its skeleton's hash and its value texts) when the run is whole and
+        its skeleton validated, else its plain text."""
+        extent = self._extent.match(text, position)
+        end = position if extent is None else extent.end()
+        if end == position:
+            return position, ""
+        span = text[position:end]
+        pieces = _TAIL_SPLIT.split(span)
+        digest = hash("\n".join(pieces[::3])) if len(pieces) // 3 == span.count("\n") else None
+        checked_end = self._checked_end(text, position, end, digest)
+        if checked_end == position:
+            return NOT_A_RUN, ""
+        if checked_end == end and digest is not None:
+            return end, BucketRun(span, digest, pieces[1::3])
+        return checked_end, text[position:checked_end]
+
+    def kept_run(self, text: str, position: int) -> tuple[int, list[Sample]]:
+        """Where the run of valid lines starting at ``position`` ends, and its samples, built
+        as the line-by-line reading builds them: the names and labels from the run's layout
+        (kept by its skeleton's hash from the poll that first had it), the values from the
+        text."""
+        extent = self._extent.match(text, position)
+        end = position if extent is None else extent.end()
+        if end == position:
+            return position, []
+        span = text[position:end]
+        pieces = _TAIL_SPLIT.split(span)
+        digest = hash("\n".join(pieces[::3])) if len(pieces) // 3 == span.count("\n") else None
+        checked_end = self._checked_end(text, position, end, digest)
+        if checked_end == position:
+            return NOT_A_RUN, []
+        if checked_end != end or digest is None:
+            # The valid lines before the first the run grammar rejects (read line by line).
+            span = text[position:checked_end]
+            pieces = _TAIL_SPLIT.split(span)
+            digest = hash("\n".join(pieces[::3]))
+        layout = _LAYOUTS.get(digest)
+        if layout is None:
+            layout = _layout(span)
+            if len(_LAYOUTS) >= _MAX_LAYOUTS:
+                _LAYOUTS.clear()
+            _LAYOUTS[digest] = layout
+        return checked_end, [
+            Sample(
+                name,
+                labels.copy(),
+                _number(value),
+                None if stamp is None else _number(stamp) / 1000,
+            )
+            for (name, labels), value, stamp in zip(layout, pieces[1::3], pieces[2::3], strict=True)
+        ]
+
+    def _checked_end(self, text: str, position: int, end: int, digest: int | None) -> int:
+        """How far the lines from ``position`` to ``end`` are valid: all of them at once when
+        their skeleton's hash (``digest``: ``None`` unless every line's tail matched) was
+        validated before, else checked against the full grammar (and remembered when all
+        valid)."""
+        if digest in _VALIDATED:
+            return end
         checked = self._full.match(text, position)
         checked_end = position if checked is None else checked.end()
         if checked_end == end and digest is not None:
@@ -420,6 +503,53 @@ class _Block:
                 _VALIDATED.clear()
             _VALIDATED.add(digest)
         return checked_end
+
+
+NOT_A_RUN: Final = -1
+"""What the run readers give when the line at ``position`` has one of the block's names but
+not the run grammar (a ``\\r\\n`` line end, a space before it): the family's other lines
+are then read line by line (trying a run at each of them would cost a scan of the rest of the
+family per line)."""
+
+_LAYOUTS: dict[int, tuple[tuple[str, dict[str, str]], ...]] = {}
+"""Skeleton hash of a run of lines that are built -> each line's name and labels (the label
+dicts are those of ``_LABELS_READ``, copied for each sample; bounded)."""
+_MAX_LAYOUTS: Final = 4096
+
+
+def _layout(span: str) -> tuple[tuple[str, dict[str, str]], ...]:
+    """The name and labels of each line of a run the run grammar accepted."""
+    out: list[tuple[str, dict[str, str]]] = []
+    for line in span.split("\n")[:-1]:
+        found = _SAMPLE_LINE.fullmatch(line)
+        if found is None:  # the two grammars accept the same lines; kept as a guard
+            raise _Fallback
+        name, label_text = found.group(1, 2)
+        out.append((name, _read_labels(label_text) if label_text else {}))
+    return tuple(out)
+
+
+_TAIL_SPLIT: Final = re.compile(rf" ({_NUMBER})(?: ({_NUMBER}))?\n")
+""":data:`_TAIL` with the value and the timestamp captured: ``split`` gives the pieces between
+the tails (joined with ``\\n``, the skeleton :meth:`_Block.run_end` hashes) and each line's
+value."""
+
+
+class BucketRun(str):
+    """Bucket lines kept as text, whose skeleton (the lines less their values) was validated:
+    ``layout`` is the skeleton's hash, the same from poll to poll while the engine's series
+    keep their names, labels and order; ``values`` the lines' value texts, in order. What the
+    reading helpers derive from the labels alone is kept per layout (``exposition``'s bucket
+    plans), so a poll reads only the values."""
+
+    layout: int
+    values: list[str]
+
+    def __new__(cls, text: str, layout: int, values: list[str]) -> BucketRun:
+        run = super().__new__(cls, text)
+        run.layout = layout
+        run.values = values
+        return run
 
 
 _BLOCKS: dict[tuple[str, ...], _Block] = {}
@@ -500,9 +630,14 @@ def parse_label_text(label_text: str) -> dict[str, str]:
     """The labels of a line the fast grammar accepted (the text between its braces), values
     unescaped: a new dict each call (callers may change theirs), parsed once per label text
     (an engine's series keep their label text from poll to poll)."""
+    return _read_labels(label_text).copy()
+
+
+def _read_labels(label_text: str) -> dict[str, str]:
+    """:func:`parse_label_text`'s labels as kept in ``_LABELS_READ``: never to be changed."""
     known = _LABELS_READ.get(label_text)
     if known is not None:
-        return known.copy()
+        return known
     labels: dict[str, str] = {}
     for label, label_value in _LABEL.findall(label_text):
         if label in labels:
@@ -510,7 +645,7 @@ def parse_label_text(label_text: str) -> dict[str, str]:
         labels[label] = _ESCAPE.sub(_unescape, label_value) if "\\" in label_value else label_value
     if len(_LABELS_READ) >= _MAX_LABELS_READ:
         _LABELS_READ.clear()
-    _LABELS_READ[label_text] = labels.copy()
+    _LABELS_READ[label_text] = labels
     return labels
 
 
@@ -676,6 +811,17 @@ class DeferredBuckets(Metric):
             bucket = self.name + "_bucket"
             return [s for s in self._built if s.name != bucket]
         return [p for p in self._parts if not isinstance(p, str)]
+
+    def bucket_runs(self) -> list[BucketRun] | None:
+        """The bucket lines as :class:`BucketRun` s, in order; ``None`` unless every bucket
+        line is in one (only while :attr:`deferred`)."""
+        runs: list[BucketRun] = []
+        for part in self._parts or ():
+            if isinstance(part, BucketRun):
+                runs.append(part)
+            elif isinstance(part, str):
+                return None
+        return runs
 
     def bucket_rows(self) -> Iterator[tuple[str, str | None, str]]:
         """``(labels, le, value)`` of each ``_bucket`` line, in order; only while

@@ -451,6 +451,33 @@ def test_buckets_read_from_text_equal_the_reference(text: str) -> None:
             assert not kept.deferred
 
 
+_SAMPLE_VALUE = re.compile(r"^([^#\n][^\n]*) [^ \n]+$", re.MULTILINE)
+
+
+@fuzz(EXAMPLES["buckets"])
+@given(seed=st.integers(min_value=0, max_value=2**64))
+def test_bucket_plans_read_a_later_polls_values_as_the_reference(seed: int) -> None:
+    """A poll whose bucket lines have the layout of an earlier one (same names, labels and
+    order; new values, now and then a NaN or an infinity) is read with the earlier poll's
+    bucket plan: what it reads equals the reference on the new values."""
+    rng = random.Random(seed)
+    first = build_histograms(rng)
+
+    def new_value(match: re.Match[str]) -> str:
+        value = rng.choice(SPECIAL_NUMBERS) if rng.random() < 0.05 else repr(rng.uniform(0, 1e9))
+        return f"{match.group(1)} {value}"
+
+    for text in (first, _SAMPLE_VALUE.sub(new_value, first)):
+        whole = _parse(text)
+        if whole is None:
+            return
+        selected = parse_exposition(text, select=DEFERRED)
+        for name, family in whole.items():
+            for replicas in ((), ("engine", "dp_rank")):
+                got = histogram_buckets(selected[name], None, replicas)
+                assert got == histogram_buckets(family, None, replicas), name
+
+
 def test_well_formed_expositions_take_the_fast_path() -> None:
     """The differential tests above compare the fast path, not the fallback with itself: most
     well-formed generated bodies stay in the fast grammar."""

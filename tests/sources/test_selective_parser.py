@@ -31,6 +31,7 @@ from tests.sources.test_fuzz import canonical
 
 FIXTURES = sorted((Path(__file__).parents[1] / "fixtures" / "engines").glob("*.prom"))
 SELECTIONS = (EVERYTHING, NAMES_ONLY, *(a.reads for a in ADAPTERS))
+DEFERRED_BUCKETS = FamilySelection(everything=True, bucket_names=("lat",))
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
@@ -207,3 +208,69 @@ def test_counter_continuity_keeps_deferred_buckets_text_and_equal(path: Path) ->
         kept = [f for f in ours.families.values() if isinstance(f, DeferredBuckets)]
         assert all(f.deferred for f in kept)
         assert canonical(ours.families) == canonical(restrict(theirs.families, select))
+
+
+def test_a_later_poll_reads_its_buckets_with_the_plan_of_their_layout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The latency buckets of a poll with the same series as an earlier one are read from the
+    values alone (no line-by-line reading), and equal the reference on its values."""
+    from rooftop.exporter.sources import exposition
+
+    path = next(p for p in FIXTURES if p.name.startswith("sglang-0.4.0"))
+    text = path.read_text(encoding="utf-8")
+    adapter, _ = detect_engine(parse_exposition_reference(text))
+    names = adapter.reads.bucket_names
+    first = parse_exposition(text, select=adapter.reads)
+    assert any(isinstance(first.get(n), DeferredBuckets) for n in names)
+    before = {n: exposition.histogram_buckets(first.get(n)) for n in names}
+    later = re.sub(
+        r"^(\S+_bucket\{[^}]*\}) ([0-9.e+]+)$",
+        lambda m: f"{m.group(1)} {float(m.group(2)) * 3 + 1}",
+        text,
+        flags=re.MULTILINE,
+    )
+    assert later != text
+
+    def line_by_line(*args: object, **kwargs: object) -> object:
+        raise AssertionError("read line by line, not with the plan")
+
+    monkeypatch.setattr(exposition, "_deferred_bucket_series", line_by_line)
+    fast = parse_exposition(later, select=adapter.reads)
+    reference = parse_exposition_reference(later)
+    for name in names:
+        got = exposition.histogram_buckets(fast.get(name))
+        assert got == exposition.histogram_buckets(reference.get(name))
+        assert got is None or got != before[name]
+
+
+@pytest.mark.parametrize(
+    "select", [NAMES_ONLY, EVERYTHING, DEFERRED_BUCKETS], ids=["names", "all", "deferred"]
+)
+def test_lines_the_run_grammar_rejects_are_read_line_by_line_once(
+    monkeypatch: pytest.MonkeyPatch, select: FamilySelection
+) -> None:
+    """A family whose lines end in ``\\r\\n`` (or a space) is read line by line after its
+    first line: a run is not tried again at every line (each try scans the rest of the family,
+    so a 0.5 MB body took 0.5 s), and what it reads is the reference's."""
+    from rooftop.exporter.sources import selective_parser
+
+    lines = ["# TYPE lat histogram"]
+    for series in range(100):
+        lines += [f'lat_bucket{{s="{series}",le="{le}"}} {series}' for le in ("1", "+Inf")]
+        lines += [f'lat_count{{s="{series}"}} {series}', f'lat_sum{{s="{series}"}} 1.5']
+    lines += ["# TYPE up gauge", *(f'up{{s="{s}"}} 1' for s in range(100))]
+    text = "\r\n".join(lines) + "\r\n"
+    tries = 0
+    checked_end = selective_parser._Block._checked_end
+
+    def counted(self: object, *args: object) -> int:
+        nonlocal tries
+        tries += 1
+        return checked_end(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(selective_parser._Block, "_checked_end", counted)
+    fast = parse_selected(text, select, 50_000)
+    assert fast is not None
+    assert canonical(fast) == canonical(restrict(parse_exposition_reference(text), select))
+    assert tries <= 4  # one per kind of run and family, not one per line
