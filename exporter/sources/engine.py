@@ -37,7 +37,7 @@ from rooftop.exporter.sources.exposition import (
     ExpositionError,
     parse_exposition,
 )
-from rooftop.exporter.sources.http import Fetch, FetchError, describe, fetch_text
+from rooftop.exporter.sources.http import Fetch, FetchError, describe, fetch_text, on_headers
 from rooftop.exporter.sources.reading_checks import CUMULATIVE_FIELDS, check_reading
 from rooftop.exporter.sources.selective_parser import NAMES_ONLY, FamilySelection
 
@@ -56,6 +56,39 @@ engines reading at once only share the GIL, trading it every switch interval (wh
 keeps short for the scrapes), and the trades cost more CPU than the reading. Polls still fetch
 in parallel; a body that takes long to read holds the others back at most
 :data:`LANE_WAIT_SECONDS`, then they read beside it (no engine waits on another's fault)."""
+
+
+BODY_SLOTS: Final = 2
+_BODY_SLOTS: Final = threading.BoundedSemaphore(BODY_SLOTS)
+"""Engine bodies being downloaded or read at once. The polls of a cycle start together and
+fetch in parallel, but read one at a time (the lane): without slots every body waits in memory
+for its turn (eight 0.5 MB engines: ~5 MB more at the peak of each cycle). A poll takes a slot
+once its answer's headers are in (an engine that has not answered holds none) and gives it
+back when its reading is done; one that waited :data:`LANE_WAIT_SECONDS` for a slot reads its
+body without one (a body that trickles in holds the others back that long at most)."""
+
+
+class _BodySlot:
+    """One poll's body slot, and the timing of its answer (``answered``, called once)."""
+
+    def __init__(self, answered: Callable[[], None] | None) -> None:
+        self._answered = answered
+        self._held = False
+
+    def time_answer(self) -> None:
+        if self._answered is not None:
+            answered, self._answered = self._answered, None
+            answered()
+
+    def headers_in(self) -> None:
+        self.time_answer()
+        if not self._held:
+            self._held = _BODY_SLOTS.acquire(timeout=LANE_WAIT_SECONDS)
+
+    def give_back(self) -> None:
+        if self._held:
+            self._held = False
+            _BODY_SLOTS.release()
 
 
 @contextmanager
@@ -149,16 +182,25 @@ class EngineSource:
     def poll(self, answered: Callable[[], None] | None = None) -> EngineReading:
         """Read the engine once. Raises :class:`EngineSourceError` on any failure.
 
-        ``answered`` is called as soon as the body is in, before it waits for the reading lane
-        or is parsed: the engine rendered its counters then, and its rates are timed there."""
+        ``answered`` is called as soon as the answer is in (its headers, over HTTP), before the
+        body waits for a body slot or the reading lane, or is parsed: the engine rendered its
+        counters then, and its rates are timed there."""
         now = time.monotonic()
         if now < self._backoff_until:
             raise EngineFetchError(
                 f"{self.url}: backing off {self._backoff_until - now:.0f} s more, "
                 f"as the engine asked ({self._backoff_reason})"
             )
+        slot = _BodySlot(answered)
         try:
-            text = self._fetch(self.url, self.timeout_seconds, self.max_body_bytes)
+            return self._poll(slot)
+        finally:
+            slot.give_back()
+
+    def _poll(self, slot: _BodySlot) -> EngineReading:
+        try:
+            with on_headers(slot.headers_in):
+                text = self._fetch(self.url, self.timeout_seconds, self.max_body_bytes)
         except FetchError as err:
             if err.status in (429, 503) and err.retry_after_seconds is not None:
                 wait = min(err.retry_after_seconds, MAX_BACKOFF_SECONDS)
@@ -170,8 +212,7 @@ class EngineSource:
             raise
         except Exception as err:
             raise EngineFetchError(f"{self.url}: {describe(err)}") from None
-        if answered is not None:
-            answered()
+        slot.time_answer()  # a fetch that is not HTTP has no headers
         with _reading_lane():
             try:
                 adapter, families = self._parse(text)

@@ -24,7 +24,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Final, Literal
 
 CHUNK_BYTES: Final = 64 * 1024
@@ -191,6 +192,23 @@ _WATCHDOG: Final = _Watchdog()
 
 
 _CURRENT = threading.local()
+"""Per thread: the exchange's :class:`_Deadline`, and the :func:`on_headers` callback."""
+
+
+@contextmanager
+def on_headers(callback: Callable[[], None]) -> Iterator[None]:
+    """Within the block, each exchange this thread makes calls ``callback`` once its status
+    line and headers are in (a 2xx answer), before its body is read: an engine poll times its
+    answer there (the engine rendered its counters before answering) and waits there for a
+    body slot. A fetch that is not HTTP (a test's fake, a replayed recording) never calls it."""
+    previous = getattr(_CURRENT, "on_headers", None)
+    _CURRENT.on_headers = callback
+    try:
+        yield
+    finally:
+        _CURRENT.on_headers = previous
+
+
 """The deadline of the exchange this thread is running (read by the connection classes)."""
 
 
@@ -316,6 +334,9 @@ def _exchange(
 ) -> bytes:
     try:
         with _opener(ssl_context).open(request, timeout=timeout_seconds) as response:
+            headers_in: Callable[[], None] | None = getattr(_CURRENT, "on_headers", None)
+            if headers_in is not None:
+                headers_in()
             chunks: list[bytes] = []
             size = 0
             while True:

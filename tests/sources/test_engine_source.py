@@ -17,6 +17,7 @@ import pytest
 from rooftop.exporter.pipeline.engines import start_poll
 from rooftop.exporter.settings import EngineConfig
 from rooftop.exporter.sources.engine import (
+    BODY_SLOTS,
     LANE_WAIT_SECONDS,
     EngineFetchError,
     EngineParseError,
@@ -370,3 +371,69 @@ def test_an_answer_held_back_by_the_reading_lane_is_timed_when_its_body_came_in(
         answered = time.monotonic()
         assert answered - started >= LANE_WAIT_SECONDS  # it did wait for the lane
         assert timed.at - started < LANE_WAIT_SECONDS / 2  # but is timed at its body
+
+
+def test_bodies_waiting_to_be_read_are_bounded_by_the_body_slots(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polls started together fetch together, but at most :data:`BODY_SLOTS` bodies are in
+    memory (downloaded, waiting for the lane or being read) at once: the others wait at their
+    headers."""
+    engine.routes["/metrics"] = Route(body=VLLM)
+    sources = [EngineSource(f"e{i}", engine.origin + "/metrics") for i in range(4)]
+    for source in sources:  # recognised already: the polls below read with the adapter
+        source.poll()
+    lock = threading.Lock()
+    held = [0, 0]  # now, most
+    read = EngineSource._read
+
+    def counted_fetch(url: str, timeout_seconds: float, max_bytes: int) -> str:
+        text = fetch_text(url, timeout_seconds, max_bytes)
+        with lock:
+            held[0] += 1
+            held[1] = max(held)
+        return text
+
+    def slow_read(self: EngineSource, *args: object) -> object:
+        time.sleep(0.05)
+        try:
+            return read(self, *args)  # type: ignore[arg-type]
+        finally:
+            with lock:
+                held[0] -= 1
+
+    for source in sources:
+        monkeypatch.setattr(source, "_fetch", counted_fetch)
+    monkeypatch.setattr(EngineSource, "_read", slow_read)
+    polls = [start_poll(s.poll, s.name, time.monotonic) for s in sources]
+    for poll in polls:
+        assert poll.result(timeout=10).reading.family == "vllm"
+    assert held[1] == BODY_SLOTS
+
+
+def test_an_engine_that_never_answers_holds_no_body_slot() -> None:
+    """A slot is taken when an answer's headers are in: engines that accept the connection and
+    never answer (as many as there are slots) do not hold a quick engine back."""
+    quiet = [socket.create_server(("127.0.0.1", 0)) for _ in range(BODY_SLOTS)]
+    quick_engine = Engine()
+    quick_engine.routes["/metrics"] = Route(body=VLLM)
+    try:
+        hung = [
+            EngineSource(
+                f"hung{i}", f"http://127.0.0.1:{s.getsockname()[1]}/metrics", timeout_seconds=3.0
+            )
+            for i, s in enumerate(quiet)
+        ]
+        waiting = [start_poll(s.poll, s.name, time.monotonic) for s in hung]
+        time.sleep(0.2)  # both connected, neither answered
+        quick = EngineSource("quick", quick_engine.origin + "/metrics")
+        started = time.monotonic()
+        assert quick.poll().family == "vllm"
+        assert time.monotonic() - started < LANE_WAIT_SECONDS
+        for poll in waiting:
+            with pytest.raises(EngineFetchError):
+                poll.result(timeout=10)
+    finally:
+        quick_engine.close()
+        for sock in quiet:
+            sock.close()

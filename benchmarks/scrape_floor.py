@@ -1,0 +1,71 @@
+"""Is the ``/metrics`` tail the sampler's or the serving path's? The same scrapes against the
+harness (rooftop's serve wiring) on a quiet node and on a busy one, alternated in one run.
+
+* quiet: 8 GPUs (the demo's fake NVML) + 1 engine serving the 13 kB vLLM V1 body: the sampler
+  holds the GIL for a few ms a second;
+* busy: 8 GPUs + 8 engines serving the 506 kB body (4 models x 3 LoRA adapters): the sampler
+  reads 4 MB a second.
+
+For each: sampler CPU per cycle, then ``/metrics`` p50/p99 with 10 scrapes sent at the same
+instant once a second (10 s) and with 1, 10 and 50 closed-loop scrapers (4 s each); keep-alive
+and gzip, the client in this process (``benchmarks/_common.py``). A busy/quiet ratio near 1
+says the tail comes from serving and the client sharing the machine's cores, not from the
+engine polls.
+
+Usage: .venv/bin/python benchmarks/scrape_floor.py [--rounds 2] [--window 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+from _common import header, table
+from side_by_side import sampler_and_scrapes
+
+CONFIGS = {"quiet": (8, 1, "small"), "busy": (8, 8, "4x3-lora")}
+COLUMNS = (
+    ("ms_per_cycle", "CPU ms/cycle"),
+    ("burst_p50_ms", "10 at once p50"),
+    ("burst_p99_ms", "p99"),
+    ("loop1_p99_ms", "1 scraper p99"),
+    ("loop10_p50_ms", "10 p50"),
+    ("loop10_p99_ms", "10 p99"),
+    ("loop50_p99_ms", "50 p99"),
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--window", type=float, default=5.0, help="CPU window, seconds")
+    args = parser.parse_args()
+    header(
+        "scrape latency, quiet node and busy node",
+        "benchmarks/scrape_floor.py " + " ".join(sys.argv[1:]),
+    )
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in CONFIGS}
+    for round_number in range(args.rounds):
+        order = list(CONFIGS) if round_number % 2 == 0 else list(reversed(CONFIGS))
+        for name in order:
+            print(f"round {round_number + 1}: {name}…", file=sys.stderr, flush=True)
+            gpus, engines, size = CONFIGS[name]
+            runs[name].append(sampler_and_scrapes(None, gpus, engines, size, args.window))
+
+    def median(name: str, key: str) -> float:
+        return statistics.median(run[key] for run in runs[name])
+
+    rows: list[list[object]] = []
+    for name, (gpus, engines, size) in CONFIGS.items():
+        rows.append(
+            [f"{name}: {gpus} GPUs + {engines} x {size}", *(median(name, k) for k, _ in COLUMNS)]
+        )
+    rows.append(["busy / quiet", *(median("busy", k) / median("quiet", k) for k, _ in COLUMNS)])
+    print(f"medians of {args.rounds} rounds; latencies in ms\n")
+    print(table(["node", *(title for _, title in COLUMNS)], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
