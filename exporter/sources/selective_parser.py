@@ -38,7 +38,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client.metrics_core import METRIC_TYPES, Metric
 from prometheus_client.samples import Sample
@@ -436,50 +436,28 @@ class _Block:
         return NOT_A_RUN if checked_end == position else checked_end
 
     def bucket_run(self, text: str, position: int) -> tuple[int, str]:
-        """``run_end`` of a run of bucket lines that are kept, and the run: a
-        :class:`BucketRun` (its skeleton's hash and its value texts) when the run is whole and
-        its skeleton validated, else its plain text."""
-        extent = self._extent.match(text, position)
-        end = position if extent is None else extent.end()
-        if end == position:
-            return position, ""
-        span = text[position:end]
-        pieces = _TAIL_SPLIT.split(span)
-        digest = hash("\n".join(pieces[::3])) if len(pieces) // 3 == span.count("\n") else None
-        checked_end = self._checked_end(text, position, end, digest)
-        if checked_end == position:
-            return NOT_A_RUN, ""
-        if checked_end == end and digest is not None:
-            return end, BucketRun(span, digest, pieces[1::3])
-        return checked_end, text[position:checked_end]
+        """``run_end`` of a run of bucket lines that are kept, and the run as a
+        :class:`BucketRun` (its skeleton's hash and its value texts)."""
+        end, span, pieces, digest = self._split_run(text, position)
+        if end <= position:
+            return end, ""
+        return end, BucketRun(span, digest, pieces[1::3])
 
     def kept_run(self, text: str, position: int) -> tuple[int, list[Sample]]:
         """Where the run of valid lines starting at ``position`` ends, and its samples, built
         as the line-by-line reading builds them: the names and labels from the run's layout
         (kept by its skeleton's hash from the poll that first had it), the values from the
         text."""
-        extent = self._extent.match(text, position)
-        end = position if extent is None else extent.end()
-        if end == position:
-            return position, []
-        span = text[position:end]
-        pieces = _TAIL_SPLIT.split(span)
-        digest = hash("\n".join(pieces[::3])) if len(pieces) // 3 == span.count("\n") else None
-        checked_end = self._checked_end(text, position, end, digest)
-        if checked_end == position:
-            return NOT_A_RUN, []
-        if checked_end != end or digest is None:
-            # The valid lines before the first the run grammar rejects (read line by line).
-            span = text[position:checked_end]
-            pieces = _TAIL_SPLIT.split(span)
-            digest = hash("\n".join(pieces[::3]))
+        end, span, pieces, digest = self._split_run(text, position)
+        if end <= position:
+            return end, []
         layout = _LAYOUTS.get(digest)
         if layout is None:
             layout = _layout(span)
             if len(_LAYOUTS) >= _MAX_LAYOUTS:
                 _LAYOUTS.clear()
             _LAYOUTS[digest] = layout
-        return checked_end, [
+        return end, [
             Sample(
                 name,
                 labels.copy(),
@@ -488,6 +466,28 @@ class _Block:
             )
             for (name, labels), value, stamp in zip(layout, pieces[1::3], pieces[2::3], strict=True)
         ]
+
+    def _split_run(self, text: str, position: int) -> tuple[int, str, list[Any], int]:
+        """The run of valid lines from ``position``: ``(run_end, its text, its pieces split at
+        the tails, its skeleton's hash)``; the pieces are text, value, timestamp (or None),
+        text, and so on. The text is empty unless ``run_end > position``. A run cut short by a
+        line the run grammar rejects is the valid lines before it (read line by line from
+        there)."""
+        extent = self._extent.match(text, position)
+        end = position if extent is None else extent.end()
+        if end == position:
+            return position, "", [], 0
+        span = text[position:end]
+        pieces = _TAIL_SPLIT.split(span)
+        digest = hash("\n".join(pieces[::3])) if len(pieces) // 3 == span.count("\n") else None
+        checked_end = self._checked_end(text, position, end, digest)
+        if checked_end == position:
+            return NOT_A_RUN, "", [], 0
+        if checked_end != end or digest is None:
+            span = text[position:checked_end]
+            pieces = _TAIL_SPLIT.split(span)
+            digest = hash("\n".join(pieces[::3]))
+        return checked_end, span, pieces, digest
 
     def _checked_end(self, text: str, position: int, end: int, digest: int | None) -> int:
         """How far the lines from ``position`` to ``end`` are valid: all of them at once when
