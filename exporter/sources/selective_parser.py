@@ -397,6 +397,11 @@ _BLOCK_LABELS: Final = (
 _TAIL: Final = re.compile(rf" {_NUMBER}(?: {_NUMBER})?\n")
 """A line's value and timestamp. On a line of the fast grammar the first match is the true
 one: a number holds no quote or brace, so no match can begin inside the labels."""
+RUN_LINES: Final = 512
+"""The most lines one run holds: a family with more is read as several runs. Each regular
+expression call holds the GIL for its whole length (``re`` never lets it go), so a run's
+length is what a scrape may wait on; 512 lines cost about half a millisecond at most, and the
+series cap is checked after each run, not after a 100 000-line family has been read."""
 _VALIDATED: set[int] = set()
 """Hashes of runs' skeletons (the lines less their values) that passed the full grammar."""
 _MAX_VALIDATED: Final = 65_536
@@ -417,9 +422,10 @@ class _Block:
 
     def __init__(self, names: tuple[str, ...]) -> None:
         alternatives = "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
-        self._extent = re.compile(rf"(?:(?:{alternatives})[{{ ][^\n]*\n)*")
+        most = f"{{0,{RUN_LINES}}}"
+        self._extent = re.compile(rf"(?:(?:{alternatives})[{{ ][^\n]*\n){most}")
         self._full = re.compile(
-            rf"(?:(?:{alternatives}){_BLOCK_LABELS} {_NUMBER}(?: {_NUMBER})?\n)*"
+            rf"(?:(?:{alternatives}){_BLOCK_LABELS} {_NUMBER}(?: {_NUMBER})?\n){most}"
         )
 
     def run_end(self, text: str, position: int) -> int:

@@ -274,3 +274,70 @@ def test_lines_the_run_grammar_rejects_are_read_line_by_line_once(
     assert fast is not None
     assert canonical(fast) == canonical(restrict(parse_exposition_reference(text), select))
     assert tries <= 4  # one per kind of run and family, not one per line
+
+
+@pytest.mark.parametrize(
+    "select", [NAMES_ONLY, EVERYTHING, DEFERRED_BUCKETS], ids=["names", "all", "deferred"]
+)
+def test_a_family_longer_than_a_run_is_read_in_runs_of_bounded_length(
+    monkeypatch: pytest.MonkeyPatch, select: FamilySelection
+) -> None:
+    """No regular-expression call covers more than ``RUN_LINES`` lines (``re`` holds the GIL
+    for a whole call, and a scrape waits on it); a family of several runs, its histogram series
+    cut across run boundaries, reads as the reference reads it, on a second poll's plan too."""
+    from rooftop.exporter.sources import exposition, selective_parser
+
+    most = selective_parser.RUN_LINES
+    series = 401  # 1 203 bucket lines, 1 603 gauge lines: several runs each
+    bounds = ("0.1", "1", "+Inf")
+
+    def body(scale: int) -> str:
+        lines = ["# TYPE lat histogram"]
+        for s in range(series):
+            lines += [
+                f'lat_bucket{{s="{s}",le="{le}"}} {s * scale + i}' for i, le in enumerate(bounds)
+            ]
+        lines += [f'lat_count{{s="{s}"}} {s}' for s in range(series)]
+        lines += ["# TYPE up gauge", *(f'up{{s="{s}"}} {s * scale}' for s in range(1_603))]
+        return "\n".join(lines) + "\n"
+
+    longest = 0
+    checked_end = selective_parser._Block._checked_end
+
+    def measured(self: object, text: str, position: int, end: int, digest: int | None) -> int:
+        nonlocal longest
+        longest = max(longest, text.count("\n", position, end))
+        return checked_end(self, text, position, end, digest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(selective_parser._Block, "_checked_end", measured)
+    for scale in (1, 3):
+        text = body(scale)
+        fast = parse_selected(text, select, 50_000)
+        assert fast is not None
+        reference = parse_exposition_reference(text)
+        assert canonical(fast) == canonical(restrict(reference, select))
+        got = exposition.histogram_buckets(parse_exposition(text, select=select).get("lat"))
+        assert got == exposition.histogram_buckets(restrict(reference, select).get("lat"))
+    assert 0 < longest <= most < 1_203
+
+
+def test_a_family_over_the_series_cap_is_stopped_within_a_run_of_the_cap() -> None:
+    """The cap is checked after each run: a 100 000-line family over a cap of 1 000 is not
+    built whole first (that held the GIL for most of a second and stalled /metrics)."""
+    from rooftop.exporter.sources import selective_parser
+
+    text = "# TYPE up gauge\n" + "".join(f'up{{s="{s}"}} 1\n' for s in range(100_000))
+    built: list[int] = []
+    layout = selective_parser._layout
+
+    def counted(span: str) -> object:
+        built.append(span.count("\n"))
+        return layout(span)
+
+    selective_parser._LAYOUTS.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(selective_parser, "_layout", counted)
+        with pytest.raises(ExpositionError, match="over the cap"):
+            parse_exposition(text, select=EVERYTHING, max_series=1_000)
+    assert sum(built) <= 1_000 + selective_parser.RUN_LINES
+    assert sum(built) < 10_000  # far from the family's 100 000 lines
