@@ -9,6 +9,7 @@ exhaust threads; connections beyond the pool wait in the listen backlog.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import socket
 import ssl
 import threading
@@ -195,6 +196,37 @@ def accepts_gzip(accept_encoding: str) -> bool:
     return accepted.get("*", 0.0) > 0
 
 
+def response_head(
+    status: int, content_type: str, length: int, extra: dict[str, str], *, close: bool
+) -> bytes:
+    """An HTTP/1.1 response's status line and headers, as ``http.server`` writes them
+    (``Server``, ``Date``, then the given ones), ending in the blank line."""
+    lines = [
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+        "Server: rooftop",
+        f"Date: {_http_date()}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {length}",
+        *(f"{key}: {value}" for key, value in extra.items()),
+    ]
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "strict")
+
+
+_DATE: list[tuple[int, str]] = [(0, "")]
+
+
+def _http_date() -> str:
+    """The ``Date`` header's value for this second (formatted once a second, not per scrape)."""
+    now = int(time.time())
+    second, text = _DATE[0]
+    if second != now:
+        text = email.utils.formatdate(now, usegmt=True)
+        _DATE[0] = (now, text)
+    return text
+
+
 def make_handler(
     cache: ExpositionCache,
     latest: Callable[[], Snapshot | None],
@@ -287,20 +319,19 @@ def make_handler(
             content_type: str,
             extra: dict[str, str] | None = None,
         ) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in (extra or {}).items():
-                self.send_header(key, value)
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            elif isinstance(self.server, ExporterHTTPServer) and self.server.connections_waiting():
+            """The status line, headers and body in one write: each socket call lets the GIL
+            go and waits for it again behind the sampler and the other scrapes, so a burst of
+            scrapes queues on every call (see :func:`response_head`)."""
+            if not self.close_connection and (
+                isinstance(self.server, ExporterHTTPServer) and self.server.connections_waiting()
+            ):
                 # A keep-alive connection holds its worker between requests; close it so a
                 # queued client gets the worker (50 scrapers on 16 workers starved 34 of them).
-                self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+                self.close_connection = True
+            head = response_head(
+                status, content_type, len(body), extra or {}, close=self.close_connection
+            )
+            self.wfile.write(head if self.command == "HEAD" else head + body)
             if isinstance(self.server, ExporterHTTPServer):
                 self.server.renew_deadline(self.connection)
 

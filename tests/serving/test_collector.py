@@ -6,11 +6,16 @@ Regenerate the golden file after an intended change with
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
 import subprocess
+import threading
+import time
 from pathlib import Path
+
+import pytest
 
 from rooftop.classifiers.operating_point import OperatingPoint
 from rooftop.classifiers.verdict import STATES, Verdict
@@ -301,24 +306,70 @@ def test_verdict_is_one_hot_and_carries_its_cause_code_not_its_sentence() -> Non
     assert "DRAM 70%" not in text  # the sentence's numbers are never a label value
 
 
-def test_cache_renders_each_sequence_once_and_adds_age() -> None:
+def test_cache_renders_each_snapshot_once_and_adds_age(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rooftop.exporter import collector
+
+    renders: list[int] = []
+    render = collector.render_snapshot
+
+    def counted(snapshot: Snapshot) -> bytes:
+        renders.append(snapshot.sequence)
+        return render(snapshot)
+
+    monkeypatch.setattr(collector, "render_snapshot", counted)
     current = [golden_snapshot(sequence=1)]
     now = [1_700_000_100.0 + 2.5]
     cache = ExpositionCache(lambda: current[0], lambda: now[0], include_process_metrics=False)
     first = cache.body()
     assert first.endswith(b"rooftop_snapshot_age_seconds 2.5\n")
-    # Same sequence, other content: the rendered body is reused, only the age moves.
-    current[0] = Snapshot(
-        sequence=1, unix_seconds=1_700_000_100.0, monotonic_seconds=0, cycle_seconds=0, demo=True
-    )
+    # The same snapshot: the rendered body is reused, only the age moves.
     now[0] += 1.0
     second = cache.body()
     assert second.replace(b"3.5\n", b"2.5\n") == first
-    # A new sequence is rendered afresh.
+    assert renders == [1]
+    # Another snapshot is rendered afresh, even with the same sequence number (a sampler
+    # built again on a settings reload counts from 1 again).
     current[0] = Snapshot(
-        sequence=2, unix_seconds=1_700_000_100.0, monotonic_seconds=0, cycle_seconds=0, demo=True
+        sequence=1, unix_seconds=1_700_000_100.0, monotonic_seconds=0, cycle_seconds=0, demo=True
     )
     assert b'demo="true"' in cache.body()
+    assert renders == [1, 1]
+
+
+def test_a_scrape_never_waits_for_a_render(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the sampler prepares each snapshot it publishes, a scrape serves the last body
+    rendered, with that snapshot's age, while the next one renders on the sampler thread."""
+    from rooftop.exporter import collector
+
+    older = golden_snapshot(sequence=1)
+    newer = dataclasses.replace(older, sequence=2, unix_seconds=older.unix_seconds + 1.0)
+    current = [older]
+    cache = ExpositionCache(
+        lambda: current[0], lambda: older.unix_seconds + 1.5, include_process_metrics=False
+    )
+    cache.prepare(older)
+    rendering, release = threading.Event(), threading.Event()
+    render = collector.render_snapshot
+
+    def slow(snapshot: Snapshot) -> bytes:
+        rendering.set()
+        release.wait(10)
+        return render(snapshot)
+
+    monkeypatch.setattr(collector, "render_snapshot", slow)
+    current[0] = newer  # published; the sampler now renders it
+    sampler = threading.Thread(target=cache.prepare, args=(newer,))
+    sampler.start()
+    try:
+        assert rendering.wait(10)
+        started = time.monotonic()
+        served = cache.body()
+        assert time.monotonic() - started < 1.0
+        assert served.endswith(b"rooftop_snapshot_age_seconds 1.5\n")  # older's own age
+    finally:
+        release.set()
+        sampler.join(10)
+    assert cache.body().endswith(b"rooftop_snapshot_age_seconds 0.5\n")
 
 
 def test_cache_without_snapshot_serves_process_metrics_only() -> None:

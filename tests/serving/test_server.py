@@ -98,6 +98,59 @@ def test_gzip_body_decodes_to_the_plain_body(server: ExporterHTTPServer) -> None
     assert unpacked == plain
 
 
+def test_each_response_leaves_in_one_write(
+    server: ExporterHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Status line, headers and body in one socket write: each write lets the GIL go and waits
+    for it again, behind the sampler and every other scrape of a burst."""
+    import socketserver
+
+    writes: list[bytes] = []
+    write = socketserver._SocketWriter.write
+
+    def counted(self: socketserver._SocketWriter, data: bytes) -> int:
+        writes.append(bytes(data))
+        return write(self, data)
+
+    monkeypatch.setattr(socketserver._SocketWriter, "write", counted)
+    for path, headers, method in (
+        ("/metrics", {}, "GET"),
+        ("/metrics", {"Accept-Encoding": "gzip"}, "GET"),
+        ("/healthz", {}, "GET"),
+        ("/nowhere", {}, "GET"),
+        ("/metrics", {}, "HEAD"),
+    ):
+        writes.clear()
+        status, got, body = request(server, path, method, headers)
+        assert len(writes) == 1, f"{method} {path}: {len(writes)} writes"
+        head, _, sent = writes[0].partition(b"\r\n\r\n")
+        assert sent == body
+        lines = head.decode("latin-1").split("\r\n")
+        assert lines[0].startswith(f"HTTP/1.1 {status} ")
+        assert lines[1:3] == ["Server: rooftop", f"Date: {got['Date']}"]
+        if method == "GET":
+            assert int(got["Content-Length"]) == len(body) > 0
+
+
+@pytest.mark.parametrize("size", [0, 1, 117, 65_535])
+def test_the_age_member_is_a_gzip_member_any_reader_decodes(size: int) -> None:
+    """The age line's gzip member (a stored deflate block, made without zlib's compressor)
+    decodes alone and after a compressed member, with gzip and with zlib's streaming reader."""
+    import random
+    import zlib
+
+    from rooftop.exporter.collector import stored_gzip_member
+
+    data = random.Random(size).randbytes(size)
+    member = stored_gzip_member(data)
+    assert gzip.decompress(member) == data
+    assert gzip.decompress(gzip.compress(b"body\n", compresslevel=1) + member) == b"body\n" + data
+    reader = zlib.decompressobj(wbits=31)
+    assert reader.decompress(member) == data and reader.eof and not reader.unused_data
+    with pytest.raises(ValueError):
+        stored_gzip_member(bytes(65_536))
+
+
 def test_keep_alive_outlives_the_request_deadline() -> None:
     """The deadline bounds each request, not a keep-alive connection's whole life."""
     snapshot = golden_snapshot()
