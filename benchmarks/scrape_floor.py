@@ -12,19 +12,31 @@ and gzip, the client in this process (``benchmarks/_common.py``). A busy/quiet r
 says the tail comes from serving and the client sharing the machine's cores, not from the
 engine polls.
 
+* floor: the same scrapes against ``_static_server.py``, a thread per connection writing one
+  fixed gzip body of about rooftop's size, in a process that does nothing else: what this
+  machine and this client give any Python server. busy/floor is rooftop's own share of a tail.
+
 Usage: .venv/bin/python benchmarks/scrape_floor.py [--rounds 2] [--window 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import random
 import statistics
 import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
-from _common import header, table
-from side_by_side import sampler_and_scrapes
+from _common import PYTHON, Child, free_port, header, table
+from side_by_side import sampler_and_scrapes, scrape_figures
 
 CONFIGS = {"quiet": (8, 1, "small"), "busy": (8, 8, "4x3-lora")}
+FLOOR = "floor: static bytes, no sampler"
+FLOOR_SERIES = 800
+"""About the series rooftop serves at 8 + 8, so the floor's gzip body is about as large."""
 COLUMNS = (
     ("ms_per_cycle", "CPU ms/cycle"),
     ("burst_p50_ms", "10 at once p50"),
@@ -45,11 +57,15 @@ def main() -> int:
         "scrape latency, quiet node and busy node",
         "benchmarks/scrape_floor.py " + " ".join(sys.argv[1:]),
     )
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in CONFIGS}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in (*CONFIGS, FLOOR)}
     for round_number in range(args.rounds):
-        order = list(CONFIGS) if round_number % 2 == 0 else list(reversed(CONFIGS))
+        names = [*CONFIGS, FLOOR]
+        order = names if round_number % 2 == 0 else list(reversed(names))
         for name in order:
             print(f"round {round_number + 1}: {name}…", file=sys.stderr, flush=True)
+            if name == FLOOR:
+                runs[name].append(floor_figures())
+                continue
             gpus, engines, size = CONFIGS[name]
             runs[name].append(sampler_and_scrapes(None, gpus, engines, size, args.window))
 
@@ -61,10 +77,46 @@ def main() -> int:
         rows.append(
             [f"{name}: {gpus} GPUs + {engines} x {size}", *(median(name, k) for k, _ in COLUMNS)]
         )
+    rows.append([FLOOR, *(median(FLOOR, k) for k, _ in COLUMNS)])
     rows.append(["busy / quiet", *(median("busy", k) / median("quiet", k) for k, _ in COLUMNS)])
+    rows.append(["busy / floor", *_ratios("busy", FLOOR, median)])
     print(f"medians of {args.rounds} rounds; latencies in ms\n")
     print(table(["node", *(title for _, title in COLUMNS)], rows))
     return 0
+
+
+def floor_figures() -> dict[str, float]:
+    """The same scrapes against ``_static_server.py``: a thread per connection writing one
+    fixed gzip body, in a process that does nothing else. What this machine and this client
+    give any Python server; rooftop's tail above it is rooftop's."""
+    rng = random.Random(15)
+    text = "".join(
+        f'rooftop_floor_series{{gpu="{i % 8}",engine="vllm-{i % 8}",n="{i}"}} {rng.random()}\n'
+        for i in range(FLOOR_SERIES)
+    )
+    with tempfile.TemporaryDirectory(prefix="rooftop-floor-") as folder:
+        body = Path(folder) / "body.gz"
+        body.write_bytes(gzip.compress(text.encode(), compresslevel=1))
+        port = free_port()
+        child = Child(
+            [PYTHON, "benchmarks/_static_server.py", f"--port={port}", f"--body={body}"],
+            stdin_pipe=True,
+        )
+        try:
+            child.read_json_line()
+            out = scrape_figures(port)
+        finally:
+            child.close()
+    out["ms_per_cycle"] = 0.0
+    return out
+
+
+def _ratios(name: str, baseline: str, median: Callable[[str, str], float]) -> list[object]:
+    """``name`` / ``baseline`` per column; "-" where the baseline is 0 (the floor's CPU)."""
+    return [
+        median(name, key) / median(baseline, key) if median(baseline, key) else "-"
+        for key, _ in COLUMNS
+    ]
 
 
 if __name__ == "__main__":
