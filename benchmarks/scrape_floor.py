@@ -54,7 +54,7 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=5.0, help="CPU window, seconds")
     args = parser.parse_args()
     header(
-        "scrape latency, quiet node and busy node",
+        "scrape latency: quiet node, busy node, floor",
         "benchmarks/scrape_floor.py " + " ".join(sys.argv[1:]),
     )
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in (*CONFIGS, FLOOR)}
