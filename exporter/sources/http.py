@@ -192,7 +192,8 @@ _WATCHDOG: Final = _Watchdog()
 
 
 _CURRENT = threading.local()
-"""Per thread: the exchange's :class:`_Deadline`, and the :func:`on_headers` callback."""
+"""Per thread: the deadline of the exchange it is running (read by the connection classes),
+and the :func:`on_headers` callback."""
 
 
 @contextmanager
@@ -207,9 +208,6 @@ def on_headers(callback: Callable[[], None]) -> Iterator[None]:
         yield
     finally:
         _CURRENT.on_headers = previous
-
-
-"""The deadline of the exchange this thread is running (read by the connection classes)."""
 
 
 class _DeadlineHTTPConnection(http.client.HTTPConnection):
