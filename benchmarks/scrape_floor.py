@@ -15,6 +15,9 @@ engine polls.
 * floor: the same scrapes against ``_static_server.py``, a thread per connection writing one
   fixed gzip body of about rooftop's size, in a process that does nothing else: what this
   machine and this client give any Python server. busy/floor is rooftop's own share of a tail.
+* floor, one selector thread: the same server answering every connection from one
+  ``selectors`` loop, as rooftop's own server (``exporter/http_loop.py``) does: how much of the
+  floor is the thread per connection, and the floor for rooftop's way of serving.
 
 Usage: .venv/bin/python benchmarks/scrape_floor.py [--rounds 2] [--window 5]
 """
@@ -35,6 +38,8 @@ from side_by_side import sampler_and_scrapes, scrape_figures
 
 CONFIGS = {"quiet": (8, 1, "small"), "busy": (8, 8, "4x3-lora")}
 FLOOR = "floor: static bytes, no sampler"
+FLOOR_ONE_THREAD = "floor, one selector thread"
+FLOORS = {FLOOR: "--threads", FLOOR_ONE_THREAD: "--one-thread"}
 FLOOR_SERIES = 800
 """About the series rooftop serves at 8 + 8, so the floor's gzip body is about as large."""
 COLUMNS = (
@@ -57,14 +62,14 @@ def main() -> int:
         "scrape latency: quiet node, busy node, floor",
         "benchmarks/scrape_floor.py " + " ".join(sys.argv[1:]),
     )
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in (*CONFIGS, FLOOR)}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in (*CONFIGS, *FLOORS)}
     for round_number in range(args.rounds):
-        names = [*CONFIGS, FLOOR]
+        names = [*CONFIGS, *FLOORS]
         order = names if round_number % 2 == 0 else list(reversed(names))
         for name in order:
             print(f"round {round_number + 1}: {name}…", file=sys.stderr, flush=True)
-            if name == FLOOR:
-                runs[name].append(floor_figures())
+            if name in FLOORS:
+                runs[name].append(floor_figures(FLOORS[name]))
                 continue
             gpus, engines, size = CONFIGS[name]
             runs[name].append(sampler_and_scrapes(None, gpus, engines, size, args.window))
@@ -77,18 +82,21 @@ def main() -> int:
         rows.append(
             [f"{name}: {gpus} GPUs + {engines} x {size}", *(median(name, k) for k, _ in COLUMNS)]
         )
-    rows.append([FLOOR, *(median(FLOOR, k) for k, _ in COLUMNS)])
+    rows.extend([floor, *(median(floor, k) for k, _ in COLUMNS)] for floor in FLOORS)
     rows.append(["busy / quiet", *(median("busy", k) / median("quiet", k) for k, _ in COLUMNS)])
     rows.append(["busy / floor", *_ratios("busy", FLOOR, median)])
+    rows.append(["busy / one-thread floor", *_ratios("busy", FLOOR_ONE_THREAD, median)])
+    rows.append(["one thread / floor", *_ratios(FLOOR_ONE_THREAD, FLOOR, median)])
     print(f"medians of {args.rounds} rounds; latencies in ms\n")
     print(table(["node", *(title for _, title in COLUMNS)], rows))
     return 0
 
 
-def floor_figures() -> dict[str, float]:
-    """The same scrapes against ``_static_server.py``: a thread per connection writing one
-    fixed gzip body, in a process that does nothing else. What this machine and this client
-    give any Python server; rooftop's tail above it is rooftop's."""
+def floor_figures(mode: str = "--threads") -> dict[str, float]:
+    """The same scrapes against ``_static_server.py``: one fixed gzip body written by a thread
+    per connection (``--threads``) or by one selector thread (``--one-thread``), in a process
+    that does nothing else. What this machine and this client give a Python server served
+    either way; rooftop's tail above the first is rooftop's."""
     rng = random.Random(15)
     text = "".join(
         f'rooftop_floor_series{{gpu="{i % 8}",engine="vllm-{i % 8}",n="{i}"}} {rng.random()}\n'
@@ -99,7 +107,7 @@ def floor_figures() -> dict[str, float]:
         body.write_bytes(gzip.compress(text.encode(), compresslevel=1))
         port = free_port()
         child = Child(
-            [PYTHON, "benchmarks/_static_server.py", f"--port={port}", f"--body={body}"],
+            [PYTHON, "benchmarks/_static_server.py", mode, f"--port={port}", f"--body={body}"],
             stdin_pipe=True,
         )
         try:

@@ -1,144 +1,39 @@
 """The HTTP face: ``/metrics``, ``/healthz`` and the landing page (:mod:`rooftop.exporter.web`).
 
 Handlers only read the latest snapshot (through the exposition cache); nothing here calls a
-device or an engine, so a hung GPU or engine can never hang a scrape. Requests are served by a
-fixed pool of worker threads with a per-connection timeout, so slow or numerous clients cannot
-exhaust threads; connections beyond the pool wait in the listen backlog.
+device or an engine, so a hung GPU or engine can never hang a scrape. The transport is
+:mod:`rooftop.exporter.http_loop`: one loop thread answers ``/metrics`` and ``/healthz`` from
+memory, a bounded pool of workers the rest, each request with a deadline.
 """
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
-import socket
-import ssl
+import io
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from rooftop.exporter.collector import ExpositionCache
+from rooftop.exporter.http_loop import REQUEST_TIMEOUT_SECONDS, ExporterHTTPServer
 from rooftop.exporter.snapshot import Snapshot
 from rooftop.exporter.web.landing import landing_page
 from rooftop.exporter.webconfig import WebConfig
 
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "REQUEST_TIMEOUT_SECONDS",
+    "ExporterHTTPServer",
+    "make_handler",
+    "serve_in_thread",
+]
+
 CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
-REQUEST_TIMEOUT_SECONDS = 10.0
-"""Total time a connection may take from accept to close (TLS handshake, request, response)."""
-
-
-class ExporterHTTPServer(HTTPServer):
-    """An HTTPServer whose requests run on a bounded worker pool."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    # socketserver's default backlog of 5 drops SYNs when many scrapers connect at once; the
-    # client then retries after 1 s, 3 s, 7 s. Go servers such as node_exporter use SOMAXCONN.
-    request_queue_size = socket.SOMAXCONN
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
-        max_workers: int,
-        ssl_context: ssl.SSLContext | None = None,
-        request_timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
-    ) -> None:
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.address_family = family
-        super().__init__(address, handler)
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="scrape")
-        self._ssl_context = ssl_context
-        self._request_timeout = request_timeout_seconds
-        self._max_workers = max_workers
-        self._open_connections = 0
-        # A socket timeout bounds each recv, not a request: a client that trickles a byte at a
-        # time (slowloris) would hold a worker forever. One reaper thread shuts down every
-        # connection, queued or in progress, once its deadline has passed. The deadline runs
-        # from accept and is renewed after each response, so it bounds each request on a
-        # keep-alive connection rather than the connection's whole life.
-        self._deadlines: dict[int, tuple[float, socket.socket]] = {}
-        self._deadlines_lock = threading.Lock()
-        self._closed = threading.Event()
-        threading.Thread(target=self._reap, name="scrape-deadline", daemon=True).start()
-
-    def server_bind(self) -> None:
-        if self.address_family == socket.AF_INET6:
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._deadlines_lock:
-            self._deadlines[id(request)] = (time.monotonic() + self._request_timeout, request)
-            self._open_connections += 1
-        self._pool.submit(self._process, request, client_address)
-
-    def _process(self, request: socket.socket, client_address: Any) -> None:
-        key = id(request)
-        try:
-            request.settimeout(self._request_timeout)
-            # Headers and body leave in two writes; with Nagle on, a keep-alive client's delayed
-            # ACK holds a small (gzipped) body back ~40 ms. Measured: benchmarks/overhead.py.
-            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self._ssl_context is not None:
-                request = self._ssl_context.wrap_socket(request, server_side=True)
-                with self._deadlines_lock:
-                    if key in self._deadlines:
-                        self._deadlines[key] = (self._deadlines[key][0], request)
-            self.finish_request(request, client_address)
-        except Exception:
-            pass
-        finally:
-            with self._deadlines_lock:
-                self._deadlines.pop(key, None)
-                self._open_connections -= 1
-            self.shutdown_request(request)
-
-    def renew_deadline(self, connection: socket.socket) -> None:
-        """A response went out on ``connection``: its next request gets a full deadline."""
-        renewed = time.monotonic() + self._request_timeout
-        with self._deadlines_lock:
-            for key, (_, sock) in self._deadlines.items():
-                if sock is connection:
-                    self._deadlines[key] = (renewed, sock)
-                    return
-
-    def connections_waiting(self) -> bool:
-        """More connections are open than workers: some wait in the queue for a worker."""
-        return self._open_connections > self._max_workers
-
-    def _reap(self) -> None:
-        tick = min(0.5, self._request_timeout / 4)
-        while not self._closed.wait(tick):
-            now = time.monotonic()
-            with self._deadlines_lock:
-                expired = [k for k, (deadline, _) in self._deadlines.items() if deadline <= now]
-                sockets = [self._deadlines.pop(k)[1] for k in expired]
-            for sock in sockets:
-                # socket.socket's own shutdown: on an SSLSocket this cuts the fd under a
-                # blocked read without tearing down the SSL object another thread uses.
-                with contextlib.suppress(OSError):
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-    def close_connections(self) -> None:
-        """Cut every open connection, idle keep-alive ones included, so the workers end now
-        (shutdown must not wait for a client's next scrape or a 10 s request timeout)."""
-        with self._deadlines_lock:
-            sockets = [sock for _, sock in self._deadlines.values()]
-            self._deadlines.clear()
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-    def server_close(self) -> None:
-        super().server_close()
-        if not hasattr(self, "_pool"):
-            return  # the bind failed inside HTTPServer.__init__, before the pool and reaper
-        self._closed.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+ANSWERED_FROM_MEMORY = ("/metrics", "/healthz")
+"""Paths the serving loop answers itself: their bodies are rendered already."""
 
 
 MAX_HEADER_LINE_BYTES = 65536
@@ -244,6 +139,24 @@ def make_handler(
         sys_version = ""
         protocol_version = "HTTP/1.1"
 
+        @staticmethod
+        def answers_at_once(head: bytes) -> bool:
+            """Whether the serving loop may answer this request head in its own thread: a
+            path in :data:`ANSWERED_FROM_MEMORY`, with no password to check or one checked
+            already. Anything else (the landing page's render, bcrypt) goes to a worker."""
+            request_line, _, rest = head.partition(b"\n")
+            words = request_line.split()
+            if len(words) != 3 or words[1].split(b"?", 1)[0].decode("latin-1") not in (
+                ANSWERED_FROM_MEMORY
+            ):
+                return False
+            if auth is None:
+                return True
+            headers = read_request_headers(io.BytesIO(rest))
+            return isinstance(headers, RequestHeaders) and auth.checked_already(
+                headers.get("Authorization")
+            )
+
         def parse_request(self) -> bool:
             """The request line as ``http.server`` checks it, the headers read by
             :func:`read_request_headers`; only GET and HEAD are served."""
@@ -325,15 +238,13 @@ def make_handler(
             if not self.close_connection and (
                 isinstance(self.server, ExporterHTTPServer) and self.server.connections_waiting()
             ):
-                # A keep-alive connection holds its worker between requests; close it so a
-                # queued client gets the worker (50 scrapers on 16 workers starved 34 of them).
+                # At the connection limit: close this keep-alive connection after its response
+                # so that a client waiting in the backlog gets its turn.
                 self.close_connection = True
             head = response_head(
                 status, content_type, len(body), extra or {}, close=self.close_connection
             )
             self.wfile.write(head if self.command == "HEAD" else head + body)
-            if isinstance(self.server, ExporterHTTPServer):
-                self.server.renew_deadline(self.connection)
 
         def log_message(self, format: str, *args: Any) -> None:
             return  # access logs would be one line per scrape; the exporter stays quiet

@@ -280,7 +280,8 @@ class Settings(BaseSettings):
     web_config_file: Path | None = None
     """Prometheus exporter web-config file (TLS, basic auth)."""
     max_concurrent_scrapes: int = Field(default=16, ge=1, le=1024)
-    """HTTP worker threads; further connections wait in the listen backlog."""
+    """Worker threads for the requests not answered from memory (the landing page, a first
+    password check); the serving loop answers /metrics and /healthz itself."""
     demo: bool = False
     """Serve a simulated H100 node running Llama-3.1-8B on vLLM (every series marked demo)."""
     demo_gpus: int = Field(default=1, ge=1, le=64)

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 import pytest
@@ -101,18 +102,16 @@ def test_gzip_body_decodes_to_the_plain_body(server: ExporterHTTPServer) -> None
 def test_each_response_leaves_in_one_write(
     server: ExporterHTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Status line, headers and body in one socket write: each write lets the GIL go and waits
-    for it again, behind the sampler and every other scrape of a burst."""
-    import socketserver
-
+    """Status line, headers and body handed to the socket as one buffer: each write lets the
+    GIL go and waits for it again, behind the sampler and every other scrape of a burst."""
     writes: list[bytes] = []
-    write = socketserver._SocketWriter.write
+    respond = ExporterHTTPServer._respond
 
-    def counted(self: socketserver._SocketWriter, data: bytes) -> int:
-        writes.append(bytes(data))
-        return write(self, data)
+    def counted(self: ExporterHTTPServer, connection: Any, response: bytes, close: bool) -> None:
+        writes.append(bytes(response))
+        respond(self, connection, response, close)
 
-    monkeypatch.setattr(socketserver._SocketWriter, "write", counted)
+    monkeypatch.setattr(ExporterHTTPServer, "_respond", counted)
     for path, headers, method in (
         ("/metrics", {}, "GET"),
         ("/metrics", {"Accept-Encoding": "gzip"}, "GET"),
