@@ -36,6 +36,9 @@ def main() -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cycle-seconds", type=float, default=120.0)
     parser.add_argument("--engine-url", action="append", default=[])
+    parser.add_argument(
+        "--whole-bodies", action="store_true", help="engines[].name_filter off: every body whole"
+    )
     args = parser.parse_args()
     try:
         from rooftop.exporter.memory import limit_malloc_arenas
@@ -54,8 +57,9 @@ def main() -> int:
         }
     )
     node = DemoNode(gpus=args.gpus, engines=len(args.engine_url), cycle_seconds=args.cycle_seconds)
+    filtering = {"name_filter": False} if args.whole_bodies else {}  # older checkouts: none
     engines = tuple(
-        EngineConfig(url=url, name=node.engine_name(i), gpus=(node.engine_gpu(i),))
+        EngineConfig(url=url, name=node.engine_name(i), gpus=(node.engine_gpu(i),), **filtering)
         for i, url in enumerate(args.engine_url)
     )
     settings = settings.model_copy(update={"engines": engines})

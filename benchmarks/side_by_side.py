@@ -28,6 +28,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Final
 
 import parse as parse_benchmark
 from _common import PYTHON, Child, free_port, header, ms, scrape, table
@@ -50,9 +51,15 @@ def _harness(tree: Path | None) -> str:
 
 
 def sampler_and_scrapes(
-    tree: Path | None, gpus: int, engines: int, size: str, window: float
+    tree: Path | None,
+    gpus: int,
+    engines: int,
+    size: str,
+    window: float,
+    harness_args: tuple[str, ...] = (),
 ) -> dict[str, float]:
-    """CPU per cycle, RSS, scrape latencies of the harness (rooftop's serve wiring)."""
+    """CPU per cycle, RSS, scrape latencies of the harness (rooftop's serve wiring);
+    ``harness_args``: more options for benchmarks/_rooftop_harness.py."""
     fakes = Child(
         [PYTHON, "benchmarks/_static_engines.py", f"--engines={engines}", f"--size={size}"],
         stdin_pipe=True,
@@ -70,6 +77,7 @@ def sampler_and_scrapes(
                 "--interval=1",
                 f"--port={port}",
                 *(f"--engine-url={u}" for u in urls),
+                *harness_args,
             ],
             stdin_pipe=True,
             env=_env(tree),
@@ -184,6 +192,11 @@ def _median(rows: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in rows)
 
 
+WHOLE: Final = "now, whole bodies"
+"""Today's code with ``engines[].name_filter`` off: every poll downloads and parses the whole
+body (what "now" did before polls asked for only the series read)."""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", type=Path, default=Path("/tmp/rooftop-before"))
@@ -204,17 +217,20 @@ def main() -> int:
         parse_benchmark.main()
         print()
 
-    trees: dict[str, Path | None] = {"now": None}
+    trees: dict[str, Path | None] = {"now": None, WHOLE: None}
     if before_tree is not None:
         trees["before"] = before_tree
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-    starts: dict[str, list[float]] = {name: [] for name in (*trees, "plain")}
+    starts: dict[str, list[float]] = {name: [] for name in trees if name != WHOLE}
+    starts["plain"] = []
     for round_number in range(args.rounds):
         order = list(trees) if round_number % 2 == 0 else list(reversed(trees))
         for name in order:
             print(f"round {round_number + 1}: {name}…", file=sys.stderr, flush=True)
-            runs[name].append(sampler_and_scrapes(trees[name], 8, 8, args.size, args.window))
-            starts[name].append(rooftop_startup(trees[name]))
+            extra = ("--whole-bodies",) if name == WHOLE else ()
+            runs[name].append(sampler_and_scrapes(trees[name], 8, 8, args.size, args.window, extra))
+            if name != WHOLE:  # the same start-up as "now"
+                starts[name].append(rooftop_startup(trees[name]))
     series = int(_median(runs["now"], "series"))
     plain_runs = []
     for _ in range(args.rounds):
@@ -297,6 +313,7 @@ def main() -> int:
                     statistics.median(starts[c]) / statistics.median(starts["plain"]),
                 )
                 for c in columns
+                if c in starts
             ],
         )
     )

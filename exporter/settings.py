@@ -143,6 +143,10 @@ class EngineConfig(_Strict):
     """Metric names of an in-house server (see `engines[].generic` below)."""
     speculative: SpeculativeConfig | None = None
     """Speculative decoding this engine runs (see :class:`SpeculativeConfig`)."""
+    name_filter: bool = True
+    """Ask for only the series rooftop reads (`?name[]=...`: prometheus_client-based servers
+    such as vLLM and SGLang send only those, others everything), the whole body every 30 polls.
+    Off: always the whole body."""
 
     @field_validator("url")
     @classmethod

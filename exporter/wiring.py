@@ -48,6 +48,7 @@ def engine_source(
         adapter=engine_adapter(config),
         fetch=fetch,
         max_series=settings.engine_max_series,
+        name_filter=config.name_filter,
     )
 
 

@@ -141,7 +141,7 @@ def start_poll(
     def run() -> None:
         try:
             reading = poll(answered)
-            future.set_result(TimedReading(reading, answered_at[0] if answered_at else clock()))
+            future.set_result(TimedReading(reading, answered_at[-1] if answered_at else clock()))
         except BaseException as exc:  # handed to collect, which names it
             future.set_exception(exc)
 

@@ -38,6 +38,12 @@ from rooftop.exporter.sources.exposition import (
     parse_exposition,
 )
 from rooftop.exporter.sources.http import Fetch, FetchError, describe, fetch_text, on_headers
+from rooftop.exporter.sources.name_filter import (
+    REFRESH_POLLS,
+    REFUSED_STATUSES,
+    NameFilter,
+    without_unread_alternates,
+)
 from rooftop.exporter.sources.reading_checks import CUMULATIVE_FIELDS, check_reading
 from rooftop.exporter.sources.selective_parser import NAMES_ONLY, FamilySelection
 
@@ -73,12 +79,20 @@ class _BodySlot:
 
     def __init__(self, answered: Callable[[], None] | None) -> None:
         self._answered = answered
+        self._again: Callable[[], None] | None = None
         self._held = False
 
     def time_answer(self) -> None:
         if self._answered is not None:
             answered, self._answered = self._answered, None
+            self._again = answered
             answered()
+
+    def rearm(self) -> None:
+        """Time the next answer again (a filtered body was set aside for a whole one: the
+        reading's counters are those of the later answer)."""
+        if self._again is not None and self._answered is None:
+            self._answered = self._again
 
     def headers_in(self) -> None:
         self.time_answer()
@@ -156,6 +170,7 @@ class EngineSource:
         max_series: int = DEFAULT_MAX_SERIES,
         *,
         correct_resets: bool = True,
+        name_filter: bool = False,
     ) -> None:
         if timeout_seconds <= 0:
             raise ValueError(f"engine {name}: timeout_seconds must be > 0, got {timeout_seconds}")
@@ -173,6 +188,14 @@ class EngineSource:
         self._continuity = CounterContinuity() if correct_resets else None
         self._backoff_until = 0.0
         self._backoff_reason = ""
+        self._name_filter_wanted = name_filter
+        self._name_filter: NameFilter | None = None
+        self._name_filter_rest = 0
+        """Whole polls before the next filter is learned: a filtered answer set aside (a
+        server that answers ``name[]`` with nothing, as prometheus_client's multiprocess
+        mode does) rests the filter for :data:`REFRESH_POLLS` polls, not for good."""
+        """Set after a whole body was read (see :mod:`~rooftop.exporter.sources.name_filter`);
+        ``name_filter=False`` (the default: ``probe`` compares whole bodies) never asks by name."""
 
     @property
     def adapter(self) -> EngineAdapter | None:
@@ -198,29 +221,82 @@ class EngineSource:
             slot.give_back()
 
     def _poll(self, slot: _BodySlot) -> EngineReading:
-        try:
-            with on_headers(slot.headers_in):
-                text = self._fetch(self.url, self.timeout_seconds, self.max_body_bytes)
-        except FetchError as err:
-            if err.status in (429, 503) and err.retry_after_seconds is not None:
-                wait = min(err.retry_after_seconds, MAX_BACKOFF_SECONDS)
-                self._backoff_until = time.monotonic() + wait
-                self._backoff_reason = f"HTTP {err.status}, Retry-After {wait:.0f} s"
-                raise EngineFetchError(f"{err}; backing off {wait:.0f} s (Retry-After)") from None
-            raise EngineFetchError(str(err)) from None
-        except EngineSourceError:
-            raise
-        except Exception as err:
-            raise EngineFetchError(f"{self.url}: {describe(err)}") from None
-        slot.time_answer()  # a fetch that is not HTTP has no headers
+        name_filter = self._name_filter
+        if name_filter is not None and name_filter.due and self._adapter is not None:
+            reading = self._poll_filtered(slot, self._adapter, name_filter)
+            if reading is not None:
+                return reading
+            slot.rearm()
+            self._name_filter_rest = REFRESH_POLLS  # set aside: rest the filter
+        self._name_filter = None
+        text = self._download(slot, self.url)
         with _reading_lane():
             try:
                 adapter, families = self._parse(text)
             except ExpositionError as err:
                 raise EngineParseError(f"{self.url}: {err}") from None
+            if self._name_filter_rest > 0:
+                self._name_filter_rest -= 1
+            elif self._name_filter_wanted:
+                self._name_filter = NameFilter.learn(
+                    self.url, families, _with_identity(adapter.reads)
+                )
         extras = self._fetch_extras(adapter)  # HTTP: outside the lane
         with _reading_lane():
             return self._read(adapter, families, extras)
+
+    def _poll_filtered(
+        self, slot: _BodySlot, adapter: EngineAdapter, name_filter: NameFilter
+    ) -> EngineReading | None:
+        """A poll of only the series read; ``None`` when the answer is not to be trusted (the
+        caller then reads the whole body, in the same poll)."""
+        try:
+            with on_headers(slot.headers_in):
+                text = self._fetch(name_filter.url, self.timeout_seconds, self.max_body_bytes)
+        except FetchError as err:
+            if err.status in REFUSED_STATUSES:
+                self._name_filter_wanted = False  # the server refuses the query: ask whole
+                return None
+            failure = self._fetch_failure(err)
+            raise EngineFetchError(str(failure).replace(name_filter.url, self.url)) from None
+        except Exception as err:
+            raise EngineFetchError(f"{self.url}: {describe(err)}") from None
+        slot.time_answer()
+        with _reading_lane():
+            try:
+                parsed = parse_exposition(
+                    text, self.max_series, select=_with_identity(adapter.reads)
+                )
+            except ExpositionError:
+                return None  # the whole body says what is wrong, if anything is
+            families = name_filter.overlay(parsed)
+            if families is None or not adapter.recognise(families):
+                return None
+        extras = self._fetch_extras(adapter)
+        with _reading_lane():
+            return self._read(adapter, families, extras)
+
+    def _download(self, slot: _BodySlot, url: str) -> str:
+        try:
+            with on_headers(slot.headers_in):
+                text = self._fetch(url, self.timeout_seconds, self.max_body_bytes)
+        except FetchError as err:
+            raise self._fetch_failure(err) from None
+        except EngineSourceError:
+            raise
+        except Exception as err:
+            raise EngineFetchError(f"{self.url}: {describe(err)}") from None
+        slot.time_answer()  # a fetch that is not HTTP has no headers
+        return text
+
+    def _fetch_failure(self, err: FetchError) -> EngineFetchError:
+        """The poll's error for a failed GET; a 429/503 with ``Retry-After`` starts a back-off."""
+        if err.status in (429, 503) and err.retry_after_seconds is not None:
+            wait = min(err.retry_after_seconds, MAX_BACKOFF_SECONDS)
+            self._backoff_until = time.monotonic() + wait
+            self._backoff_reason = f"HTTP {err.status}, Retry-After {wait:.0f} s"
+            return EngineFetchError(f"{err}; backing off {wait:.0f} s (Retry-After)")
+        return EngineFetchError(str(err))
 
     def _read(
         self, adapter: EngineAdapter, families: Families, extras: dict[str, object]
@@ -260,6 +336,10 @@ class EngineSource:
         return check_reading(reading)
 
     def _parse(self, text: str) -> tuple[EngineAdapter, Families]:
+        adapter, families = self._parse_whole(text)
+        return adapter, without_unread_alternates(families, adapter.reads)
+
+    def _parse_whole(self, text: str) -> tuple[EngineAdapter, Families]:
         """The adapter for ``text`` and the families it reads, parsed with its selection.
 
         The adapter in use is asked first, on its own selection (recognition reads only

@@ -132,6 +132,10 @@ class FamilySelection:
     samples: bool = True
     everything: bool = False
     """Keep every family (``buckets`` still applies)."""
+    alternates: tuple[tuple[str, str], ...] = ()
+    """``(preferred, fallback)`` pairs: the adapter reads ``fallback`` only where ``preferred``
+    has no samples (a renamed family exported under both names for a while). The parse keeps
+    both; a poll that asks the engine by name (``name_filter``) asks for the one it reads."""
     _names: frozenset[str] = field(init=False, repr=False, compare=False)
     _bucket_names: frozenset[str] = field(init=False, repr=False, compare=False)
     _prefixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
@@ -181,6 +185,7 @@ class FamilySelection:
             bucket_names=(*self.bucket_names, *other.bucket_names),
             samples=self.samples or other.samples,
             everything=self.everything or other.everything,
+            alternates=(*self.alternates, *other.alternates),
         )
 
 

@@ -88,6 +88,11 @@ _READS = FamilySelection(
         "vllm:time_per_output_token_seconds",
         "vllm:time_to_first_token_seconds",
     ),
+    alternates=(
+        # vLLM 0.10-0.11 export both; the old name's buckets are a third of what is read.
+        ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"),
+        ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
+    ),
 )
 """Every family ``extract`` reads, one a line (a vLLM exports ~40, mostly histograms it skips).
 The version and the model fallback look at these families only, so the reading is the same
