@@ -12,6 +12,10 @@ that a machine shared with other work slows every variant alike:
 * ``now, whole body``: the selective parser keeping every family (bucket lines skipped);
 * ``now``: what ``EngineSource.poll`` does once the engine is recognised: parse with the
   adapter's selection, ``recognise``, ``extract``;
+* ``now, filtered``: the same poll when the engine answers ``?name[]=`` (vLLM does; see
+  ``exporter/sources/name_filter.py``): the body prometheus_client's restricted registry
+  gives for the names rooftop asks for (``_static_engines.restricted``), parsed and laid over
+  the last whole body's families, then ``recognise`` and ``extract``;
 * ``recognition``: the names-only parse used once per engine (and on a change of engine).
 
 Times are CPU seconds of the benchmark thread; each ratio is the median over rounds of the
@@ -31,14 +35,17 @@ import random
 import statistics
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable
 
 from _common import header, table
+from _static_engines import restricted
 from expositions import all_sizes
 from prometheus_client.parser import text_string_to_metric_families
 
 from rooftop.exporter.sources.engines import detect_engine
 from rooftop.exporter.sources.exposition import parse_exposition, parse_exposition_reference
+from rooftop.exporter.sources.name_filter import NameFilter, without_unread_alternates
 from rooftop.exporter.sources.selective_parser import NAMES_ONLY, FamilySelection
 
 TARGETS = {"one-model-dp2": 0.15, "4x3-lora": 0.12}
@@ -59,19 +66,38 @@ def variants(text: str) -> dict[str, Callable[[], object]]:
         assert adapter.recognise(families)
         return adapter.extract(families)
 
+    selection = adapter.reads
+    learned = NameFilter.learn(
+        "http://engine/metrics",
+        without_unread_alternates(parse_exposition(text, select=selection), selection),
+        selection,
+    )
+    assert learned is not None
+    asked = {value for _, value in urllib.parse.parse_qsl(urllib.parse.urlsplit(learned.url).query)}
+    filtered_body = restricted(text, asked)
+
+    def now_filtered() -> object:
+        learned.polls_left = 1  # keep it due (a poll would read the whole body every 30)
+        families = learned.overlay(parse_exposition(filtered_body, select=selection))
+        assert families is not None and adapter.recognise(families)
+        return adapter.extract(families)
+
+    now_filtered.body_bytes = len(filtered_body.encode())  # type: ignore[attr-defined]
     return {
         "before": before,
         "prometheus_client": lambda: list(text_string_to_metric_families(text)),
         "now, whole body": lambda: parse_exposition(text, select=whole),
         "now": now,
+        "now, filtered": now_filtered,
         "recognition": lambda: detect_engine(parse_exposition(text, select=NAMES_ONLY)),
     }
 
 
 def measure(text: str, rounds: int) -> tuple[dict[str, float], dict[str, float]]:
     """(median CPU seconds per variant, median over rounds of each variant's ratio to
-    ``before`` in the same round). CPU time of this thread (``time.thread_time``), so other
-    processes on a loaded machine slow the figures less than wall time would."""
+    ``before`` in the same round; ``filtered_bytes``: the filtered body's size). CPU time of
+    this thread (``time.thread_time``), so other processes on a loaded machine slow the
+    figures less than wall time would."""
     cases = variants(text)
     timings: dict[str, list[float]] = {name: [] for name in cases}
     ratios: dict[str, list[float]] = {name: [] for name in cases}
@@ -86,8 +112,10 @@ def measure(text: str, rounds: int) -> tuple[dict[str, float], dict[str, float]]
         for name, seconds in this_round.items():
             timings[name].append(seconds)
             ratios[name].append(seconds / this_round["before"])
+    medians = {name: statistics.median(values) for name, values in timings.items()}
+    medians["filtered_bytes"] = cases["now, filtered"].body_bytes  # type: ignore[attr-defined]
     return (
-        {name: statistics.median(values) for name, values in timings.items()},
+        medians,
         {name: statistics.median(values) for name, values in ratios.items()},
     )
 
@@ -117,6 +145,9 @@ def main() -> int:
                 ratio["now, whole body"],
                 ratio["now"],
                 result["now"] * 1000,
+                f"{result['filtered_bytes'] / 1000:.1f}",
+                ratio["now, filtered"],
+                result["now, filtered"] * 1000,
                 ratio["recognition"],
                 result["now"] / len(text.encode()) * 1e9,
             )
@@ -133,6 +164,9 @@ def main() -> int:
                 "now, whole body",
                 "now (adapter's selection)",
                 "now ms",
+                "filtered kB",
+                "now, filtered",
+                "filtered ms",
                 "recognition (once)",
                 "now ns/byte",
             ],

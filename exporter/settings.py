@@ -144,9 +144,10 @@ class EngineConfig(_Strict):
     speculative: SpeculativeConfig | None = None
     """Speculative decoding this engine runs (see :class:`SpeculativeConfig`)."""
     name_filter: bool = True
-    """Ask for only the series rooftop reads (`?name[]=...`: prometheus_client-based servers
-    such as vLLM and SGLang send only those, others everything), the whole body every 30 polls.
-    Off: always the whole body."""
+    """Ask for only the series rooftop reads (`?name[]=...`, which prometheus_client's handlers
+    answer, as vLLM's `/metrics` does), the whole body every 30 polls. Servers that ignore the
+    query send everything; multiprocess ones (SGLang, vLLM with several API servers) send
+    nothing, and are asked whole for 30 polls before the next try. Off: always whole."""
 
     @field_validator("url")
     @classmethod

@@ -1,11 +1,12 @@
 """Asking an engine for only the series rooftop reads: ``/metrics?name[]=...``.
 
 prometheus_client's exposition handlers (``make_asgi_app``, ``make_wsgi_app``,
-``start_http_server``), which serve vLLM's, SGLang's and most Python engines' ``/metrics``,
-answer ``name[]`` query parameters with only the samples so named (its ``restricted_registry``):
-the engine renders, and rooftop downloads and parses, a few dozen series instead of thousands.
-A vLLM with 4 models and 3 LoRA adapters answers 506 kB whole and about 30 kB filtered (see
-docs/performance.md).
+``start_http_server``), which serve vLLM's and most Python engines' ``/metrics``, answer
+``name[]`` query parameters with only the samples so named (its ``restricted_registry``): the
+engine renders, and rooftop downloads and parses, a few dozen families instead of all of them.
+A vLLM with 4 models and 3 LoRA adapters answers 506 kB whole and 168 kB filtered, most of it
+the latency buckets rooftop reads. In multiprocess mode (SGLang; vLLM with several API
+servers) the registry knows no names, and the answer is empty: see below.
 
 Semantics kept exact: the names asked for are the sample names of the families the adapter
 reads, as the last whole body showed them (``_bucket`` only where buckets are read, never
