@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
 from rooftop.classifiers.model_catalog import UnknownModelError, lookup_model
 from rooftop.classifiers.models import ModelArchitecture, ModelConfigError, kv_bytes_per_token
@@ -36,6 +35,7 @@ from rooftop.exporter.sources.gpu_mapping import resolve_configured_gpus
 from rooftop.exporter.sources.reading_checks import check_reading
 from rooftop.exporter.telemetry import GpuSourceResult, ProcessCpu
 from rooftop.exporter.totals import CounterTotal
+from rooftop.exporter.worker_threads import KeyedWorkers
 
 log = logging.getLogger(__name__)
 
@@ -122,14 +122,15 @@ class TimedReading:
 def start_poll(
     poll: Callable[[Callable[[], None]], EngineReading], engine: str, clock: Callable[[], float]
 ) -> Future[TimedReading]:
-    """Run ``poll`` in a daemon thread of its own and return its future, its answer timed by
+    """Run ``poll`` in its engine's daemon thread and return its future, its answer timed by
     ``clock`` when ``poll`` says its body is in (parsing, and waiting for the reading lane,
     come after the engine rendered its counters).
 
-    One thread per outstanding poll, and at most one poll outstanding per engine: engines
-    never queue behind each other (a shared pool of 16 let 36 hung engines starve 14 healthy
-    ones), and a hung poll never holds the interpreter at exit (daemon thread; a pool's
-    workers are joined at exit)."""
+    One thread per engine (``poll``'s source: kept between cycles, see
+    :mod:`~rooftop.exporter.worker_threads`), and at most one poll outstanding per engine:
+    engines never queue behind each other (a shared pool of 16 let 36 hung engines starve 14
+    healthy ones), and a hung poll never holds the interpreter at exit (daemon thread; a
+    pool's workers are joined at exit)."""
     future: Future[TimedReading] = Future()
     future.set_running_or_notify_cancel()
 
@@ -145,8 +146,13 @@ def start_poll(
         except BaseException as exc:  # handed to collect, which names it
             future.set_exception(exc)
 
-    threading.Thread(target=run, name=f"engine-poll {engine}", daemon=True).start()
+    _POLL_THREADS.run(poll, f"engine-poll {engine}", run)
     return future
+
+
+_POLL_THREADS: Final = KeyedWorkers()
+"""The engines' poll threads, by source (a bound ``poll`` is keyed by its source): a source
+rebuilt by a reload gets a thread of its own, never the old one's queue."""
 
 
 PollDone = Callable[[str, str, "Future[TimedReading]"], bool]
@@ -535,7 +541,7 @@ class EngineStage:
         self.trackers = kept
 
     def submit(self) -> dict[EngineTracker, Future[TimedReading]]:
-        """Start this cycle's polls, each in its own thread. An engine whose previous poll is
+        """Start this cycle's polls, each in its engine's thread. An engine whose previous poll is
         still out gets none (at most one outstanding poll per engine, so a hung engine holds
         one thread and never a place in anyone else's queue); a poll that answered after the
         last collect is kept as that engine's late answer."""

@@ -18,6 +18,7 @@ finite matching sample gives ``None``. Sums run over data-parallel series (``eng
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -201,6 +202,7 @@ def _normalise(parsed: list[Metric]) -> dict[str, Metric]:
 Families = Mapping[str, Metric]
 
 
+@functools.lru_cache(maxsize=4096)
 def name_variants(name: str) -> tuple[str, ...]:
     """Spellings under which ``name`` may appear: ``_total`` on or off, ``prefix:``/``prefix_``."""
     bases = [name]

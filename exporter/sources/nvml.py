@@ -24,9 +24,9 @@ without stalling the other GPUs or the caller.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -87,6 +87,7 @@ from rooftop.exporter.telemetry import (
     GpuSourceResult,
     MigInstance,
 )
+from rooftop.exporter.worker_threads import KeyedWorkers
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ class NvmlSource:
         self._device_count = 0
         self._undiscovered: dict[int, str] = {}
         self._jobs: dict[int, Job] = {}
+        self._threads = KeyedWorkers()
         self._warned_functions: set[str] = set()
         self._started = False
         self._needs_reinit = False
@@ -520,38 +522,34 @@ class NvmlSource:
     def _run_jobs(
         self, work: Mapping[int, Callable[[Job], object]], deadline_seconds: float
     ) -> dict[int, Job | str]:
-        """Run each job in a daemon thread; a job past the deadline comes back as a reason.
-
-        A key whose previous job is still running (hung in the driver) is not started again.
+        """Run each job in its key's daemon thread (kept between cycles:
+        :mod:`~rooftop.exporter.worker_threads`); a job past the deadline comes back as a
+        reason. A key whose previous job is still running (hung in the driver) is not given
+        another.
         """
         outcomes: dict[int, Job | str] = {}
         running: dict[int, Job] = {}
         for key, fn in work.items():
             previous = self._jobs.get(key)
-            if previous is not None and previous.thread is not None and previous.thread.is_alive():
+            if previous is not None and not previous.finished.is_set():
                 outcomes[key] = (
                     f"still hung in {previous.current_call or 'an NVML call'} "
                     f"for {time.monotonic() - previous.started:.1f} s"
                 )
                 continue
             job = Job(started=time.monotonic())
-            job.thread = threading.Thread(
-                target=run_job, args=(job, fn), name=f"nvml-{key}", daemon=True
-            )
             self._jobs[key] = job
             running[key] = job
-            job.thread.start()
+            self._threads.run(key, f"nvml-{key}", functools.partial(run_job, job, fn))
         end = time.monotonic() + deadline_seconds
         for key, job in running.items():
-            assert job.thread is not None
-            job.thread.join(max(0.0, end - time.monotonic()))
-            if job.thread.is_alive():
+            if job.finished.wait(max(0.0, end - time.monotonic())):
+                outcomes[key] = job
+            else:
                 outcomes[key] = (
                     f"no answer within {deadline_seconds:g} s "
                     f"(hung in {job.current_call or 'an NVML call'})"
                 )
-            else:
-                outcomes[key] = job
         return outcomes
 
     @staticmethod

@@ -12,7 +12,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pynvml
@@ -38,10 +38,11 @@ class GpuDown(Exception):
 
 @dataclass
 class Job:
-    """One unit of work on one GPU (or the system, key -1) in a daemon thread."""
+    """One unit of work on one GPU (or the system, key -1) in its key's daemon thread."""
 
     started: float
-    thread: threading.Thread | None = None
+    finished: threading.Event = field(default_factory=threading.Event)
+    """Set once the work returned or raised (a job still unfinished is hung in NVML)."""
     current_call: str | None = None
     result: object = None
     exception: BaseException | None = None
@@ -123,6 +124,8 @@ def run_job(job: Job, fn: Callable[[Job], object]) -> None:
         job.result = fn(job)
     except BaseException as error:  # handed to the caller, which decides
         job.exception = error
+    finally:
+        job.finished.set()
 
 
 def mhz_to_hz(mhz: object) -> float | None:

@@ -35,6 +35,7 @@ Fast grammar (after ``str.strip()`` of each ``\\n``-separated line, as prometheu
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ def _number(text: str) -> float:
     return float(text)
 
 
+@functools.lru_cache(maxsize=4096)
 def _variants(name: str) -> tuple[str, ...]:
     """Spellings under which ``name`` may appear: ``_total`` on or off, ``prefix:``/``prefix_``."""
     bases = [name]
