@@ -29,6 +29,7 @@ Conventions, decided once:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -264,8 +265,10 @@ def _mlp(role: Role, d: int, width: int, copies: int) -> list[_Matrix]:
     return [_Matrix(role, d, 2 * width, copies, "column"), _Matrix(role, width, d, copies, "row")]
 
 
-def _matrices(arch: ModelArchitecture) -> list[_Matrix]:
-    """All linear weights, one routed expert per MoE layer (see ``_experts_multiplier``)."""
+@functools.lru_cache(maxsize=256)
+def _matrices(arch: ModelArchitecture) -> tuple[_Matrix, ...]:
+    """All linear weights, one routed expert per MoE layer (see ``_experts_multiplier``).
+    Made once per architecture: the live path asks for them ~100 times a cycle."""
     d, layers = arch.hidden_size, arch.num_layers
     out = _attention_matrices(arch, layers)
     moe = arch.moe
@@ -283,7 +286,7 @@ def _matrices(arch: ModelArchitecture) -> list[_Matrix]:
             )
         out.append(_Matrix("router", d, moe.num_experts, moe_layers, "replicated"))
     out.append(_Matrix("lm_head", d, arch.vocab_size, 1, "column"))
-    return out
+    return tuple(out)
 
 
 def _experts_multiplier(role: Role, arch: ModelArchitecture, experts: float | None) -> float:
