@@ -1,10 +1,10 @@
 """Daemon threads kept by key from one cycle to the next: one per engine poll, one per GPU's
 NVML job.
 
-A job per thread started 17 threads a second on a node with 8 GPUs and 8 engines, about
-0.13 ms of CPU each (clone, stack, bootstrap, GIL handoffs: 2.2 ms a cycle, against 0.6 ms for
-handing the same jobs to threads that wait for them). A kept thread takes its next job from a
-queue; what a thread per job promised still holds:
+A job per thread started 17 threads a second on a node with 8 GPUs and 8 engines, 0.13-0.15 ms
+of CPU each (clone, stack, bootstrap, GIL handoffs: 2.2-2.6 ms a cycle, against 0.5-0.75 ms for
+handing the same jobs to threads that wait for them; docs/performance.md). A kept thread
+takes its next job from a queue; what a thread per job promised still holds:
 
 - each key runs its jobs in a daemon thread of its own, one at a time: a job hung in a driver
   call or a socket holds only its key's thread (the callers never give a key a second job
@@ -82,7 +82,7 @@ class KeyedWorkers:
             return True
 
     def threads(self) -> int:
-        """Threads kept now (for tests and the benchmark's thread count)."""
+        """Threads kept now (for tests)."""
         with self._lock:
             return len(self._workers)
 
