@@ -18,7 +18,6 @@ finite matching sample gives ``None``. Sums run over data-parallel series (``eng
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from rooftop.exporter.sources.selective_parser import (
     DeferredBuckets,
     FamilySelection,
     SeriesCapError,
+    name_variants,
     parse_label_text,
     parse_selected,
 )
@@ -200,20 +200,6 @@ def _normalise(parsed: list[Metric]) -> dict[str, Metric]:
 # --------------------------------------------------------------------------- reading helpers
 
 Families = Mapping[str, Metric]
-
-
-@functools.lru_cache(maxsize=4096)
-def name_variants(name: str) -> tuple[str, ...]:
-    """Spellings under which ``name`` may appear: ``_total`` on or off, ``prefix:``/``prefix_``."""
-    bases = [name]
-    if ":" in name:
-        bases.append(name.replace(":", "_", 1))
-    out: list[str] = []
-    for base in bases:
-        for candidate in (base, base.removesuffix("_total"), base + "_total"):
-            if candidate not in out:
-                out.append(candidate)
-    return tuple(out)
 
 
 def get_family(families: Families, *names: str) -> Metric | None:

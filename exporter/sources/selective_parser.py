@@ -99,7 +99,7 @@ def _number(text: str) -> float:
 
 
 @functools.lru_cache(maxsize=4096)
-def _variants(name: str) -> tuple[str, ...]:
+def name_variants(name: str) -> tuple[str, ...]:
     """Spellings under which ``name`` may appear: ``_total`` on or off, ``prefix:``/``prefix_``."""
     bases = [name]
     if ":" in name:
@@ -143,7 +143,7 @@ class FamilySelection:
     _prefixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        names = frozenset(v for name in self.names for v in _variants(name))
+        names = frozenset(v for name in self.names for v in name_variants(name))
         spellings: list[str] = []
         for prefix in self.prefixes:
             spellings.append(prefix)
@@ -153,7 +153,7 @@ class FamilySelection:
         object.__setattr__(
             self,
             "_bucket_names",
-            frozenset(v for name in self.bucket_names for v in _variants(name)),
+            frozenset(v for name in self.bucket_names for v in name_variants(name)),
         )
         object.__setattr__(self, "_prefixes", tuple(spellings))
 
